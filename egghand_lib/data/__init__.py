@@ -1,0 +1,1 @@
+"""Data: EgoExo4D reader, EgoSynth generator, windows, LeRobot datasets, feature cache."""

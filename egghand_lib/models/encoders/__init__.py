@@ -1,0 +1,1 @@
+"""Video-text encoders behind one interface (base.VideoTextEncoder)."""

@@ -1,0 +1,47 @@
+"""The interface every video-text encoder implements.
+
+``encoder(frames, prompts) -> EncoderOutput``; frames (B, 4, 3, H, W) uint8 RGB (offsets -18, -12, -6,
+0) or float in [0, 1]; prompts a list of B strings. Each encoder does its own resizing / normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EncoderOutput:
+    """Context tokens for the decoder.
+
+    video_tokens (B, Nv, Dv), video_mask (B, Nv) bool (True = real token),
+    text_tokens (B, Nt, Dt), text_mask (B, Nt) bool.
+    """
+
+    video_tokens: torch.Tensor
+    video_mask: torch.Tensor
+    text_tokens: torch.Tensor
+    text_mask: torch.Tensor
+
+
+class VideoTextEncoder(nn.Module):
+    """Base class. Subclasses set ``name``, ``video_dim``, ``text_dim``, ``frozen`` and implement forward.
+
+    ``frozen`` encoders never receive gradients and may be replaced by precomputed features
+    (``egghand_lib.data.feature_cache``); ``cache_key()`` identifies weights + preprocessing so a stale
+    cache is refused.
+    """
+
+    name: str = "base"
+    video_dim: int
+    text_dim: int
+    frozen: bool = True
+
+    def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def cache_key(self) -> dict:
+        """Identity of this encoder for feature caches: name, weights hash, preprocessing."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be cached (it is trained)")
