@@ -29,7 +29,9 @@ def _hand_bones() -> list[tuple[int, int]]:
 
 HAND_BONES: list[tuple[int, int]] = _hand_bones()
 """The 20 (parent, child) bones of one hand in hand-local indices 0..20."""
-BONES: list[tuple[int, int]] = [(p + h * JOINTS_PER_HAND, c + h * JOINTS_PER_HAND) for h in range(2) for p, c in HAND_BONES]
+BONES: list[tuple[int, int]] = [
+    (p + h * JOINTS_PER_HAND, c + h * JOINTS_PER_HAND) for h in range(2) for p, c in HAND_BONES
+]
 """The 40 (parent, child) bones of both hands in indices 0..41."""
 
 
@@ -54,7 +56,7 @@ def joint_index(name: str) -> int:
     try:
         return JOINT_NAMES.index(name)
     except ValueError:
-        raise ValueError(f"unknown joint name {name!r}; expected one of {JOINT_NAMES[0]!r}..{JOINT_NAMES[-1]!r}") from None
+        raise ValueError(f"unknown joint name {name!r}; expected an EgoExo4D name like 'right_index_3'") from None
 
 
 def intra_hand_pairs() -> list[tuple[int, int]]:
