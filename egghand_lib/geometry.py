@@ -59,6 +59,14 @@ def transform_points(T: Array, X: Array) -> Array:
         raise ValueError(f"X: expected points of shape (..., 3), got {tuple(X.shape)}")
     if T.shape[-2:] not in ((3, 4), (4, 4)):
         raise ValueError(f"T: expected shape (..., 3, 4) or (..., 4, 4), got {tuple(T.shape)}")
+    # Mixed inputs follow the points: T is converted to X's array type and dtype.
+    if isinstance(X, torch.Tensor):
+        T = torch.as_tensor(T, dtype=X.dtype, device=X.device)
+    else:
+        X = np.asarray(X)
+        T = T.detach().cpu().numpy() if isinstance(T, torch.Tensor) else np.asarray(T)
+        dtype = np.result_type(X.dtype, T.dtype, np.float32)
+        X, T = X.astype(dtype, copy=False), T.astype(dtype, copy=False)
     R, t = T[..., :3, :3], T[..., :3, 3]
     Rt = R.swapaxes(-1, -2) if isinstance(R, np.ndarray) else R.transpose(-1, -2)
     return X @ Rt + t[..., None, :]
@@ -78,9 +86,11 @@ def camera_forward(extrinsics: Array) -> Array:
 
 def rotation_about_axis(axis: Array, angle: Array) -> Array:
     """Rodrigues rotation matrices about a unit ``axis`` (3,) by ``angle`` (...) radians -> (..., 3, 3)."""
-    xp = _xp(angle) if isinstance(angle, torch.Tensor) else np
+    if isinstance(axis, torch.Tensor) and not isinstance(angle, torch.Tensor):
+        angle = torch.as_tensor(np.asarray(angle), dtype=axis.dtype, device=axis.device)
+    xp = _xp(angle)
     angle = angle if isinstance(angle, torch.Tensor) else np.asarray(angle, dtype=np.float64)
-    axis = _as_array(axis, angle)
+    axis = axis.to(angle.dtype) if isinstance(axis, torch.Tensor) else _as_array(axis, angle)
     axis = axis / (axis**2).sum() ** 0.5
     x, y, z = axis[0], axis[1], axis[2]
     zero = axis[0] * 0
@@ -88,6 +98,14 @@ def rotation_about_axis(axis: Array, angle: Array) -> Array:
     s, c = xp.sin(angle)[..., None, None], xp.cos(angle)[..., None, None]
     eye = xp.eye(3, dtype=K.dtype) if xp is np else torch.eye(3, dtype=K.dtype, device=K.device)
     return eye + s * K + (1 - c) * (K @ K)
+
+
+def _vector3(v: Array, name: str) -> np.ndarray:
+    """A non-zero finite 3-vector as float64 numpy (torch tensors are moved to the CPU)."""
+    v = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-12:
+        raise ValueError(f"{name}: expected a non-zero finite 3-vector, got {v!r}")
+    return v
 
 
 def _heading_basis(up: Array) -> tuple[Array, Array]:
@@ -114,8 +132,12 @@ def canonical_transform(extrinsics: Array, up: Array = (0.0, 0.0, 1.0)) -> Array
     if extrinsics.shape[-2:] not in ((3, 4), (4, 4)):
         raise ValueError(f"extrinsics: expected shape (..., 3, 4) or (..., 4, 4), got {tuple(extrinsics.shape)}")
     is_torch = isinstance(extrinsics, torch.Tensor)
+    # numpy maths runs in float64 and is returned in the input's float dtype (float64 for non-floats).
+    in_dtype = np.asarray(extrinsics).dtype if not is_torch else None
+    out_dtype = in_dtype if in_dtype is not None and np.issubdtype(in_dtype, np.floating) else np.float64
     E = extrinsics if is_torch else np.asarray(extrinsics, dtype=np.float64)
     xp = torch if is_torch else np
+    up = _vector3(up, "up")
     e1, e2 = _heading_basis(up)
     c = camera_center(E)
     f = camera_forward(E)
@@ -129,7 +151,7 @@ def canonical_transform(extrinsics: Array, up: Array = (0.0, 0.0, 1.0)) -> Array
     out[..., :3, :3] = R_c
     out[..., :3, 3] = -(R_c @ c[..., None])[..., 0]
     out[..., 3, 3] = 1
-    return out
+    return out if is_torch else out.astype(out_dtype, copy=False)
 
 
 def rotation_angle(R: Array) -> Array:

@@ -1,0 +1,242 @@
+"""Forecasting metrics in metres, in the two conventions of SPEC section 5.
+
+Inputs everywhere: ``pred``, ``gt`` (N, T, 42, 3) target frames (numpy or torch), ``valid`` (N, T, 42)
+bool from the ground truth. Coordinates of invalid joints are never read (they may be NaN). Results
+are python floats (curves: numpy arrays). All maths runs in float64 numpy, vectorised over samples.
+
+Conventions:
+- ``"egghand"`` (official EggHand evaluation, paper Table 1):
+  ADE: per sample, per target frame with >= 1 valid wrist the mean L2 over its valid wrists; the mean
+  over those frames; then the mean over samples that have any. FDE: the same at the final frame.
+  MPJPE (wrist-relative, "R-MPJPE"): pooled over every (sample, frame, joint) whose joint AND same-hand
+  wrist are valid of ||(p_j - p_w) - (g_j - g_w)|| (wrists are in the pool with error 0).
+  MPJPE-F: the same pooled over the final frame.
+- ``"egoh4"`` (EgoH4 release): every error pooled over (sample, frame, joint) at once. ADE/FDE over valid
+  wrists (all frames / final frame); MPJPE/MPJPE-F absolute ||p_j - g_j|| over valid joints.
+
+Both reduce to one structure, used by every function here: per (sample, frame) a value with a weight,
+then per sample a weighted mean over frames, then a weighted mean over samples. The egghand ADE/FDE
+give every sample (and every frame inside a sample) with a valid wrist the weight 1; pooled metrics
+weigh by the number of valid entries.
+
+A metric with no valid entry at all is ``float('nan')``. An explicitly empty selection (zero samples or
+zero frames) raises ValueError, as do bad shapes, masks that do not match and NaN/inf in valid entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from egghand_lib._checks import as_bool_mask, check_finite_where_valid, check_joints, check_nonempty, to_numpy
+from egghand_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, WRIST_INDICES, WRIST_OF
+
+Array = Any  # np.ndarray | torch.Tensor
+
+CONVENTIONS: tuple[str, ...] = ("egghand", "egoh4")
+METRIC_KEYS: tuple[str, ...] = ("ade", "fde", "mpjpe", "mpjpe_f")
+_WRISTS = np.array(WRIST_INDICES)
+_WRIST_OF = np.array(WRIST_OF)
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention: unknown {convention!r}; expected one of {CONVENTIONS}")
+
+
+def _prepare(pred: Array, gt: Array, valid: Array, pred_ndim: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked float64 copies with invalid coordinates zeroed (so no NaN ever enters the arithmetic).
+
+    pred (N, T, 42, 3) (or (N, K, T, 42, 3) with pred_ndim=5), gt (N, T, 42, 3), valid (N, T, 42).
+    Returns pred, gt, valid with pred's extra K axis kept and gt / valid given a matching axis of 1.
+    """
+    p, g = to_numpy(pred, "pred", np.float64), to_numpy(gt, "gt", np.float64)
+    name = "samples" if pred_ndim == 5 else "pred"
+    check_joints(p, name, pred_ndim)
+    check_joints(g, "gt", 4)
+    expected = (p.shape[0],) + p.shape[-3:] if pred_ndim == 5 else p.shape
+    if g.shape != expected:
+        raise ValueError(f"gt: shape {g.shape} does not match {name} shape {p.shape}")
+    v = as_bool_mask(to_numpy(valid, "valid"), "valid", g.shape[:-1])
+    check_nonempty(p, name, dims=pred_ndim - 2)
+    check_finite_where_valid(g, v, "gt")
+    if pred_ndim == 5:
+        g, v = g[:, None], v[:, None]
+    check_finite_where_valid(p, np.broadcast_to(v, p.shape[:-1]), name)
+    return np.where(v[..., None], p, 0.0), np.where(v[..., None], g, 0.0), v
+
+
+def _frame_terms(p: np.ndarray, g: np.ndarray, v: np.ndarray, convention: str) -> dict[str, tuple]:
+    """Per (..., frame) values and weights: {"disp": (val, w), "mpjpe": (val, w)}, each (..., T).
+
+    p, g (..., T, 42, 3) with invalid coordinates zeroed; v (..., T, 42). Leading dims broadcast.
+    """
+    # Wrist displacement: mean over the valid wrists of a frame.
+    wrist_err = np.linalg.norm(p[..., _WRISTS, :] - g[..., _WRISTS, :], axis=-1)  # (..., T, 2)
+    wrist_ok = v[..., _WRISTS]
+    n_wrist = wrist_ok.sum(-1)
+    disp = (wrist_err * wrist_ok).sum(-1) / np.maximum(n_wrist, 1)
+    disp_w = (n_wrist > 0).astype(np.float64) if convention == "egghand" else n_wrist.astype(np.float64)
+
+    if convention == "egghand":  # wrist-relative: subtract each joint's own-hand wrist
+        p = p - p[..., _WRIST_OF, :]
+        g = g - g[..., _WRIST_OF, :]
+        ok = v & v[..., _WRIST_OF]
+    else:
+        ok = v
+    joint_err = np.linalg.norm(p - g, axis=-1)  # (..., T, 42)
+    n_joint = ok.sum(-1)
+    mpjpe = (joint_err * ok).sum(-1) / np.maximum(n_joint, 1)
+    return {"disp": (disp, disp_w), "mpjpe": (mpjpe, n_joint.astype(np.float64))}
+
+
+def _weighted_mean(val: np.ndarray, w: np.ndarray, axis: int = -1) -> np.ndarray:
+    w = np.broadcast_to(w, np.broadcast_shapes(val.shape, w.shape))
+    total = w.sum(axis)
+    return (val * w).sum(axis) / np.maximum(total, 1e-300), total
+
+
+def _sample_terms(p: np.ndarray, g: np.ndarray, v: np.ndarray, convention: str) -> dict[str, tuple]:
+    """Per-sample (value, weight) of each metric in METRIC_KEYS; shapes (...) = leading dims."""
+    frames = _frame_terms(p, g, v, convention)
+    disp, disp_w = frames["disp"]
+    mp, mp_w = frames["mpjpe"]
+    ade, ade_w = _weighted_mean(disp, disp_w)
+    if convention == "egghand":  # every sample with a valid wrist counts once
+        ade_w = (ade_w > 0).astype(np.float64)
+    mpjpe, mpjpe_w = _weighted_mean(mp, mp_w)
+    return {
+        "ade": (ade, ade_w),
+        "fde": (disp[..., -1], disp_w[..., -1]),
+        "mpjpe": (mpjpe, mpjpe_w),
+        "mpjpe_f": (mp[..., -1], mp_w[..., -1]),
+    }
+
+
+def _aggregate(terms: dict[str, tuple], select: np.ndarray | None = None) -> dict[str, float]:
+    """Weighted mean over samples of per-sample (value, weight) pairs; NaN when no weight."""
+    out = {}
+    for key, (val, w) in terms.items():
+        if select is not None:
+            val, w = val[select], w[select]
+        total = float(w.sum())
+        out[key] = float((val * w).sum() / total) if total > 0 else float("nan")
+    return out
+
+
+def per_sample_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, tuple]:
+    """Per-sample values and weights, for custom subsets, bootstraps or tables.
+
+    Returns {key: (values (N,), weights (N,))} for key in METRIC_KEYS, numpy float64. The dataset-level
+    metric of any subset S is sum(values[S] * weights[S]) / sum(weights[S]); a weight of 0 means the
+    sample has no valid entry for that metric (its value is then 0 and meaningless).
+    """
+    _check_convention(convention)
+    p, g, v = _prepare(pred, gt, valid)
+    return _sample_terms(p, g, v, convention)
+
+
+def forecast_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, float]:
+    """ADE, FDE, MPJPE, MPJPE-F (metres) of pred vs gt (N, T, 42, 3) with gt validity (N, T, 42).
+
+    Returns {"ade", "fde", "mpjpe", "mpjpe_f"}: python floats, NaN for a metric without valid entries.
+    See the module docstring for the two conventions ("egghand": MPJPE wrist-relative, per-sample ADE
+    and FDE means; "egoh4": everything pooled, MPJPE absolute).
+    """
+    return _aggregate(per_sample_metrics(pred, gt, valid, convention))
+
+
+def per_horizon_errors(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, np.ndarray]:
+    """Error curves over the T target frames: {"ade": (T,), "mpjpe": (T,)} float64 numpy.
+
+    "ade"[t] is the wrist displacement at frame t aggregated over samples as the convention's FDE is at
+    the final frame (so "ade"[-1] == fde); "mpjpe"[t] is the convention's MPJPE pooled at frame t
+    (so "mpjpe"[-1] == mpjpe_f). NaN at frames without valid entries.
+    """
+    _check_convention(convention)
+    p, g, v = _prepare(pred, gt, valid)
+    out = {}
+    for key, name in (("disp", "ade"), ("mpjpe", "mpjpe")):
+        val, w = _frame_terms(p, g, v, convention)[key]
+        total = w.sum(0)
+        out[name] = np.where(total > 0, (val * w).sum(0) / np.maximum(total, 1e-300), np.nan)
+    return out
+
+
+def per_hand_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, dict[str, float]]:
+    """forecast_metrics restricted to one hand: {"right": {...}, "left": {...}}.
+
+    The other hand's joints are treated as invalid, so ADE/FDE use that hand's wrist only.
+    """
+    v = to_numpy(valid, "valid")
+    v = as_bool_mask(v, "valid", v.shape)
+    if v.ndim < 1 or v.shape[-1] != NUM_JOINTS:
+        raise ValueError(f"valid: expected shape (N, T, {NUM_JOINTS}), got {v.shape}")
+    right = np.arange(NUM_JOINTS) < JOINTS_PER_HAND
+    return {
+        "right": forecast_metrics(pred, gt, v & right, convention),
+        "left": forecast_metrics(pred, gt, v & ~right, convention),
+    }
+
+
+def metrics_by_group(
+    pred: Array, gt: Array, valid: Array, groups: Sequence[str], convention: str = "egghand"
+) -> dict[str, dict[str, float]]:
+    """forecast_metrics per group label (e.g. task or scenario per sample), plus "all".
+
+    groups: N labels. Returns {label: {"ade", "fde", "mpjpe", "mpjpe_f", "num_samples"}}, labels sorted,
+    then "all" (same as forecast_metrics on everything). The per-group numbers use the same per-sample
+    weights as the whole, so groups combine exactly into "all".
+    """
+    terms = per_sample_metrics(pred, gt, valid, convention)
+    labels = np.asarray([str(x) for x in groups])
+    n = terms["ade"][0].shape[0]
+    if labels.shape != (n,):
+        raise ValueError(f"groups: expected {n} labels (one per sample), got {len(labels)}")
+    out = {}
+    for label in sorted(set(labels.tolist())):  # a loop over groups, not samples
+        sel = labels == label
+        out[label] = {**_aggregate(terms, sel), "num_samples": int(sel.sum())}
+    out["all"] = {**_aggregate(terms), "num_samples": n}
+    return out
+
+
+def best_of_k(samples: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, float]:
+    """Best-of-K (oracle) metrics of sampled forecasts: samples (N, K, T, 42, 3), gt (N, T, 42, 3).
+
+    For each metric separately, each sample's best of its K forecasts (lowest per-sample value) is
+    kept, then samples are aggregated as in forecast_metrics. For pooled metrics this is the usual
+    minADE / minMPJPE (each sample's count is the same for all K). With K = 1 it equals forecast_metrics.
+    """
+    _check_convention(convention)
+    p, g, v = _prepare(samples, gt, valid, pred_ndim=5)
+    terms = _sample_terms(p, g, v, convention)  # values (N, K), weights (N, 1)
+    return _aggregate({k: (val.min(1), w[:, 0]) for k, (val, w) in terms.items()})
+
+
+def sample_spread(samples: Array, valid: Array | None = None) -> float:
+    """Diversity of sampled forecasts: average pairwise distance (APD) in metres.
+
+    samples (N, K, T, 42, 3), K >= 2; valid (N, T, 42) optional (e.g. the ground truth's mask): the
+    mean over joints in the mask and over all pairs k < l of ||x_k - x_l||. 0 when all K agree.
+    """
+    x = to_numpy(samples, "samples", np.float64)
+    check_joints(x, "samples", 5)
+    check_nonempty(x, "samples", dims=3)
+    if x.shape[1] < 2:
+        raise ValueError(f"samples: need K >= 2 forecasts per sample for a spread, got shape {x.shape}")
+    shape = (x.shape[0],) + x.shape[2:-1]
+    v = np.ones(shape, bool) if valid is None else as_bool_mask(to_numpy(valid, "valid"), "valid", shape)
+    if not v.any():
+        return float("nan")
+    vk = np.broadcast_to(v[:, None], x.shape[:-1])
+    check_finite_where_valid(x, vk, "samples")
+    x = np.where(vk[..., None], x, 0.0)
+    k = x.shape[1]
+    total = 0.0
+    for i in range(k - 1):  # a loop over forecasts (K is small), vectorised over samples and joints
+        d = np.linalg.norm(x[:, i : i + 1] - x[:, i + 1 :], axis=-1)  # (N, K-i-1, T, 42)
+        total += float((d * v[:, None]).sum())
+    return total / (v.sum() * k * (k - 1) / 2)
