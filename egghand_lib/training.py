@@ -1,0 +1,702 @@
+"""Training: a plain PyTorch loop on top of accelerate (SPEC section 9).
+
+One optimizer step = ``grad_accum_steps`` micro-batches of ``batch_size`` windows per process.
+Accelerate picks the device, wraps the forward pass in bf16 autocast on CUDA (fp32 on CPU) and skips
+gradient synchronisation inside an accumulation window. AdamW + cosine decay with linear warm-up
+(``warmup_ratio`` of the optimizer steps), gradient clipping, periodic evaluation, a CSV metric log.
+
+Checkpoints (``out_dir/checkpoints/step_XXXXXX/``, each written atomically) hold the trainable weights
+and buffers (safetensors), the optimizer and scheduler state, every RNG state and the step. The data
+order is a pure function of (seed, epoch), so a resumed run sees exactly the batches an uninterrupted
+run would: training N steps straight and N/2 + resume give identical weights on CPU. Ctrl-C saves a
+checkpoint at the last completed optimizer step before stopping.
+
+    from egghand_lib.training import TrainConfig, train
+    result = train(TrainConfig.named("cpu-small"), "runs/cpu-small", prep_dir="data/prepared")
+    result.model.forecast(batch)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from egghand_lib.batch import batch_to, collate_windows
+from egghand_lib.io import atomic_dir, atomic_write_json, atomic_write_text, clean_partials
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Named presets: ``TrainConfig.named(name)``."""
+
+    name: str = "custom"
+    # model: an EggHandConfig preset plus field overrides (e.g. {"loss_weights": (0.6, 0.0, 0.0)})
+    model_preset: str = "cpu-small"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "future"
+    train_split: str = "train"
+    eval_split: str | None = "val"
+    # optimisation (official code: AdamW lr 3e-5, wd 1e-7, batch 8 x 8 accumulation, 10 epochs)
+    lr: float = 3e-5
+    weight_decay: float = 1e-7
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = 0.05
+    batch_size: int = 8  # windows per micro-batch and process
+    grad_accum_steps: int = 8  # effective batch = batch_size * grad_accum_steps * processes
+    epochs: float = 10.0
+    max_steps: int | None = None  # optimizer steps; when set it overrides epochs
+    max_grad_norm: float | None = 1.0
+    seed: int = 42
+    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "no" | "bf16" | "fp16"
+    allow_tf32: bool = True
+    # bookkeeping (in optimizer steps; 0 = only at the end)
+    log_every: int = 10
+    eval_every: int = 0
+    eval_max_windows: int | None = 512
+    save_every: int = 0
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+
+    # Fields that do not change the trained weights: they may differ between a run and its resume.
+    _BOOKKEEPING = ("name", "log_every", "eval_every", "eval_max_windows", "save_every", "keep_checkpoints",
+                    "num_workers", "eval_split")
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named configuration ("paper", "cpu-small", "tiny") with optional field overrides."""
+        if name not in TRAIN_CONFIGS:
+            raise ValueError(f"config: unknown name {name!r}; expected one of {sorted(TRAIN_CONFIGS)}")
+        cfg = dataclasses.replace(TRAIN_CONFIGS[name], name=name)
+        return cfg.replace(**overrides)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        if "adam_betas" in d:
+            d["adam_betas"] = tuple(d["adam_betas"])
+        return cls().replace(**d)
+
+    def validate(self) -> None:
+        positive = ("lr", "batch_size", "grad_accum_steps")
+        for k in positive:
+            if not getattr(self, k) > 0:
+                raise ValueError(f"config.{k}: must be > 0, got {getattr(self, k)!r}")
+        if self.max_steps is None and not self.epochs > 0:
+            raise ValueError(f"config.epochs: must be > 0 when max_steps is unset, got {self.epochs!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"config.max_steps: must be >= 1, got {self.max_steps!r}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"config.warmup_ratio: must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(f"config.mixed_precision: expected auto/no/bf16/fp16, got {self.mixed_precision!r}")
+
+
+TRAIN_CONFIGS: dict[str, TrainConfig] = {
+    # SPEC section 9 (GPU): EgoVideo + GR00T N1.5 head, effective batch 64, 10 epochs on the paper's split.
+    "paper": TrainConfig(
+        model_preset="gr00t-n1.5", train_split="egghand-train", eval_split="egghand-val",
+        lr=3e-5, weight_decay=1e-7, warmup_ratio=0.05, batch_size=8, grad_accum_steps=8, epochs=10.0,
+        log_every=20, eval_every=1000, save_every=1000, eval_max_windows=2048, num_workers=4,
+    ),
+    # EgoSynth bench on 2 CPU cores in about 10 minutes: small decoder, large lr, one process.
+    "cpu-small": TrainConfig(
+        model_preset="cpu-small", lr=1e-3, weight_decay=1e-4, warmup_ratio=0.05, batch_size=64,
+        grad_accum_steps=1, max_steps=600, log_every=20, eval_every=200, save_every=100,
+        eval_max_windows=256,
+    ),
+    # Tests and --quick: seconds.
+    "tiny": TrainConfig(
+        model_preset="tiny", lr=3e-3, weight_decay=0.0, warmup_ratio=0.05, batch_size=8, grad_accum_steps=1,
+        max_steps=30, log_every=5, eval_every=0, save_every=0, eval_max_windows=64,
+    ),
+}
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``model`` is the trained module (unwrapped, on the training device)."""
+
+    model: nn.Module
+    out_dir: Path
+    step: int
+    total_steps: int
+    finished: bool
+    model_dir: Path | None
+    history: list[dict[str, Any]]
+    eval_metrics: dict[str, float]
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds and RNG state
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state as tensors and plain numbers (loadable with ``torch.load(weights_only=True)``)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy_key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "numpy_has_gauss": int(np_state[3]),
+        "numpy_cached_gaussian": float(np_state[4]),
+        "python_version": int(py_state[0]),
+        "python_state": torch.tensor(py_state[1], dtype=torch.int64),
+        "python_gauss": py_state[2],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_cached_gaussian"]))
+    random.setstate((state["python_version"], tuple(int(x) for x in state["python_state"].tolist()),
+                     state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedule
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Cosine decay to 0 after a linear warm-up over ``ceil(warmup_ratio * total_steps)`` steps."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    warmup = math.ceil(warmup_ratio * total_steps)
+    return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data order: a pure function of (seed, epoch), so resuming at any optimizer step is exact.
+
+
+def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_items, generator=g)
+
+
+def micro_batch_indices(num_items: int, batch_size: int, seed: int, start: int = 0, rank: int = 0,
+                        world: int = 1) -> Iterator[list[int]]:
+    """Window indices of micro-batch ``start``, ``start + 1``, ... (endless, reshuffled every epoch).
+
+    Every micro-batch takes ``batch_size * world`` windows of the epoch's permutation (incomplete
+    batches at the end of an epoch are dropped, so every step weighs the same); process ``rank`` gets
+    its slice.
+    """
+    per_micro = batch_size * world
+    per_epoch = num_items // per_micro
+    if per_epoch < 1:
+        raise ValueError(f"dataset: {num_items} windows is fewer than one batch of {per_micro}")
+    m = start
+    while True:
+        epoch, pos = divmod(m, per_epoch)
+        perm = epoch_permutation(num_items, seed, epoch)
+        for p in range(pos, per_epoch):
+            lo = p * per_micro + rank * batch_size
+            yield perm[lo:lo + batch_size].tolist()
+        m = (epoch + 1) * per_epoch
+
+
+def _micro_batches(dataset, indices: Iterator[list[int]], collate, num_workers: int) -> Iterator[dict]:
+    if num_workers <= 0:
+        for idx in indices:
+            yield collate([dataset[i] for i in idx])
+    else:
+        # A DataLoader over the lazily produced index lists; order stays that of ``indices``.
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=_IterSampler(indices), collate_fn=collate,
+                                             num_workers=num_workers, persistent_workers=False)
+        yield from loader
+
+
+class _IterSampler:
+    def __init__(self, it: Iterator[list[int]]):
+        self.it = it
+
+    def __iter__(self):
+        return self.it
+
+
+def steps_per_epoch(num_items: int, config: TrainConfig, world: int = 1) -> float:
+    return (num_items // (config.batch_size * world)) / config.grad_accum_steps
+
+
+def total_optimizer_steps(num_items: int, config: TrainConfig, world: int = 1) -> int:
+    if config.max_steps is not None:
+        return int(config.max_steps)
+    return max(1, math.ceil(config.epochs * steps_per_epoch(num_items, config, world)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+CHECKPOINT_RE = re.compile(r"^step_(\d{6,})$")
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters and all persistent buffers: what changes during training."""
+    params = dict(model.named_parameters())
+    keep = {}
+    for k, v in model.state_dict().items():
+        if k not in params or params[k].requires_grad:
+            keep[k] = v.detach().cpu().contiguous().clone()
+    return keep
+
+
+def save_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer, scheduler, step: int, rng: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write one checkpoint folder atomically (a half-written one never looks complete)."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(ckpt_dir, overwrite=True) as tmp:
+        save_file(_trainable_state(model), str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng, tmp / "rng.pt")
+        atomic_write_json(tmp / "state.json", {"step": step, **(extra or {})})
+    return ckpt_dir
+
+
+def load_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer=None, scheduler=None) -> dict[str, Any]:
+    """Load a checkpoint into ``model`` (and optimizer / scheduler); returns state.json plus ``rng``."""
+    from safetensors.torch import load_file
+
+    ckpt_dir = Path(ckpt_dir)
+    for name in ("model.safetensors", "state.json"):
+        if not (ckpt_dir / name).is_file():
+            raise FileNotFoundError(f"{ckpt_dir / name}: missing; not a complete checkpoint")
+    weights = load_file(str(ckpt_dir / "model.safetensors"))
+    own = model.state_dict()
+    bad = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
+    if bad:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: {len(bad)} tensor(s) do not fit the model, e.g. {bad[:3]}")
+    model.load_state_dict(weights, strict=False)
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location="cpu", weights_only=True))
+    if scheduler is not None:
+        scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", map_location="cpu", weights_only=True))
+    state = json.loads((ckpt_dir / "state.json").read_text())
+    state["rng"] = torch.load(ckpt_dir / "rng.pt", map_location="cpu", weights_only=True)
+    return state
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(out_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := CHECKPOINT_RE.match(p.name))
+             and (p / "state.json").is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def _prune_checkpoints(out_dir: Path, keep: int) -> None:
+    ckpts = list_checkpoints(out_dir)
+    for p in ckpts[: max(0, len(ckpts) - max(1, keep))]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# CSV metric log
+
+
+LOG_COLUMNS = ("step", "epoch", "lr", "loss", "loss_abs", "loss_rel", "loss_pair", "grad_norm", "val_loss",
+               "val_ade", "val_fde", "val_mpjpe", "val_mpjpe_f", "elapsed_s")
+
+
+def _read_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if int(r["step"]) <= up_to_step]
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k, "")) for k in LOG_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+# ----------------------------------------------------------------------------------------------
+# Model construction and periodic evaluation
+
+
+def build_model(config: TrainConfig, stats=None) -> nn.Module:
+    """An EggHandPolicy from the config's model preset and overrides."""
+    from egghand_lib.models.configuration_egghand import EggHandConfig
+    from egghand_lib.models.modeling_egghand import EggHandPolicy
+
+    overrides = dict(config.model_overrides)
+    overrides.setdefault("protocol", config.protocol)
+    known = {f.name for f in dataclasses.fields(EggHandConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"config.model_overrides: unknown EggHandConfig field(s) {unknown}")
+    mcfg = EggHandConfig.preset(config.model_preset, **overrides)
+    return EggHandPolicy(mcfg, stats=stats)
+
+
+def eval_indices(num_items: int, max_windows: int | None) -> list[int]:
+    """Evenly spaced window indices (all when ``max_windows`` is None or large enough)."""
+    if max_windows is None or num_items <= max_windows:
+        return list(range(num_items))
+    return np.linspace(0, num_items - 1, max_windows).round().astype(int).tolist()
+
+
+@torch.no_grad()
+def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batch_size: int, device,
+                             collate=collate_windows) -> dict[str, float]:
+    """Validation loss (and, for forecasting models, egghand-convention metrics) on ``indices``.
+
+    Runs under ``fork_rng`` so it never changes the training RNG stream.
+    """
+    from egghand_lib.metrics import forecast_metrics
+
+    was_training = model.training
+    model.eval()
+    losses, preds, gts, valids = [], [], [], []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for lo in range(0, len(indices), batch_size):
+            batch = batch_to(collate([dataset[i] for i in indices[lo:lo + batch_size]]), device)
+            out = model(batch)
+            losses.append(float(out["loss"]) * len(indices[lo:lo + batch_size]))
+            if hasattr(model, "forecast"):
+                preds.append(model.forecast(batch).float().cpu())
+                gts.append(batch["future_joints"].cpu())
+                valids.append(batch["future_valid"].cpu())
+    model.train(was_training)
+    metrics = {"val_loss": sum(losses) / max(1, len(indices))}
+    if preds:
+        m = forecast_metrics(torch.cat(preds), torch.cat(gts), torch.cat(valids), convention="egghand")
+        metrics.update({f"val_{k}": float(v) for k, v in m.items() if k in ("ade", "fde", "mpjpe", "mpjpe_f")})
+    return metrics
+
+
+def save_model(model: nn.Module, out: Path) -> Path:
+    """The final model: ``save_pretrained`` when the model has it, else its state dict as safetensors."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(out, overwrite=True) as tmp:
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(tmp)
+        else:
+            save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+                      str(tmp / "model.safetensors"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def _accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    mp = config.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if cuda and config.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda)
+
+
+def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    now = config.to_dict()
+    diff = sorted(k for k in now if k not in TrainConfig._BOOKKEEPING and saved.get(k) != now[k])
+    if diff:
+        raise ValueError(f"{path}: the run in this folder used a different config ({diff}); "
+                         "use another out_dir or resume=False to start over")
+
+
+def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None = None, *,
+          model: nn.Module | None = None, train_dataset=None, eval_dataset=None, resume: bool = True,
+          stop_at_step: int | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume training) a model and write checkpoints, a CSV log and the final model.
+
+    Data: ``prep_dir`` (a prepared folder; windows from ``WindowDataset(prep_dir, split, protocol)``)
+    or explicit ``train_dataset`` / ``eval_dataset`` (any map-style dataset of window dicts).
+    Model: built from ``config.model_preset`` with the training split's normalisation statistics,
+    or passed in (any ``nn.Module`` whose ``forward(batch)`` returns a dict with a scalar "loss").
+    ``resume``: continue from the latest checkpoint in ``out_dir`` (the config must match).
+    ``stop_at_step``: stop after that optimizer step with a checkpoint, without finishing (the next
+    call resumes). Outputs in ``out_dir``: train_config.json, metrics.csv, checkpoints/, model/ (when
+    finished) and summary.json.
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_partials(out_dir)
+    if (out_dir / "checkpoints").is_dir():
+        clean_partials(out_dir / "checkpoints")
+
+    # Data
+    if train_dataset is None:
+        if prep_dir is None:
+            raise ValueError("train: give prep_dir or train_dataset")
+        from egghand_lib.data.windows import WindowDataset
+
+        train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol)
+        if eval_dataset is None and config.eval_split:
+            try:
+                eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol)
+            except (FileNotFoundError, ValueError) as e:
+                print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
+    collate = getattr(train_dataset, "collate_fn", collate_windows)
+
+    # Resume or start over
+    ckpts = list_checkpoints(out_dir)
+    saved_cfg_path = out_dir / "train_config.json"
+    if ckpts and resume:
+        if saved_cfg_path.is_file():
+            _check_resume_config(json.loads(saved_cfg_path.read_text()), config, saved_cfg_path)
+    elif ckpts:
+        shutil.rmtree(out_dir / "checkpoints")
+        for stale in ("metrics.csv", "summary.json"):
+            (out_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "model", ignore_errors=True)
+        ckpts = []
+    atomic_write_json(saved_cfg_path, config.to_dict())
+
+    accelerator = _accelerator(config)
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+
+    set_seed(config.seed)
+    if model is None:
+        model = build_model(config, stats=getattr(train_dataset, "stats", None))
+    model.to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model: has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.adam_betas)
+    total_steps = total_optimizer_steps(len(train_dataset), config, world)
+    scheduler = build_scheduler(optimizer, total_steps, config.warmup_ratio)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(model)
+
+    step, elapsed0 = 0, 0.0
+    if ckpts and resume:
+        state = load_checkpoint(ckpts[-1], raw_model, optimizer, scheduler)
+        step, elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        set_rng_state(state["rng"])
+        print(f"[train] resumed from {ckpts[-1]} at step {step}/{total_steps}")
+    history = _read_log(out_dir / "metrics.csv", step)
+
+    eval_idx = eval_indices(len(eval_dataset), config.eval_max_windows) if eval_dataset is not None else []
+    spe = steps_per_epoch(len(train_dataset), config, world)
+    t0 = time.perf_counter() - elapsed0
+    eval_metrics: dict[str, float] = {}
+    last_saved = step
+
+    def checkpoint(at_step: int, rng: dict[str, Any]) -> None:
+        nonlocal last_saved
+        if accelerator.is_main_process:
+            save_checkpoint(out_dir / "checkpoints" / f"step_{at_step:06d}", raw_model, optimizer, scheduler, at_step,
+                            rng, {"total_steps": total_steps, "elapsed_s": time.perf_counter() - t0,
+                                  "config": config.name})
+            _prune_checkpoints(out_dir, config.keep_checkpoints)
+        last_saved = at_step
+
+    def run_eval() -> dict[str, float]:
+        if not eval_idx:
+            return {}
+        return evaluate_during_training(raw_model, eval_dataset, eval_idx, config.batch_size, device, collate)
+
+    indices = micro_batch_indices(len(train_dataset), config.batch_size, config.seed,
+                                  start=step * config.grad_accum_steps, rank=rank, world=world)
+    batches = _micro_batches(train_dataset, indices, collate, config.num_workers)
+    bar = tqdm(total=total_steps, initial=step, desc=f"train {config.name}", disable=not progress or
+               not accelerator.is_main_process, dynamic_ncols=True)
+    end_step = total_steps if stop_at_step is None else min(total_steps, int(stop_at_step))
+    boundary_rng = rng_state()  # RNG at the last completed optimizer step (for Ctrl-C checkpoints)
+    parts: dict[str, list[float]] = {}
+    try:
+        while step < end_step:
+            batch = batch_to(next(batches), device)
+            with accelerator.accumulate(model):
+                out = model(batch)
+                accelerator.backward(out["loss"])
+                grad_norm = None
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for k in ("loss", "abs", "rel", "pair"):
+                if k in out and torch.is_tensor(out[k]):
+                    parts.setdefault(k, []).append(float(out[k].detach()))
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            boundary_rng = rng_state()
+            bar.update(1)
+            row: dict[str, Any] = {}
+            if step % max(1, config.log_every) == 0 or step == total_steps:
+                row = {"step": step, "epoch": step / spe, "lr": scheduler.get_last_lr()[0],
+                       "loss": float(np.mean(parts["loss"])), "elapsed_s": time.perf_counter() - t0}
+                for k in ("abs", "rel", "pair"):
+                    if k in parts:
+                        row[f"loss_{k}"] = float(np.mean(parts[k]))
+                if grad_norm is not None:
+                    row["grad_norm"] = float(grad_norm)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+            parts = {} if row else parts
+            if eval_idx and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
+                eval_metrics = run_eval()
+                row = {"step": step, "epoch": step / spe, "elapsed_s": time.perf_counter() - t0, **row, **eval_metrics}
+                bar.write(f"[train] step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in eval_metrics.items()))
+            if row:
+                history.append(row)
+                if accelerator.is_main_process:
+                    _write_log(out_dir / "metrics.csv", history)
+            if (config.save_every and step % config.save_every == 0) or step == end_step:
+                checkpoint(step, boundary_rng)
+    except KeyboardInterrupt:
+        # Weights, optimizer and scheduler are still those of the last completed step; partial gradients
+        # of the interrupted accumulation are dropped, and the RNG is rewound to that step.
+        if step > last_saved:
+            checkpoint(step, boundary_rng)
+            print(f"\n[train] interrupted: checkpoint saved at step {step}; run again to resume")
+        raise
+    finally:
+        bar.close()
+
+    finished = step >= total_steps
+    model_dir = None
+    if finished and accelerator.is_main_process:
+        model_dir = save_model(raw_model, out_dir / "model")
+        atomic_write_json(out_dir / "summary.json", {
+            "config": config.to_dict(), "steps": step, "total_steps": total_steps, "train_windows": len(train_dataset),
+            "elapsed_s": time.perf_counter() - t0, "eval": eval_metrics,
+            "final_loss": next((r["loss"] for r in reversed(history) if r.get("loss") not in (None, "")), None),
+        })
+    return TrainResult(raw_model, out_dir, step, total_steps, finished, model_dir, history, eval_metrics)
+
+
+def load_trained(run_or_model_dir: str | Path, **overrides: Any) -> nn.Module:
+    """The EggHandPolicy of a finished run folder (``run/model``) or of a ``save_pretrained`` folder."""
+    from egghand_lib.models.modeling_egghand import EggHandPolicy
+
+    p = Path(run_or_model_dir)
+    if (p / "model" / "config.json").is_file():
+        p = p / "model"
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{p}: no config.json; expected a finished training run or a saved model folder")
+    return EggHandPolicy.from_pretrained(p, **overrides)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: egghand train
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prep", required=True, help="prepared data folder (egghand prepare --out)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, model/)")
+    parser.add_argument("--config", default="cpu-small", choices=sorted(TRAIN_CONFIGS), help="named config")
+    parser.add_argument("--steps", type=int, help="optimizer steps (overrides epochs)")
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--grad-accum", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--protocol", choices=["future", "egghand-code"])
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any TrainConfig field (JSON value), e.g. --set eval_every=100")
+    parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="EggHandConfig override (JSON value), e.g. --model-set decoder_init='\"random\"'")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    over: dict[str, Any] = {}
+    for arg, key in (("steps", "max_steps"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"),
+                     ("grad_accum", "grad_accum_steps"), ("seed", "seed"), ("protocol", "protocol")):
+        if getattr(args, arg, None) is not None:
+            over[key] = getattr(args, arg)
+    if getattr(args, "epochs", None) is not None and getattr(args, "steps", None) is None:
+        over["max_steps"] = None
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set: expected FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        over[k] = _parse_value(v)
+    cfg = TrainConfig.named(args.config, **over)
+    model_over = dict(cfg.model_overrides)
+    for item in args.model_set:
+        if "=" not in item:
+            raise ValueError(f"--model-set: expected FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        model_over[k] = _parse_value(v)
+    return cfg.replace(model_overrides=model_over)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    result = train(cfg, args.out, prep_dir=args.prep, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"[train] {result.step}/{result.total_steps} steps; model: {result.model_dir}")
+    if result.eval_metrics:
+        print("[train] validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.eval_metrics.items()))
+    return 0
