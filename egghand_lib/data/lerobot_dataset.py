@@ -1,0 +1,513 @@
+"""EggHand episodes as a LeRobot dataset (lerobot 0.4.4, format v3.0), and windows read back from it.
+
+Export: one LeRobot episode per ``Episode``, one LeRobot frame per 10 fps frame, images stored as PNG
+inside the parquet files (``use_videos=False``: no FFmpeg needed). Per frame, in WORLD coordinates:
+
+- ``observation.state``        (138,) float32: world joints (42 x 3, 0 where invalid) + 3x4 world->camera.
+- ``observation.joints_valid`` (42,) bool.
+- ``action``                   (126,) float32: the world joints again. A policy forecasts future ``action``
+                               values; the windows read them at the protocol's target offsets.
+- ``observation.images.ego``   (H, W, 3) image (uint8 RGB, lossless PNG).
+- ``observation.frame_number`` int64: the 30 fps EgoExo4D frame number.
+- ``task``: the prompt (LeRobot's task table).
+
+Per-episode metadata that LeRobot has no column for (take uid, scenario, split, our episode index,
+intrinsics) goes to ``meta/egghand.json`` beside LeRobot's own ``meta/info.json``.
+
+Read back: ``LeRobotWindowDataset`` asks ``LeRobotDataset`` for the window offsets through
+``delta_timestamps`` (observed -1.9..0 s, targets per protocol, images at -1.8, -1.2, -0.6, 0 s) and
+canonicalises each item with the same code path as ``egghand_lib.data.windows``: LeRobot clamps
+out-of-episode offsets to the nearest frame and flags them in ``*_is_pad``; padded joints become invalid,
+exactly like ``make_windows``. The result is the single-window dict of ``egghand_lib.batch``.
+
+Statistics (SPEC section 3): ``window_stats`` computes lerobot-layout statistics of CANONICAL windows,
+valid joints only, with ``lerobot.datasets.compute_stats``; ``make_normalizers`` builds lerobot's
+MIN_MAX ``NormalizerProcessorStep`` / ``UnnormalizerProcessorStep`` from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from egghand_lib.batch import (
+    FPS,
+    NUM_OBS,
+    OBS_OFFSETS,
+    VIDEO_OFFSETS,
+    NormStats,
+    target_offsets,
+)
+from egghand_lib.io import atomic_dir, atomic_write_json
+from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
+
+STATE = "observation.state"
+VALID = "observation.joints_valid"
+ACTION = "action"
+IMAGE = "observation.images.ego"
+FRAME_NUMBER = "observation.frame_number"
+SIDECAR = "meta/egghand.json"
+SIDECAR_FORMAT = "egghand-lerobot/1"
+DEFAULT_REPO_ID = "egghand/egosynth"
+
+_XYZ = ("x", "y", "z")
+JOINT_COORD_NAMES = [f"{j}.{a}" for j in JOINT_NAMES for a in _XYZ]
+EXTRINSIC_NAMES = [f"E{r}{c}" for r in range(3) for c in range(4)]
+
+
+def lerobot_features(height: int = 224, width: int = 224) -> dict[str, dict]:
+    """The LeRobot feature spec of an exported EggHand dataset (frames of ``height`` x ``width``)."""
+    return {
+        STATE: {"dtype": "float32", "shape": (3 * NUM_JOINTS + 12,), "names": JOINT_COORD_NAMES + EXTRINSIC_NAMES},
+        VALID: {"dtype": "bool", "shape": (NUM_JOINTS,), "names": list(JOINT_NAMES)},
+        ACTION: {"dtype": "float32", "shape": (3 * NUM_JOINTS,), "names": JOINT_COORD_NAMES},
+        IMAGE: {"dtype": "image", "shape": (height, width, 3), "names": ["height", "width", "channels"]},
+        FRAME_NUMBER: {"dtype": "int64", "shape": (1,), "names": None},
+    }
+
+
+def _check_episode(ep: Any) -> None:
+    """Shapes of an Episode (CONTRACTS.md), with a message naming the take."""
+    F = len(ep.frame_numbers)
+    name = f"episode {getattr(ep, 'take_uid', '?')}#{getattr(ep, 'episode_index', '?')}"
+    if F == 0:
+        raise ValueError(f"{name}: no frames")
+    expect = {"joints": (F, NUM_JOINTS, 3), "valid": (F, NUM_JOINTS), "extrinsics": (F, 3, 4)}
+    for key, shape in expect.items():
+        got = tuple(np.shape(getattr(ep, key)))
+        if got != shape:
+            raise ValueError(f"{name}: {key} has shape {got}, expected {shape}")
+    if ep.frames is None:
+        raise ValueError(f"{name}: frames were not decoded (frames is None)")
+    fr = np.shape(ep.frames)
+    if len(fr) != 4 or fr[0] != F or fr[3] != 3:
+        raise ValueError(f"{name}: frames has shape {fr}, expected ({F}, H, W, 3)")
+    if np.asarray(ep.frames).dtype != np.uint8:
+        raise ValueError(f"{name}: frames must be uint8 RGB, got {np.asarray(ep.frames).dtype}")
+    if F > 1 and not np.all(np.diff(np.asarray(ep.frame_numbers)) == 3):
+        raise ValueError(f"{name}: frame_numbers must be consecutive 30 fps numbers exactly 3 apart")
+
+
+def export_lerobot(
+    episodes: Iterable[Any],
+    root: str | Path,
+    repo_id: str = DEFAULT_REPO_ID,
+    fps: int = FPS,
+    overwrite: bool = False,
+    image_writer_threads: int = 0,
+    progress: bool = False,
+) -> Any:
+    """Write ``episodes`` (egghand_lib.data.episodes.Episode) as a local LeRobot v3.0 dataset at ``root``.
+
+    Works offline (nothing is pushed or pulled). The folder appears atomically: an interrupted export
+    leaves only a hidden ``.name.*.partial`` folder. Returns the dataset re-opened from ``root``.
+    ``image_writer_threads`` > 0 writes PNGs in background threads (lerobot's AsyncImageWriter).
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = Path(root)
+    if root.exists() and not overwrite:
+        raise FileExistsError(f"root: {root} already exists (pass overwrite=True to replace it)")
+    if fps != FPS:
+        raise ValueError(f"fps: EggHand windows are defined at {FPS} fps, got {fps}")
+    it = iter(episodes)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("episodes: nothing to export (empty iterable)")
+    sidecar: list[dict] = []
+    with atomic_dir(root, overwrite=overwrite) as tmp:
+        tmp.rmdir()  # LeRobotDataset.create insists on creating the folder itself
+        _check_episode(first)
+        h, w = np.shape(first.frames)[1:3]
+        ds = LeRobotDataset.create(repo_id, fps=fps, features=lerobot_features(h, w), root=tmp, use_videos=False,
+                                   image_writer_threads=image_writer_threads)
+        bar = _progress(progress, "export lerobot")
+        for ep in _chain(first, it):
+            _check_episode(ep)
+            if tuple(np.shape(ep.frames)[1:3]) != (h, w):
+                raise ValueError(f"episode {ep.take_uid}#{ep.episode_index}: frames are "
+                                 f"{np.shape(ep.frames)[1:3]}, the dataset's first episode has {(h, w)}")
+            _add_episode(ds, ep)
+            sidecar.append({
+                "take_uid": ep.take_uid, "episode_index": int(ep.episode_index), "task": ep.task,
+                "scenario": ep.scenario, "split": ep.split, "num_frames": len(ep.frame_numbers),
+                "intrinsics": np.asarray(ep.intrinsics, dtype=np.float64).tolist(),
+            })
+            bar.update(1)
+        bar.close()
+        ds.stop_image_writer()
+        ds.finalize()
+        atomic_write_json(tmp / SIDECAR, {"format": SIDECAR_FORMAT, "fps": fps, "episodes": sidecar})
+    return LeRobotDataset(repo_id, root=root)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _progress(enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=desc, unit="ep", disable=not enabled)
+
+
+def _add_episode(ds: Any, ep: Any) -> None:
+    valid = np.asarray(ep.valid, dtype=bool)
+    joints = np.where(valid[..., None], np.asarray(ep.joints, dtype=np.float32), np.float32(0))
+    joints = joints.reshape(len(valid), 3 * NUM_JOINTS)
+    state = np.concatenate([joints, np.asarray(ep.extrinsics, dtype=np.float32).reshape(len(valid), 12)], axis=1)
+    for f in range(len(valid)):
+        ds.add_frame({
+            STATE: state[f], VALID: valid[f], ACTION: joints[f].copy(),
+            IMAGE: np.ascontiguousarray(ep.frames[f]),
+            FRAME_NUMBER: np.asarray([ep.frame_numbers[f]], dtype=np.int64),
+            "task": ep.task,
+        })
+    with warnings.catch_warnings():
+        # lerobot's histogram of the bool validity feature warns about the bool -> uint8 cast
+        warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
+        # datasets converts lerobot's shape-(1,) int64 columns to scalars
+        warnings.filterwarnings("ignore", message="Conversion of an array with ndim > 0", category=DeprecationWarning)
+        ds.save_episode()
+
+
+def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | Path,
+                                 repo_id: str = DEFAULT_REPO_ID, overwrite: bool = False,
+                                 progress: bool = True) -> Any:
+    """Export the episodes of a prepared folder's split (``egghand prepare --lerobot``) to ``root``."""
+    from egghand_lib.data import windows as W
+
+    prep_dir = Path(prep_dir)
+    ep_dir = prep_dir / "episodes" / split
+    if not ep_dir.is_dir():
+        raise FileNotFoundError(f"prep_dir: no prepared split {split!r} (missing folder {ep_dir})")
+    loader = getattr(W, "load_episodes", None)
+    if loader is None:
+        ds = W.WindowDataset(prep_dir, split)
+        episodes = ds.episodes
+    else:
+        episodes = loader(prep_dir, split)
+    return export_lerobot(episodes, root, repo_id=repo_id, overwrite=overwrite, progress=progress)
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+def read_sidecar(root: str | Path) -> dict:
+    """``meta/egghand.json`` of an exported dataset, checked."""
+    path = Path(root) / SIDECAR
+    if not path.is_file():
+        raise FileNotFoundError(f"root: {path} not found; {root} is not an EggHand LeRobot export")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT or not isinstance(data.get("episodes"), list):
+        raise ValueError(f"{path}: expected an object with format {SIDECAR_FORMAT!r} and an 'episodes' list")
+    return data
+
+
+def window_delta_timestamps(protocol: str = "future") -> dict[str, list[float]]:
+    """The ``delta_timestamps`` (seconds) that give one window per frame at 10 fps.
+
+    State and validity are read at observed + target offsets (union, sorted), ``action`` at the target
+    offsets, the ego image at the four video offsets.
+    """
+    tgt = target_offsets(protocol)
+    union = sorted(set(OBS_OFFSETS) | set(tgt))
+    sec = lambda offs: [k / FPS for k in offs]  # noqa: E731
+    return {STATE: sec(union), VALID: sec(union), ACTION: sec(tgt), IMAGE: sec(VIDEO_OFFSETS)}
+
+
+class LeRobotWindowDataset(torch.utils.data.Dataset):
+    """Windows (egghand_lib.batch single-window dicts) read through ``LeRobotDataset`` + delta_timestamps.
+
+    Item i is the window whose current frame is LeRobot frame i (one window per frame, like
+    ``WindowDataset``). ``load_frames=False`` skips image decoding (items then have no "frames").
+    """
+
+    def __init__(self, root: str | Path, repo_id: str = DEFAULT_REPO_ID, protocol: str = "future",
+                 up: tuple[float, float, float] = (0.0, 0.0, 1.0), load_frames: bool = True,
+                 episodes: list[int] | None = None):
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        self.root = Path(root)
+        if not (self.root / "meta" / "info.json").is_file():
+            raise FileNotFoundError(f"root: {self.root / 'meta' / 'info.json'} not found; not a LeRobot dataset")
+        self.protocol = protocol
+        self.up = tuple(float(u) for u in up)
+        self.load_frames = load_frames
+        self.repo_id = repo_id
+        self.sidecar = read_sidecar(self.root)
+        delta = window_delta_timestamps(protocol)
+        if not load_frames:
+            delta.pop(IMAGE)
+        self.lerobot = LeRobotDataset(repo_id, root=self.root, delta_timestamps=delta, episodes=episodes)
+        if self.lerobot.meta.total_episodes != len(self.sidecar["episodes"]):
+            raise ValueError(f"{self.root / SIDECAR}: lists {len(self.sidecar['episodes'])} episodes, the LeRobot "
+                             f"dataset has {self.lerobot.meta.total_episodes}")
+        union = sorted(set(OBS_OFFSETS) | set(target_offsets(protocol)))
+        self._obs_pos = [union.index(k) for k in OBS_OFFSETS]
+        self._tgt_pos = [union.index(k) for k in target_offsets(protocol)]
+        if not load_frames:
+            # LeRobot decodes every image column of the current row; drop it from the row reads.
+            self.lerobot.hf_dataset = self.lerobot.hf_dataset.remove_columns([IMAGE])
+
+    def __len__(self) -> int:
+        return len(self.lerobot)
+
+    def fingerprint(self) -> dict:
+        """Identity of the windows (for feature caches): data files' hashes, protocol, number of windows."""
+        h = hashlib.sha256()
+        for p in sorted((self.root / "data").rglob("*.parquet")) + [self.root / "meta" / "info.json",
+                                                                     self.root / SIDECAR]:
+            h.update(p.relative_to(self.root).as_posix().encode())
+            h.update(str(p.stat().st_size).encode())
+            h.update(_file_sha256(p).encode())
+        return {"source": "lerobot", "data_sha256": h.hexdigest(), "protocol": self.protocol,
+                "num_windows": len(self), "up": list(self.up)}
+
+    def __getitem__(self, idx: int) -> dict:
+        item = self.lerobot[int(idx)]
+        ep = self.sidecar["episodes"][int(item["episode_index"])]
+        state = item[STATE].numpy()  # (Q, 138) world
+        pad = item[f"{STATE}_is_pad"].numpy()  # (Q,)
+        valid = item[VALID].numpy().astype(bool) & ~pad[:, None]
+        joints = state[:, : 3 * NUM_JOINTS].reshape(-1, NUM_JOINTS, 3)
+        extr = state[:, 3 * NUM_JOINTS:].reshape(-1, 3, 4)
+        # Targets come from the action column; its values equal the state's joints at the same frames.
+        tgt_joints = item[ACTION].numpy().reshape(-1, NUM_JOINTS, 3)
+        o, t = self._obs_pos, self._tgt_pos
+        arrays = canonical_window_arrays(
+            past_joints=joints[o][None], past_valid=valid[o][None], past_extrinsics=extr[o][None],
+            future_joints=tgt_joints[None], future_valid=valid[t][None], future_extrinsics=extr[t][None],
+            frame_valid=~np.concatenate([pad[o], pad[t]])[None], up=self.up,
+        )
+        out = {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in arrays.items()}
+        if self.load_frames:
+            img = item[IMAGE]  # (4, 3, H, W) float in [0, 1], from lossless PNG
+            out["frames"] = (img * 255).round().to(torch.uint8)
+        out["task"] = item["task"]
+        out["episode_index"] = torch.tensor(int(ep["episode_index"]), dtype=torch.int64)
+        out["frame_index"] = torch.tensor(int(item[FRAME_NUMBER]), dtype=torch.int64)
+        out["take_uid"] = ep["take_uid"]
+        out["scenario"] = ep["scenario"]
+        return out
+
+    @staticmethod
+    def collate_fn(windows: list[dict]) -> dict:
+        from egghand_lib.batch import collate_windows
+
+        return collate_windows(windows)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------- canonicalisation
+
+
+def canonical_window_arrays(past_joints: np.ndarray, past_valid: np.ndarray, past_extrinsics: np.ndarray,
+                            future_joints: np.ndarray, future_valid: np.ndarray, future_extrinsics: np.ndarray,
+                            frame_valid: np.ndarray | None = None,
+                            up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
+    """World-frame window arrays (N windows) -> canonical window arrays (egghand_lib.batch keys).
+
+    Inputs: past_joints (N, 20, 42, 3), past_valid (N, 20, 42), past_extrinsics (N, 20, 3, 4) world->camera,
+    future_* likewise with 10 frames; frame_valid (N, 30) marks real frames (not clamped copies outside
+    the episode), observed then target. Returns past/future joints + valid + extrinsics (canonical ->
+    camera), canonical_T (N, 4, 4) and egomotion (N,). If ``egghand_lib.data.windows`` provides
+    ``canonicalize_windows`` it is used, so that both readers share one code path.
+    """
+    try:
+        from egghand_lib.data.windows import canonicalize_windows
+    except ImportError:
+        canonicalize_windows = _canonicalize_windows
+    return canonicalize_windows(
+        past_joints=past_joints, past_valid=past_valid, past_extrinsics=past_extrinsics,
+        future_joints=future_joints, future_valid=future_valid, future_extrinsics=future_extrinsics,
+        frame_valid=frame_valid, up=up,
+    )
+
+
+def _canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints, future_valid,
+                          future_extrinsics, frame_valid=None, up=(0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
+    """SPEC section 2 in float64, results in float32 (see ``canonical_window_arrays``)."""
+    from egghand_lib.egomotion import egomotion_score
+    from egghand_lib.geometry import canonical_transform, invert_rigid, to_homogeneous, transform_points
+
+    pe = np.asarray(past_extrinsics, dtype=np.float64)
+    fe = np.asarray(future_extrinsics, dtype=np.float64)
+    T = canonical_transform(pe[:, 0], up)  # (N, 4, 4) world -> canonical
+    T_inv = invert_rigid(T)[:, None]  # canonical -> world
+    out: dict[str, np.ndarray] = {}
+    for name, J, V, E in (("past", past_joints, past_valid, pe), ("future", future_joints, future_valid, fe)):
+        V = np.asarray(V, dtype=bool)
+        Jc = transform_points(T[:, None], np.asarray(J, dtype=np.float64))
+        out[f"{name}_joints"] = np.where(V[..., None], Jc, 0.0).astype(np.float32)
+        out[f"{name}_valid"] = V
+        out[f"{name}_extrinsics"] = (to_homogeneous(E) @ T_inv)[..., :3, :].astype(np.float32)
+    out["canonical_T"] = T.astype(np.float32)
+    all_e = np.concatenate([out["past_extrinsics"], out["future_extrinsics"]], axis=1).astype(np.float64)
+    out["egomotion"] = np.asarray(egomotion_score(all_e, frame_valid), dtype=np.float32)
+    return out
+
+
+# ------------------------------------------------------------------------------------- statistics
+
+
+def _masked_feature_stats(values: np.ndarray, valid: np.ndarray, groups: list[list[int]]) -> list[dict] | None:
+    """lerobot stats per group of columns sharing one validity column: values (R, D), valid (R, G)."""
+    from lerobot.datasets.compute_stats import get_feature_stats
+
+    out = []
+    for g, cols in enumerate(groups):
+        rows = values[valid[:, g]][:, cols]
+        out.append(get_feature_stats(rows, axis=0, keepdims=False) if len(rows) else None)
+    return out
+
+
+def window_stats(windows: Iterable[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """Min-max (and mean/std/quantile) statistics of canonical windows, valid joints only (SPEC 3).
+
+    ``windows``: an iterable of window-array dicts (``make_windows`` output, a ``WindowDataset.arrays()``
+    dict or collated batches: ``past_joints`` (N, 20, 42, 3), ``past_valid``, ``past_extrinsics``,
+    ``future_joints``, ``future_valid``). Returns lerobot's layout ``{"observation.state": {...},
+    "action": {...}}`` with (138,) / (126,) arrays per statistic; statistics of each joint use only the
+    frames where it is valid, computed by ``lerobot.datasets.compute_stats.get_feature_stats`` per chunk
+    and merged with ``aggregate_feature_stats``. ``count`` is the number of frames seen. A coordinate
+    never valid gets min = max = 0 (a constant, which normalises to 0).
+    """
+    from lerobot.datasets.compute_stats import aggregate_feature_stats
+
+    joint_groups = [[3 * j, 3 * j + 1, 3 * j + 2] for j in range(NUM_JOINTS)]
+    parts: dict[str, list[list[dict]]] = {"state": [[] for _ in range(NUM_JOINTS + 1)],
+                                          "action": [[] for _ in range(NUM_JOINTS)]}
+    counts = {"state": 0, "action": 0}
+    for w in windows:
+        pj, pv, pe = (_np(w[k]) for k in ("past_joints", "past_valid", "past_extrinsics"))
+        fj, fv = _np(w["future_joints"]), _np(w["future_valid"])
+        pj, pv, pe = pj.reshape(-1, NUM_JOINTS * 3), pv.reshape(-1, NUM_JOINTS).astype(bool), pe.reshape(-1, 12)
+        fj, fv = fj.reshape(-1, NUM_JOINTS * 3), fv.reshape(-1, NUM_JOINTS).astype(bool)
+        counts["state"] += len(pj)
+        counts["action"] += len(fj)
+        st = _masked_feature_stats(pj.astype(np.float64), pv, joint_groups)
+        st.append(_masked_feature_stats(pe.astype(np.float64), np.ones((len(pe), 1), bool), [list(range(12))])[0])
+        for g, s in enumerate(st):
+            if s is not None:
+                parts["state"][g].append(s)
+        for g, s in enumerate(_masked_feature_stats(fj.astype(np.float64), fv, joint_groups)):
+            if s is not None:
+                parts["action"][g].append(s)
+    if counts["state"] == 0:
+        raise ValueError("windows: no windows given, cannot compute statistics")
+    widths = {"state": [3] * NUM_JOINTS + [12], "action": [3] * NUM_JOINTS}
+    out = {}
+    for name, key in (("state", STATE), ("action", ACTION)):
+        merged = []
+        for g, lst in enumerate(parts[name]):
+            if lst:
+                merged.append(aggregate_feature_stats(lst))
+            else:  # never valid: a constant 0 coordinate
+                z = np.zeros(widths[name][g])
+                merged.append({"min": z, "max": z, "mean": z, "std": z})
+        stat_keys = [k for k in merged[0] if k != "count"]
+        stat_keys = [k for k in stat_keys if all(k in m for m in merged)]
+        out[key] = {k: np.concatenate([np.asarray(m[k], dtype=np.float64).reshape(-1) for m in merged])
+                    for k in stat_keys}
+        out[key]["count"] = np.array([counts[name]])
+    return out
+
+
+def _np(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def to_norm_stats(stats: dict) -> NormStats:
+    """lerobot-layout statistics (``window_stats`` output or a stats.json dict) -> ``NormStats``."""
+    for key, dim in ((STATE, 138), (ACTION, 126)):
+        for s in ("min", "max"):
+            try:
+                n = np.asarray(stats[key][s]).size
+            except (KeyError, TypeError):
+                raise ValueError(f"stats: missing {key!r}/{s!r} (expected lerobot layout)") from None
+            if n != dim:
+                raise ValueError(f"stats: {key}/{s} has {n} values, expected {dim}")
+    return NormStats.from_lerobot(stats)
+
+
+def save_stats(stats: dict, path: str | Path) -> None:
+    """Write lerobot-layout statistics as JSON (lists), atomically."""
+    atomic_write_json(path, {k: {s: np.asarray(v).tolist() for s, v in d.items()} for k, d in stats.items()})
+
+
+def _minmax_for_lerobot(stats: NormStats | dict) -> dict[str, dict[str, torch.Tensor]]:
+    """Min/max per feature, constant dimensions widened by +-1 so lerobot's MIN_MAX maps them to 0.
+
+    lerobot maps a constant dimension (min == max) to -1; SPEC section 3 wants 0. With min - 1 and
+    max + 1 the constant value lands exactly in the middle of the range.
+    """
+    ns = stats if isinstance(stats, NormStats) else to_norm_stats(stats)
+    out = {}
+    for key, lo, hi in ((STATE, ns.state_min, ns.state_max), (ACTION, ns.action_min, ns.action_max)):
+        lo, hi = torch.as_tensor(lo, dtype=torch.float32).clone(), torch.as_tensor(hi, dtype=torch.float32).clone()
+        const = hi == lo
+        lo[const] -= 1
+        hi[const] += 1
+        out[key] = {"min": lo, "max": hi}
+    return out
+
+
+def make_normalizers(stats: NormStats | dict) -> tuple[Any, Any]:
+    """lerobot MIN_MAX ``(NormalizerProcessorStep, UnnormalizerProcessorStep)`` for state (138) and action (126).
+
+    Use with lerobot transitions, or directly: ``normalize_state_action(norm, state, action)``.
+    """
+    from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+    from lerobot.processor.normalize_processor import NormalizerProcessorStep, UnnormalizerProcessorStep
+
+    features = {STATE: PolicyFeature(FeatureType.STATE, (138,)), ACTION: PolicyFeature(FeatureType.ACTION, (126,))}
+    norm_map = {FeatureType.STATE: NormalizationMode.MIN_MAX, FeatureType.ACTION: NormalizationMode.MIN_MAX}
+    mm = _minmax_for_lerobot(stats)
+    return (NormalizerProcessorStep(features=features, norm_map=norm_map, stats=mm),
+            UnnormalizerProcessorStep(features=features, norm_map=norm_map, stats=mm))
+
+
+def window_state(past_joints: torch.Tensor, past_extrinsics: torch.Tensor) -> torch.Tensor:
+    """The 138-number state of the official code: (..., 20, 42, 3) + (..., 20, 3, 4) -> (..., 20, 138)."""
+    lead = past_joints.shape[:-2]
+    return torch.cat([past_joints.reshape(*lead, 3 * NUM_JOINTS), past_extrinsics.reshape(*lead, 12)], dim=-1)
+
+
+def normalize_state_action(step: Any, state: torch.Tensor | None = None,
+                           action: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Run a lerobot (Un)NormalizerProcessorStep on a state (..., 138) and/or action (..., 126) tensor."""
+    from lerobot.processor.converters import create_transition
+    from lerobot.processor.core import TransitionKey
+
+    obs = {STATE: state} if state is not None else None
+    out = step(create_transition(observation=obs, action=action))
+    new_obs = out.get(TransitionKey.OBSERVATION)
+    return (new_obs[STATE] if state is not None else None), out.get(TransitionKey.ACTION)
+
+
+__all__ = [
+    "ACTION", "DEFAULT_REPO_ID", "FRAME_NUMBER", "IMAGE", "NUM_OBS", "STATE", "VALID", "LeRobotWindowDataset",
+    "canonical_window_arrays", "export_lerobot", "export_lerobot_from_prepared", "lerobot_features",
+    "make_normalizers", "normalize_state_action", "read_sidecar", "save_stats", "to_norm_stats",
+    "window_delta_timestamps", "window_state", "window_stats",
+]
+

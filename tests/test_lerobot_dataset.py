@@ -1,0 +1,164 @@
+"""LeRobot export / read-back of EggHand windows, statistics and lerobot's MIN_MAX normaliser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from lerobot_fixtures import make_episode, make_episodes
+
+from egghand_lib.batch import OBS_OFFSETS, VIDEO_OFFSETS, NormStats, collate_windows, target_offsets
+from egghand_lib.data import lerobot_dataset as L
+from egghand_lib.egomotion import egomotion_score
+from egghand_lib.geometry import canonical_transform, invert_rigid, to_homogeneous, transform_points
+
+
+def reference_window(ep, t: int, protocol: str) -> dict:
+    """One window computed directly from its definition (SPEC 1-2, CONTRACTS make_windows), a loop per frame."""
+    F = len(ep.frame_numbers)
+    out = {}
+    T = canonical_transform(ep.extrinsics[max(0, min(F - 1, t + OBS_OFFSETS[0]))].astype(np.float64))
+    frame_ok = []
+    for name, offs in (("past", OBS_OFFSETS), ("future", target_offsets(protocol))):
+        J, V, E = [], [], []
+        for k in offs:
+            i = max(0, min(F - 1, t + k))
+            inside = 0 <= t + k < F
+            frame_ok.append(inside)
+            v = ep.valid[i] & inside
+            j = transform_points(T, ep.joints[i].astype(np.float64))
+            J.append(np.where(v[:, None], j, 0.0))
+            V.append(v)
+            E.append((to_homogeneous(ep.extrinsics[i].astype(np.float64)) @ invert_rigid(T))[:3])
+        out[f"{name}_joints"], out[f"{name}_valid"], out[f"{name}_extrinsics"] = map(np.stack, (J, V, E))
+    out["canonical_T"] = T
+    all_e = np.concatenate([out["past_extrinsics"], out["future_extrinsics"]])[None]
+    out["egomotion"] = egomotion_score(all_e, np.array(frame_ok)[None])[0]
+    out["frames"] = np.stack([ep.frames[max(0, min(F - 1, t + k))] for k in VIDEO_OFFSETS]).transpose(0, 3, 1, 2)
+    out["frame_index"] = ep.frame_numbers[t]
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    episodes = make_episodes(2, num_frames=30, size=32)
+    root = tmp_path_factory.mktemp("lr") / "egosynth"
+    ds = L.export_lerobot(episodes, root, repo_id="egghand/test")
+    return episodes, root, ds
+
+
+def test_export_layout_and_metadata(exported):
+    episodes, root, ds = exported
+    assert ds.meta.total_episodes == 2
+    assert ds.meta.total_frames == sum(len(e) for e in episodes)
+    assert ds.meta.features[L.IMAGE]["dtype"] == "image"  # PNG in parquet, no video
+    assert not list(root.rglob("*.mp4"))
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert info["codebase_version"].startswith("v3")
+    side = L.read_sidecar(root)
+    assert [e["take_uid"] for e in side["episodes"]] == [e.take_uid for e in episodes]
+    assert side["episodes"][1]["scenario"] == episodes[1].scenario
+    np.testing.assert_allclose(side["episodes"][0]["intrinsics"], episodes[0].intrinsics)
+    # raw frames: world state, invalid joints stored as 0, validity and frame numbers
+    item = ds[len(episodes[0]) + 3]
+    ep = episodes[1]
+    np.testing.assert_array_equal(item[L.VALID].numpy(), ep.valid[3])
+    np.testing.assert_array_equal(item[L.STATE][:126].numpy(), np.where(ep.valid[3][:, None], ep.joints[3], 0).ravel())
+    np.testing.assert_array_equal(item[L.STATE][126:].numpy(), ep.extrinsics[3].ravel())
+    assert int(item[L.FRAME_NUMBER]) == ep.frame_numbers[3]
+    assert item["task"] == ep.task
+
+
+@pytest.mark.parametrize("protocol", ["future", "egghand-code"])
+def test_round_trip_exact(exported, protocol):
+    episodes, root, _ = exported
+    wds = L.LeRobotWindowDataset(root, repo_id="egghand/test", protocol=protocol)
+    assert len(wds) == sum(len(e) for e in episodes)
+    i = 0
+    for ep in episodes:
+        for t in range(len(ep)):
+            got = wds[i]
+            i += 1
+            ref = reference_window(ep, t, protocol)
+            for key in ("past_valid", "future_valid", "frames"):
+                np.testing.assert_array_equal(got[key].numpy(), ref[key], err_msg=key)
+            for key in ("past_joints", "future_joints", "past_extrinsics", "future_extrinsics", "canonical_T"):
+                assert got[key].dtype == torch.float32
+                np.testing.assert_allclose(got[key].numpy(), ref[key], atol=2e-6, err_msg=key)
+            np.testing.assert_allclose(float(got["egomotion"]), ref["egomotion"], rtol=1e-5)
+            assert got["frames"].dtype == torch.uint8
+            assert int(got["frame_index"]) == ref["frame_index"]
+            assert int(got["episode_index"]) == ep.episode_index
+            assert (got["task"], got["take_uid"], got["scenario"]) == (ep.task, ep.take_uid, ep.scenario)
+    batch = collate_windows([wds[0], wds[40]])
+    assert batch["past_joints"].shape == (2, 20, 42, 3) and batch["frames"].shape == (2, 4, 3, 32, 32)
+
+
+def test_windows_without_frames(exported):
+    _, root, _ = exported
+    wds = L.LeRobotWindowDataset(root, repo_id="egghand/test", load_frames=False)
+    full = L.LeRobotWindowDataset(root, repo_id="egghand/test")
+    a, b = wds[7], full[7]
+    assert "frames" not in a
+    for k in ("past_joints", "future_valid", "canonical_T"):
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_export_refuses_existing_and_bad_input(tmp_path, exported):
+    _, root, _ = exported
+    with pytest.raises(FileExistsError, match="already exists"):
+        L.export_lerobot(make_episodes(1), root)
+    with pytest.raises(ValueError, match="empty"):
+        L.export_lerobot([], tmp_path / "a")
+    bad = make_episode(1, num_frames=5)
+    bad.joints = bad.joints[:, :21]
+    with pytest.raises(ValueError, match="joints has shape"):
+        L.export_lerobot([bad], tmp_path / "b")
+    assert not (tmp_path / "b").exists()  # nothing half-written
+    with pytest.raises(FileNotFoundError, match="not an EggHand LeRobot export"):
+        L.read_sidecar(tmp_path)
+
+
+def test_window_stats_valid_only_and_normalizer():
+    rng = np.random.default_rng(0)
+    N = 50
+    w = {
+        "past_joints": rng.normal(size=(N, 20, 42, 3)).astype(np.float32),
+        "past_valid": rng.random((N, 20, 42)) > 0.3,
+        "past_extrinsics": rng.normal(size=(N, 20, 3, 4)).astype(np.float32),
+        "future_joints": rng.normal(size=(N, 10, 42, 3)).astype(np.float32),
+        "future_valid": rng.random((N, 10, 42)) > 0.3,
+    }
+    w["past_joints"][~w["past_valid"]] = 100.0  # invalid entries must not reach the statistics
+    w["future_joints"][~w["future_valid"]] = -100.0
+    w["future_valid"][:, :, 5] = False  # a joint never valid in the targets
+    w["past_extrinsics"][..., 2, 2] = 1.0  # a constant dimension
+    halves = [{k: v[:20] for k, v in w.items()}, {k: v[20:] for k, v in w.items()}]
+    stats = L.window_stats(halves)
+    pj = np.where(w["past_valid"][..., None], w["past_joints"], np.nan).reshape(-1, 126)
+    np.testing.assert_allclose(stats[L.STATE]["min"][:126], np.nanmin(pj, 0), rtol=1e-6)
+    np.testing.assert_allclose(stats[L.STATE]["max"][:126], np.nanmax(pj, 0), rtol=1e-6)
+    np.testing.assert_allclose(stats[L.STATE]["mean"][:126], np.nanmean(pj, 0), atol=1e-6)
+    np.testing.assert_allclose(stats[L.STATE]["max"][126:], w["past_extrinsics"].reshape(-1, 12).max(0), rtol=1e-6)
+    fj = np.where(w["future_valid"][..., None], w["future_joints"], np.nan).reshape(-1, 126)
+    np.testing.assert_allclose(stats[L.ACTION]["max"][:15], np.nanmax(fj[:, :15], 0), rtol=1e-6)
+    assert np.all(stats[L.ACTION]["min"][15:18] == 0) and np.all(stats[L.ACTION]["max"][15:18] == 0)
+    assert stats[L.STATE]["count"][0] == N * 20
+
+    ns = L.to_norm_stats(stats)
+    assert isinstance(ns, NormStats) and ns.state_min.shape == (138,)
+    norm, unnorm = L.make_normalizers(ns)
+    state = L.window_state(torch.from_numpy(w["past_joints"]), torch.from_numpy(w["past_extrinsics"]))
+    action = torch.from_numpy(w["future_joints"]).reshape(N, 10, 126)
+    s_n, a_n = L.normalize_state_action(norm, state, action)
+    valid_s = torch.from_numpy(np.repeat(w["past_valid"], 3, -1))
+    assert s_n[..., :126][valid_s].min() >= -1 - 1e-5 and s_n[..., :126][valid_s].max() <= 1 + 1e-5
+    col = 126 + 10  # the constant extrinsic entry (2, 2) maps to 0, as SPEC section 3 asks
+    torch.testing.assert_close(s_n[..., col], torch.zeros_like(s_n[..., col]))
+    s_back, a_back = L.normalize_state_action(unnorm, s_n, a_n)
+    torch.testing.assert_close(s_back, state, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(a_back, action, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="expected 138"):
+        L.to_norm_stats({L.STATE: {"min": [0] * 5, "max": [0] * 5}, L.ACTION: stats[L.ACTION]})
