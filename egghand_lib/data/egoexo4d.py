@@ -1,0 +1,371 @@
+"""Reader for files in the EgoExo4D layout (the real dataset or EgoSynth output).
+
+Layout under ROOT (only the parts the hand-forecasting task needs)::
+
+    takes.json                                              list of takes (uid, name, task, videos)
+    annotations/splits.json                                 {"take_uid_to_split", "split_to_take_uids"}
+    annotations/ego_pose/{split}/hand/annotation/{uid}.json manual 3D hand joints per 30 fps frame
+    annotations/ego_pose/{split}/hand/automatic/{uid}.json  automatic 3D hand joints
+    annotations/ego_pose/{split}/camera_pose/{uid}.json     intrinsics + per-frame world->camera extrinsics
+    takes/{take_name}/frame_aligned_videos/aria01_214-1.mp4 ego RGB video, 30 fps
+
+Everything here is raw reading: values come back as found (NaN where a joint is absent) and problems
+with the *content* are left to ``egghand_lib.data.validation``. Problems with the *form* of a file
+(truncated JSON, wrong shapes, missing keys) raise ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
+
+ANNOTATION_DIRS = {"manual": "annotation", "automatic": "automatic"}
+_JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+
+def load_json(path: str | Path):
+    """json.load with errors that name the file (missing, truncated or not JSON)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
+
+
+# --------------------------------------------------------------------------------------------- takes
+
+
+@dataclass
+class TakeInfo:
+    """One entry of takes.json, reduced to what the pipeline needs."""
+
+    take_uid: str
+    take_name: str
+    task_name: str  # EgoExo4D task, e.g. "Cooking Noodles" (the "scenario" of a window)
+    parent_task_name: str
+    ego_camera: str  # e.g. "aria01"
+    video_relpath: str | None  # relative to the take's root_dir
+    root_dir: str
+    prompt: str  # "task_prompt" if takes.json has one, else the task name
+
+    def video_path(self, root: str | Path) -> Path | None:
+        if self.video_relpath is None:
+            return None
+        return Path(root) / self.root_dir / self.video_relpath
+
+
+def _ego_camera(videos: dict) -> str | None:
+    arias = sorted(k for k in videos if str(k).lower().startswith("aria"))
+    return arias[0] if arias else None
+
+
+def _video_relpath(entry) -> str | None:
+    """The ego RGB stream's relative path in a frame_aligned_videos camera entry (lenient about its form)."""
+    if isinstance(entry, str):
+        return entry
+    if not isinstance(entry, dict):
+        return None
+    for key in ("rgb", "214-1"):
+        sub = entry.get(key)
+        if isinstance(sub, dict) and isinstance(sub.get("relative_path"), str):
+            return sub["relative_path"]
+    if isinstance(entry.get("relative_path"), str):
+        return entry["relative_path"]
+    return None
+
+
+def read_takes(root: str | Path) -> dict[str, TakeInfo]:
+    """ROOT/takes.json -> {take_uid: TakeInfo}. Extra keys are ignored."""
+    path = Path(root) / "takes.json"
+    data = load_json(path)
+    if isinstance(data, dict) and "takes" in data:
+        data = data["takes"]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of takes, got {type(data).__name__}")
+    out: dict[str, TakeInfo] = {}
+    for i, t in enumerate(data):
+        if not isinstance(t, dict) or "take_uid" not in t:
+            raise ValueError(f"{path}: entry {i} has no 'take_uid'")
+        uid = str(t["take_uid"])
+        name = str(t.get("take_name", uid))
+        videos = t.get("frame_aligned_videos") or {}
+        cam = _ego_camera(videos) if isinstance(videos, dict) else None
+        rel = _video_relpath(videos.get(cam)) if cam else None
+        if rel is not None and not rel.startswith("frame_aligned_videos") and "/" not in rel:
+            rel = f"frame_aligned_videos/{rel}"
+        task_name = str(t.get("task_name") or t.get("parent_task_name") or "")
+        prompt = t.get("task_prompt") or task_name
+        out[uid] = TakeInfo(
+            take_uid=uid, take_name=name, task_name=task_name, parent_task_name=str(t.get("parent_task_name", "")),
+            ego_camera=cam or "aria01", video_relpath=rel, root_dir=str(t.get("root_dir") or f"takes/{name}"),
+            prompt=str(prompt),
+        )
+    return out
+
+
+def read_splits(root: str | Path) -> dict[str, str]:
+    """ROOT/annotations/splits.json -> {take_uid: split}."""
+    path = Path(root) / "annotations" / "splits.json"
+    data = load_json(path)
+    if isinstance(data, dict) and isinstance(data.get("take_uid_to_split"), dict):
+        return {str(k): str(v) for k, v in data["take_uid_to_split"].items()}
+    if isinstance(data, dict) and isinstance(data.get("split_to_take_uids"), dict):
+        return {str(u): str(s) for s, uids in data["split_to_take_uids"].items() for u in uids}
+    raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+
+
+def annotation_path(root: str | Path, split: str, take_uid: str, kind: str = "manual") -> Path:
+    if kind not in ANNOTATION_DIRS:
+        raise ValueError(f"annotation kind: unknown {kind!r}; expected one of {sorted(ANNOTATION_DIRS)}")
+    return Path(root) / "annotations" / "ego_pose" / split / "hand" / ANNOTATION_DIRS[kind] / f"{take_uid}.json"
+
+
+def camera_pose_path(root: str | Path, split: str, take_uid: str) -> Path:
+    return Path(root) / "annotations" / "ego_pose" / split / "camera_pose" / f"{take_uid}.json"
+
+
+def annotated_take_uids(root: str | Path, split: str, kind: str = "manual") -> list[str]:
+    """Take uids that have a hand annotation file of ``kind`` in ``split``, sorted."""
+    folder = annotation_path(root, split, "x", kind).parent
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+# ------------------------------------------------------------------------------------ hand annotation
+
+
+@dataclass
+class HandAnnotation:
+    """3D hand joints of one take as found in the file.
+
+    frame_numbers (F,) int64 sorted 30 fps frame numbers; joints (F, 42, 3) float64 world metres with NaN
+    where a joint is absent; num_views (F, 42) int16 (-1 when not given); unknown_joints {name: count}
+    of joint names that are not EgoExo4D hand joints (they are ignored).
+    """
+
+    path: Path
+    frame_numbers: np.ndarray
+    joints: np.ndarray
+    num_views: np.ndarray
+    unknown_joints: dict[str, int] = field(default_factory=dict)
+    bad_values: list[tuple[int, str, str]] = field(default_factory=list)  # (frame, joint, why): NaN / non-numeric
+
+
+def _parse_frame_number(key, path: Path) -> int:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: frame key {key!r} is not an integer frame number") from None
+
+
+def read_hand_annotation(path: str | Path) -> HandAnnotation:
+    """Parse one ego_pose hand annotation file: {"<frame>": [{"annotation3D": {joint: {x, y, z, ...}}}]}."""
+    path = Path(path)
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object keyed by frame number, got {type(data).__name__}")
+    frames = sorted((_parse_frame_number(k, path), v) for k, v in data.items())
+    n = len(frames)
+    joints = np.full((n, NUM_JOINTS, 3), np.nan)
+    views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
+    unknown: dict[str, int] = {}
+    bad: list[tuple[int, str, str]] = []
+    for i, (fn, entry) in enumerate(frames):
+        # Real files hold a list with one dict per frame; accept a bare dict too.
+        items = entry if isinstance(entry, list) else [entry]
+        for item in items:
+            if not isinstance(item, dict):
+                raise ValueError(f"{path}: frame {fn}: expected a dict with 'annotation3D', got {type(item).__name__}")
+            ann = item.get("annotation3D", {})
+            if not isinstance(ann, dict):
+                raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
+            for name, p in ann.items():
+                j = _JOINT_INDEX.get(name)
+                if j is None:
+                    unknown[name] = unknown.get(name, 0) + 1
+                    continue
+                try:
+                    xyz = (float(p["x"]), float(p["y"]), float(p["z"]))
+                except (TypeError, KeyError, ValueError):
+                    bad.append((fn, name, "non-numeric or incomplete x/y/z"))  # reported by validation
+                    continue
+                if not np.isfinite(xyz).all():
+                    bad.append((fn, name, "NaN/inf coordinate"))  # stays NaN = missing, but is reported
+                    continue
+                joints[i, j] = xyz
+                if isinstance(p, dict) and p.get("num_views_for_3d") is not None:
+                    views[i, j] = int(p["num_views_for_3d"])
+    fnums = np.array([f for f, _ in frames], dtype=np.int64)
+    return HandAnnotation(path, fnums, joints, views, unknown, bad)
+
+
+# ---------------------------------------------------------------------------------------- camera pose
+
+
+@dataclass
+class CameraPose:
+    """One camera's poses: intrinsics (3, 3) at the video's native resolution; frame_numbers (M,) sorted;
+    extrinsics (M, 3, 4) float64 world -> camera."""
+
+    path: Path
+    camera: str
+    intrinsics: np.ndarray
+    frame_numbers: np.ndarray
+    extrinsics: np.ndarray
+
+    def lookup(self, frame_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Extrinsics at ``frame_numbers`` (N,) -> (found (N,) bool, extrinsics (N, 3, 4), NaN where not found)."""
+        frame_numbers = np.asarray(frame_numbers, dtype=np.int64)
+        pos = np.searchsorted(self.frame_numbers, frame_numbers)
+        pos_c = np.minimum(pos, max(len(self.frame_numbers) - 1, 0))
+        found = (
+            (pos < len(self.frame_numbers)) & (self.frame_numbers[pos_c] == frame_numbers)
+            if len(self.frame_numbers) else np.zeros(len(frame_numbers), bool)
+        )
+        out = np.full((len(frame_numbers), 3, 4), np.nan)
+        if found.any():
+            out[found] = self.extrinsics[pos_c[found]]
+        return found, out
+
+
+def _as_matrix(value, shape: tuple[int, int], path: Path, what: str) -> np.ndarray:
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {what}: not a numeric matrix") from None
+    if m.shape == (4, 4) and shape == (3, 4):
+        m = m[:3]
+    if m.shape != shape:
+        raise ValueError(f"{path}: {what}: expected shape {shape}, got {m.shape}")
+    return m
+
+
+def read_camera_pose(path: str | Path, camera: str | None = None) -> CameraPose:
+    """Parse a camera_pose file; ``camera`` defaults to the first key starting with 'aria'."""
+    path = Path(path)
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object keyed by camera name")
+    if camera is None or camera not in data:
+        cams = sorted(k for k in data if str(k).lower().startswith("aria") and isinstance(data[k], dict))
+        if not cams:
+            raise ValueError(f"{path}: no ego (aria*) camera entry; keys are {sorted(data)[:10]}")
+        camera = cams[0]
+    entry = data[camera]
+    if not isinstance(entry, dict) or "camera_extrinsics" not in entry or "camera_intrinsics" not in entry:
+        raise ValueError(f"{path}: camera {camera!r} needs 'camera_intrinsics' and 'camera_extrinsics'")
+    K = _as_matrix(entry["camera_intrinsics"], (3, 3), path, f"{camera}/camera_intrinsics")
+    ext = entry["camera_extrinsics"]
+    if not isinstance(ext, dict):
+        raise ValueError(f"{path}: {camera}/camera_extrinsics: expected an object keyed by frame number")
+    items = sorted((_parse_frame_number(k, path), v) for k, v in ext.items())
+    E = np.zeros((len(items), 3, 4))
+    for i, (fn, v) in enumerate(items):
+        E[i] = _as_matrix(v, (3, 4), path, f"{camera}/camera_extrinsics/{fn}")
+    return CameraPose(path, camera, K, np.array([f for f, _ in items], dtype=np.int64), E)
+
+
+# ---------------------------------------------------------------------------------------------- video
+
+
+def resize_intrinsics(K: np.ndarray, src_hw: tuple[int, int], size: int) -> np.ndarray:
+    """Intrinsics after a short-side resize to ``size`` followed by a centre crop to size x size."""
+    h, w = src_hw
+    new_w, new_h = _resized_size(w, h, size)
+    K = np.asarray(K, dtype=np.float64).copy()
+    K[0, :] *= new_w / w
+    K[1, :] *= new_h / h
+    K[0, 2] -= (new_w - size) // 2
+    K[1, 2] -= (new_h - size) // 2
+    return K
+
+
+def _resized_size(w: int, h: int, size: int) -> tuple[int, int]:
+    s = size / min(h, w)
+    return max(size, round(w * s)), max(size, round(h * s))
+
+
+def video_info(path: str | Path) -> dict:
+    """Width, height, fps and (if known) frame count of a video, from the container header only."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            fps = float(s.average_rate or s.guessed_rate or 30)
+            return {"width": s.codec_context.width, "height": s.codec_context.height, "fps": fps,
+                    "frames": int(s.frames or 0)}
+    except (av.error.FFmpegError, IndexError) as e:
+        raise ValueError(f"{path}: cannot read video: {e}") from None
+
+
+def read_video_frames(path: str | Path, frame_numbers, size: int = 224) -> np.ndarray:
+    """Decode the frames with the given 30 fps frame numbers (video frame indices) -> (N, size, size, 3) uint8.
+
+    Seeks to the keyframe before the first wanted frame and decodes forward only as far as the last
+    one, so a short run of a long video costs little. Frames are short-side resized then centre-cropped.
+    Raises ValueError naming the file if a wanted frame is not in the video.
+    """
+    import av
+
+    path = Path(path)
+    wanted = np.asarray(frame_numbers, dtype=np.int64)
+    if wanted.size == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    order = np.argsort(wanted, kind="stable")
+    sorted_wanted = wanted[order]
+    out = np.zeros((len(wanted), size, size, 3), np.uint8)
+    got = np.zeros(len(wanted), bool)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
+        tb = stream.time_base
+        start = stream.start_time or 0
+        first = int(sorted_wanted[0])
+        if first > 0:
+            # Seek a little before the first wanted frame; the decoder lands on the keyframe before it.
+            container.seek(int((first - 1) / rate / tb) + start, stream=stream, backward=True, any_frame=False)
+        k = 0  # next position in sorted_wanted
+        last = int(sorted_wanted[-1])
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            idx = int(round((frame.pts - start) * tb * rate))
+            if idx < sorted_wanted[k]:
+                continue
+            if idx > last:
+                break
+            while k < len(sorted_wanted) and sorted_wanted[k] < idx:
+                k += 1  # a wanted frame the stream skipped over: left missing, reported below
+            if k < len(sorted_wanted) and sorted_wanted[k] == idx:
+                img = _resize_crop(frame, size)
+                while k < len(sorted_wanted) and sorted_wanted[k] == idx:
+                    out[order[k]] = img
+                    got[order[k]] = True
+                    k += 1
+            if k >= len(sorted_wanted):
+                break
+    if not got.all():
+        missing = wanted[~got]
+        raise ValueError(f"{path}: video has no frame {int(missing[0])} ({int((~got).sum())} wanted frames missing)")
+    return out
+
+
+def _resize_crop(frame, size: int) -> np.ndarray:
+    new_w, new_h = _resized_size(frame.width, frame.height, size)
+    img = frame.reformat(width=new_w, height=new_h, format="rgb24", interpolation="AREA").to_ndarray()
+    y0, x0 = (new_h - size) // 2, (new_w - size) // 2
+    return img[y0:y0 + size, x0:x0 + size]

@@ -1,0 +1,235 @@
+"""Canonical forecasting windows of an episode, the training-split statistics, and WindowDataset.
+
+One window per frame t of an episode (as the official code / lerobot delta_timestamps do): observed
+offsets -19..0, target offsets per protocol, video offsets -18, -12, -6, 0 (egghand_lib.batch).
+Offsets outside the episode are clamped to the nearest frame for extrinsics and video frames and their
+joints are marked invalid. Everything is in the canonical frame of the camera at offset -19 (clamped).
+
+``make_windows`` builds all windows of an episode at once from index arrays and batched einsums.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egghand_lib.batch import OBS_OFFSETS, VIDEO_OFFSETS, NormStats, collate_windows, target_offsets
+from egghand_lib.data.episodes import Episode
+from egghand_lib.egomotion import egomotion_score
+from egghand_lib.geometry import canonical_transform, invert_rigid
+
+ARRAY_KEYS = (
+    "past_joints", "past_valid", "past_extrinsics", "future_joints", "future_valid", "future_extrinsics",
+    "egomotion", "canonical_T", "episode_index", "frame_index", "frame_indices",
+)
+STRING_KEYS = ("task", "take_uid", "scenario")
+
+
+def _gather(n: int, offsets) -> tuple[np.ndarray, np.ndarray]:
+    """Indices t + offset for t in 0..n-1, clamped to the episode -> (idx (n, K), inside (n, K) bool)."""
+    raw = np.arange(n)[:, None] + np.asarray(offsets)[None, :]
+    return np.clip(raw, 0, n - 1), (raw >= 0) & (raw < n)
+
+
+def make_windows(episode: Episode, protocol: str = "future", up=(0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
+    """All N = len(episode) windows of an episode, vectorised.
+
+    Returns numpy arrays with the keys of egghand_lib/batch.py (N leading), except that ``frames`` is
+    replaced by ``frame_indices`` (N, 4) int64 indices into ``episode.frames``; ``task``, ``take_uid``
+    and ``scenario`` are (N,) object arrays of str. Egomotion is computed on the window's camera poses
+    in its canonical frame (the state the model sees), over adjacent frames inside the episode.
+    """
+    n = len(episode)
+    if n == 0:
+        raise ValueError(f"episode {episode.take_uid}: no frames")
+    tgt_off = target_offsets(protocol)
+    obs_i, obs_in = _gather(n, OBS_OFFSETS)  # (N, 20)
+    tgt_i, tgt_in = _gather(n, tgt_off)  # (N, 10)
+    vid_i, _ = _gather(n, VIDEO_OFFSETS)  # (N, 4)
+
+    E = np.asarray(episode.extrinsics, dtype=np.float64)  # (F, 3, 4)
+    # World -> canonical of each window: from the camera at its first observed frame (clamped).
+    C = canonical_transform(E, up)[obs_i[:, 0]]  # (N, 4, 4)
+    C_inv = invert_rigid(C)
+    R, t = C[:, :3, :3].astype(np.float32), C[:, :3, 3].astype(np.float32)
+
+    J = np.asarray(episode.joints, dtype=np.float32)
+    V = np.asarray(episode.valid, dtype=bool)
+
+    def joints_at(idx, inside):
+        X = np.einsum("nij,ntkj->ntki", R, J[idx], optimize=True) + t[:, None, None, :]
+        valid = V[idx] & inside[..., None]
+        return np.where(valid[..., None], X, 0.0).astype(np.float32), valid
+
+    def cams_at(idx):  # canonical -> camera = (world -> camera) o (canonical -> world)
+        return np.einsum("ntij,njk->ntik", E[idx], C_inv, optimize=True)  # (N, K, 3, 4)
+
+    past_joints, past_valid = joints_at(obs_i, obs_in)
+    future_joints, future_valid = joints_at(tgt_i, tgt_in)
+    past_cams, future_cams = cams_at(obs_i), cams_at(tgt_i)
+
+    # Egomotion over observation + target frames in time order (offsets -19..+10 or -19..+9).
+    all_off = sorted(set(OBS_OFFSETS) | set(tgt_off))
+    all_i, all_in = _gather(n, all_off)
+    if len(all_off) > 1 and n > 1:
+        ego = egomotion_score(cams_at(all_i), all_in).astype(np.float32)
+    else:
+        ego = np.full(n, np.nan, np.float32)
+
+    return {
+        "past_joints": past_joints,
+        "past_valid": past_valid,
+        "past_extrinsics": past_cams.astype(np.float32),
+        "future_joints": future_joints,
+        "future_valid": future_valid,
+        "future_extrinsics": future_cams.astype(np.float32),
+        "egomotion": ego,
+        "canonical_T": C.astype(np.float32),
+        "episode_index": np.full(n, episode.episode_index, np.int64),
+        "frame_index": np.asarray(episode.frame_numbers, np.int64).copy(),
+        "frame_indices": vid_i.astype(np.int64),
+        "task": np.full(n, episode.task, dtype=object),
+        "take_uid": np.full(n, episode.take_uid, dtype=object),
+        "scenario": np.full(n, episode.scenario, dtype=object),
+    }
+
+
+def concat_windows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate make_windows outputs of several episodes (frame_indices stay per-episode)."""
+    if not parts:
+        raise ValueError("no windows to concatenate (empty split?)")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+# ------------------------------------------------------------------------------------------ stats
+
+
+def compute_stats(episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0)) -> NormStats:
+    """Min-max NormStats over all windows of ``episodes`` (canonical, valid joints only).
+
+    state (138,): observed joints (126, valid only) then the flattened 3x4 canonical camera pose (12);
+    action (126,): target joints, valid only. A dimension with no valid value gets min = max = 0.
+    """
+    s_lo, s_hi = np.full(138, np.inf), np.full(138, -np.inf)
+    a_lo, a_hi = np.full(126, np.inf), np.full(126, -np.inf)
+    for ep in episodes:
+        w = make_windows(ep, protocol, up)
+        pj = w["past_joints"].reshape(-1, 126)
+        pm = np.repeat(w["past_valid"].reshape(-1, 42), 3, axis=1)
+        cams = w["past_extrinsics"].reshape(-1, 12)
+        s_lo[:126] = np.minimum(s_lo[:126], np.where(pm, pj, np.inf).min(0))
+        s_hi[:126] = np.maximum(s_hi[:126], np.where(pm, pj, -np.inf).max(0))
+        s_lo[126:] = np.minimum(s_lo[126:], cams.min(0))
+        s_hi[126:] = np.maximum(s_hi[126:], cams.max(0))
+        fj = w["future_joints"].reshape(-1, 126)
+        fm = np.repeat(w["future_valid"].reshape(-1, 42), 3, axis=1)
+        a_lo = np.minimum(a_lo, np.where(fm, fj, np.inf).min(0))
+        a_hi = np.maximum(a_hi, np.where(fm, fj, -np.inf).max(0))
+
+    def fix(lo, hi):
+        empty = ~np.isfinite(lo) | ~np.isfinite(hi)
+        return torch.as_tensor(np.where(empty, 0.0, lo), dtype=torch.float32), torch.as_tensor(
+            np.where(empty, 0.0, hi), dtype=torch.float32)
+
+    return NormStats(*fix(s_lo, s_hi), *fix(a_lo, a_hi))
+
+
+def minmax_normalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Map [lo, hi] to [-1, 1] per dimension; a constant dimension (hi == lo) maps to 0 (SPEC section 3)."""
+    span = hi - lo
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, 2 * (x - lo) / safe - 1, torch.zeros_like(x))
+
+
+def save_stats(stats: NormStats, path: str | Path, **info) -> None:
+    """Write NormStats as JSON in lerobot's layout (plus free-form ``info``), atomically."""
+    from egghand_lib.io import atomic_write_json
+
+    obj = {k: {m: v.tolist() for m, v in d.items()} for k, d in stats.to_lerobot().items()}
+    obj["info"] = info
+    atomic_write_json(path, obj)
+
+
+def load_stats(path: str | Path) -> NormStats:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: stats file not found (run `egghand prepare` first)")
+    with open(path) as f:
+        data = json.load(f)
+    try:
+        return NormStats.from_lerobot(data)
+    except KeyError as e:
+        raise ValueError(f"{path}: missing statistics {e}") from None
+
+
+# ------------------------------------------------------------------------------------------ dataset
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of a prepared split (PREP_DIR/episodes/{split}); items are single-window dicts (batch.py).
+
+    Episode frames are memory-mapped; all non-image arrays are built once, vectorised, at construction.
+    ``stats`` is the NormStats of PREP_DIR/stats.json (None if absent). Use ``collate_fn`` in DataLoaders.
+    """
+
+    collate_fn = staticmethod(collate_windows)
+
+    def __init__(self, prep_dir: str | Path | None, split: str, protocol: str = "future", up=None,
+                 episodes: list[Episode] | None = None, stats: NormStats | None = None):
+        from egghand_lib.data.prepare import load_split_episodes, read_manifest
+
+        self.split, self.protocol = split, protocol
+        target_offsets(protocol)  # validates the name
+        if episodes is None:
+            if prep_dir is None:
+                raise ValueError("WindowDataset: give prep_dir or episodes")
+            prep_dir = Path(prep_dir)
+            manifest = read_manifest(prep_dir)
+            episodes = load_split_episodes(prep_dir, split)
+            up = manifest.get("up", (0.0, 0.0, 1.0)) if up is None else up
+            stats_path = prep_dir / "stats.json"
+            stats = stats if stats is not None else (load_stats(stats_path) if stats_path.is_file() else None)
+        self.prep_dir = prep_dir
+        self.up = tuple(up) if up is not None else (0.0, 0.0, 1.0)
+        self.episodes = sorted(episodes, key=lambda e: (e.episode_index, int(e.frame_numbers[0]), e.take_uid))
+        self.stats = stats
+        if not self.episodes:
+            raise ValueError(f"WindowDataset: split {split!r} has no episodes")
+        self._arrays = concat_windows([make_windows(e, protocol, self.up) for e in self.episodes])
+        lengths = [len(e) for e in self.episodes]
+        self._episode_pos = np.repeat(np.arange(len(self.episodes)), lengths)
+
+    @classmethod
+    def from_episodes(cls, episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0),
+                      stats: NormStats | None = None, split: str = "memory") -> WindowDataset:
+        """Windows of in-memory episodes (no prepared folder)."""
+        return cls(None, split, protocol, up, episodes=episodes, stats=stats)
+
+    def __len__(self) -> int:
+        return len(self._episode_pos)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All non-image window arrays at once (N leading; see make_windows). Do not modify in place."""
+        return self._arrays
+
+    def frames_of(self, i: int) -> np.ndarray:
+        """The 4 video frames of window i as stored: (4, H, W, 3) uint8."""
+        ep = self.episodes[self._episode_pos[i]]
+        if ep.frames is None:
+            raise ValueError(f"episode {ep.key}: no frames stored")
+        return np.asarray(ep.frames[self._arrays["frame_indices"][i]])
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        i = int(i) % len(self)
+        a = self._arrays
+        item = {k: torch.from_numpy(np.asarray(a[k][i])) for k in ARRAY_KEYS if k != "frame_indices"}
+        item["frames"] = torch.from_numpy(self.frames_of(i)).permute(0, 3, 1, 2)
+        for k in STRING_KEYS:
+            item[k] = str(a[k][i])
+        return item
+
