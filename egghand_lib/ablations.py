@@ -1,0 +1,377 @@
+"""The paper's ablations (Tables 2-5, SPEC section 10) on any prepared dataset.
+
+- ``modality`` (Table 3): the trained model evaluated with its inputs corrupted: noisy vision (the 4
+  frames replaced by Gaussian-noise images), dummy language (the prompt replaced by random words of the
+  dataset's task-word vocabulary), and both. Corruptions are applied at evaluation, per window, from a
+  seed, and change nothing but the input they target.
+- ``egomotion`` (Table 4): metrics of Static, CVM and the model on the top-10% egomotion windows vs all.
+- ``loss`` (Table 2): retrained with L_abs only, + L_pair, + L_rel, and all three.
+- ``encoder`` (Table 4): EgoVideo vs InternVL3.5-1B, retrained; needs both encoders' weights paths.
+- ``head_init`` (Table 5): GR00T-pretrained vs random action head, retrained; needs a GR00T path.
+Variants that cannot run (missing weights) are reported as "not run" with the reason.
+
+    from egghand_lib.ablations import run_ablations
+    res = run_ablations("data/prepared", "results/ablations", model="runs/cpu-small")
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from egghand_lib.io import atomic_write_json, atomic_write_text
+
+ABLATIONS = ("modality", "egomotion", "loss", "encoder", "head_init")
+DEFAULT_ABLATIONS = ("modality", "egomotion")
+MODALITY_VARIANTS = ("clean", "noisy vision", "dummy language", "noisy vision + dummy language")
+# Table 2: L_abs weight fixed, auxiliary terms switched on (weights: abs, rel, pair; official values 0.6/0.2/0.2).
+LOSS_VARIANTS: dict[str, tuple[float, float, float]] = {
+    "L_abs": (0.6, 0.0, 0.0),
+    "L_abs + L_pair": (0.6, 0.0, 0.2),
+    "L_abs + L_rel": (0.6, 0.2, 0.0),
+    "L_abs + L_rel + L_pair": (0.6, 0.2, 0.2),
+}
+NOISE_MEAN, NOISE_STD = 127.5, 64.0  # Gaussian-noise images in uint8 pixel units (clipped to [0, 255])
+METRIC_KEYS = ("ade", "fde", "mpjpe", "mpjpe_f")
+
+
+# ----------------------------------------------------------------------------------------------
+# Modality corruptions (applied to batches at evaluation)
+
+
+def _window_seeds(batch: dict, seed: int) -> list[int]:
+    """One seed per window from (seed, episode_index, frame_index): independent of batching."""
+    n = len(batch["task"]) if "task" in batch else int(batch["frames"].shape[0])
+    ep = batch.get("episode_index")
+    fr = batch.get("frame_index")
+    if ep is None or fr is None:
+        raise ValueError("batch: corruptions need 'episode_index' and 'frame_index' to seed each window")
+    ep, fr = torch.as_tensor(ep).tolist(), torch.as_tensor(fr).tolist()
+    return [int(np.random.SeedSequence([int(seed) % 2**32, int(e) % 2**32, int(f) % 2**32]).generate_state(1)[0])
+            for e, f in zip(ep[:n], fr[:n], strict=True)]
+
+
+def _refuse_cached(batch: dict, what: str) -> None:
+    if any(k in batch for k in ("video_tokens", "text_tokens")):
+        raise ValueError(f"{what}: the batch carries cached encoder features, which would bypass the corruption; "
+                         "evaluate from raw frames and prompts (without the feature cache)")
+
+
+def noisy_vision(batch: dict, seed: int = 0) -> dict:
+    """A copy of ``batch`` whose ``frames`` are Gaussian-noise images of the same shape and dtype.
+
+    uint8 frames: N(127.5, 64^2) pixels, rounded and clipped to [0, 255]; float frames (in [0, 1]): the
+    same scaled by 1/255. Every other key is the same object as in ``batch``.
+    """
+    if "frames" not in batch:
+        raise ValueError("batch: noisy_vision needs 'frames'")
+    _refuse_cached(batch, "noisy_vision")
+    frames = batch["frames"]
+    noise = []
+    for s in _window_seeds(batch, seed):
+        g = torch.Generator().manual_seed(s)
+        noise.append(torch.randn(tuple(frames.shape[1:]), generator=g) * NOISE_STD + NOISE_MEAN)
+    x = torch.stack(noise).clamp_(0, 255)
+    x = x.round().to(torch.uint8) if frames.dtype == torch.uint8 else (x / 255.0).to(frames.dtype)
+    return {**batch, "frames": x.to(frames.device)}
+
+
+_WORD = re.compile(r"[a-z][a-z'-]*")
+
+
+def task_vocabulary(prompts: Sequence[str]) -> list[str]:
+    """The sorted set of lower-case words of ``prompts`` (the task-word vocabulary of a dataset)."""
+    vocab = sorted({w for p in prompts for w in _WORD.findall(str(p).lower())})
+    if not vocab:
+        raise ValueError("prompts: no words found; cannot build a task-word vocabulary")
+    return vocab
+
+
+def dummy_language(batch: dict, vocabulary: Sequence[str], seed: int = 0) -> dict:
+    """A copy of ``batch`` whose ``task`` prompts are random text: each prompt becomes as many words as
+    it had, drawn uniformly (with replacement) from ``vocabulary``. Every other key is unchanged."""
+    if "task" not in batch:
+        raise ValueError("batch: dummy_language needs 'task'")
+    if not vocabulary:
+        raise ValueError("vocabulary: empty")
+    _refuse_cached(batch, "dummy_language")
+    vocab = list(vocabulary)
+    tasks = []
+    for prompt, s in zip(batch["task"], _window_seeds(batch, seed), strict=True):
+        rng = np.random.default_rng(s)
+        n = max(1, len(str(prompt).split()))
+        tasks.append(" ".join(vocab[i] for i in rng.integers(0, len(vocab), size=n)))
+    return {**batch, "task": tasks}
+
+
+def make_corruption(name: str, vocabulary: Sequence[str] | None = None, seed: int = 0):
+    """The batch transform of a modality variant name (None for "clean")."""
+    if name == "clean":
+        return None
+    if name in ("dummy language", "noisy vision + dummy language") and not vocabulary:
+        raise ValueError(f"{name}: needs the task-word vocabulary")
+    if name == "noisy vision":
+        return lambda b: noisy_vision(b, seed)
+    if name == "dummy language":
+        return lambda b: dummy_language(b, vocabulary, seed)
+    if name == "noisy vision + dummy language":
+        return lambda b: dummy_language(noisy_vision(b, seed), vocabulary, seed + 1)
+    raise ValueError(f"modality variant: unknown {name!r}; expected one of {MODALITY_VARIANTS}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The runner
+
+
+def _row(table: str, variant: str, metrics: dict[str, float] | None = None, status: str = "ok", reason: str = "",
+         **extra: Any) -> dict[str, Any]:
+    row = {"table": table, "variant": variant, "status": status, "reason": reason}
+    row.update({k: (None if metrics is None or metrics.get(k) is None or not math.isfinite(metrics[k])
+                    else float(metrics[k])) for k in METRIC_KEYS})
+    row.update(extra)
+    return row
+
+
+def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, **model_overrides: Any):
+    from egghand_lib.training import train
+
+    cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides})
+    result = train(cfg, run_dir, prep_dir=prep_dir, progress=progress)
+    return result.model
+
+
+def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | str | Path | None = None, *,
+                  which: Sequence[str] = DEFAULT_ABLATIONS, split: str = "test", train_split: str = "train",
+                  protocol: str = "future", train_config: Any = "cpu-small", seed: int = 0, batch_size: int = 32,
+                  max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
+                  internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
+                  ) -> dict[str, Any]:
+    """Run the ablations in ``which`` (names from ABLATIONS) and write ablations.{md,csv,json} to ``out_dir``.
+
+    ``model``: the trained model (module, run folder or saved model folder) for the evaluation-time
+    ablations (modality, egomotion); when None it is trained with ``train_config`` into
+    ``out_dir``/runs/base. Retrained variants (loss, encoder, head_init) use ``train_config`` (a
+    TrainConfig or a name) with model overrides, each in ``out_dir``/runs/<variant> (resumable).
+    Metrics are EggHand-convention on ``split`` (or ``max_windows`` evenly spaced windows of it).
+    Returns {"rows": [...], "vocabulary_size": int, ...}; every row has table, variant, status
+    ("ok" | "not run"), reason, ade, fde, mpjpe, mpjpe_f and, for the modality rows, the change vs clean.
+    """
+    from egghand_lib.data.windows import WindowDataset
+    from egghand_lib.evaluation import (
+        MODEL_NAME,
+        _select,
+        baseline_forecasts,
+        load_model,
+        predict_model,
+        subset_indices,
+    )
+    from egghand_lib.metrics import forecast_metrics
+    from egghand_lib.training import TrainConfig
+
+    unknown = sorted(set(which) - set(ABLATIONS))
+    if unknown:
+        raise ValueError(f"which: unknown ablation(s) {unknown}; expected names from {ABLATIONS}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(train_config, str):
+        train_config = TrainConfig.named(train_config)
+    train_config = train_config.replace(protocol=protocol, train_split=train_split)
+
+    ds = WindowDataset(prep_dir, split, protocol=protocol)
+    idx = subset_indices(len(ds), max_windows)
+    arrays = _select(ds.arrays(), idx)
+    gt, valid = arrays["future_joints"], arrays["future_valid"]
+    rows: list[dict[str, Any]] = []
+    res: dict[str, Any] = {"split": split, "protocol": protocol, "num_windows": int(len(idx)), "seed": seed,
+                           "prep_dir": str(prep_dir), "which": list(which)}
+
+    def metrics(pred: np.ndarray, sel: np.ndarray | None = None) -> dict[str, float]:
+        if sel is None:
+            return forecast_metrics(pred, gt, valid, convention="egghand")
+        return forecast_metrics(pred[sel], gt[sel], valid[sel], convention="egghand")
+
+    def forecast(net: nn.Module, transform=None, desc: str = "forecast") -> np.ndarray:
+        return predict_model(net, ds, idx, batch_size=batch_size, transform=transform, progress=progress,
+                             desc=desc)[0]
+
+    needs_model = {"modality", "egomotion"} & set(which)
+    net = None
+    if needs_model:
+        if model is None:
+            net = _train_variant(prep_dir, out_dir / "runs" / "base", train_config, progress)
+            res["model"] = str(out_dir / "runs" / "base")
+        else:
+            net = load_model(model)
+            res["model"] = "in-memory" if isinstance(model, nn.Module) else str(model)
+    clean_pred = forecast(net, desc="clean") if net is not None else None
+
+    if "modality" in which:
+        train_prompts = list(WindowDataset(prep_dir, train_split, protocol=protocol).arrays()["task"]) \
+            if train_split != split else list(ds.arrays()["task"])
+        vocab = task_vocabulary(sorted(set(train_prompts)))
+        res["vocabulary_size"] = len(vocab)
+        clean = metrics(clean_pred)
+        for variant in MODALITY_VARIANTS:
+            m = clean if variant == "clean" else metrics(
+                forecast(net, make_corruption(variant, vocab, seed), desc=variant))
+            rel = {f"{k}_vs_clean": (m[k] / clean[k] - 1.0) if clean[k] else None for k in METRIC_KEYS}
+            rows.append(_row("3 modality", variant, m, **rel))
+
+    if "egomotion" in which:
+        from egghand_lib.egomotion import top_fraction_mask
+
+        scores = np.asarray(arrays["egomotion"], dtype=np.float64)
+        top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
+        train_arrays = WindowDataset(prep_dir, train_split, protocol=protocol).arrays()
+        preds = {**baseline_forecasts(arrays, train_arrays, protocol), MODEL_NAME: clean_pred}
+        pct = round(100 * top_fraction)
+        res["num_top"] = int(top.sum())
+        for name, p in preds.items():
+            rows.append(_row("4 egomotion", f"{name} top {pct}%", metrics(p, top), windows=int(top.sum())))
+            rows.append(_row("4 egomotion", f"{name} all", metrics(p), windows=int(len(idx))))
+
+    if "loss" in which:
+        for variant, weights in LOSS_VARIANTS.items():
+            slug = "loss_" + re.sub(r"[^a-z]+", "_", variant.lower()).strip("_")
+            m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, loss_weights=weights)
+            rows.append(_row("2 loss", variant, metrics(forecast(m_net, desc=variant)), weights=list(weights)))
+
+    if "encoder" in which:
+        missing = [n for n, p in (("egovideo_path", egovideo_path), ("internvl_path", internvl_path)) if not p]
+        if missing:
+            for variant in ("EgoVideo", "InternVL3.5-1B"):
+                rows.append(_row("4 encoder", variant, status="not run",
+                                 reason=f"needs local encoder weights: {', '.join(missing)} not given"))
+        else:
+            from egghand_lib.egomotion import top_fraction_mask
+
+            for variant, enc, kwargs in (("EgoVideo", "egovideo", {"checkpoint": egovideo_path}),
+                                         ("InternVL3.5-1B", "internvl", {"model_dir": internvl_path})):
+                m_net = _train_variant(prep_dir, out_dir / "runs" / f"encoder_{enc}", train_config, progress,
+                                       encoder=enc, encoder_kwargs=kwargs, video_dim=None, text_dim=None)
+                p = forecast(m_net, desc=variant)
+                scores = np.asarray(arrays["egomotion"], dtype=np.float64)
+                top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
+                rows.append(_row("4 encoder", variant, metrics(p), top_ade=metrics(p, top)["ade"],
+                                 top_mpjpe=metrics(p, top)["mpjpe"]))
+
+    if "head_init" in which:
+        if not gr00t_path:
+            rows.append(_row("5 head init", "GR00T-pretrained head", status="not run",
+                             reason="needs the GR00T-N1.5-3B directory (gr00t_path) for the pretrained action head"))
+            variants = [("random head", {"decoder_init": "random"})]
+        else:
+            variants = [("GR00T-pretrained head", {"decoder_init": "gr00t", "gr00t_path": gr00t_path}),
+                        ("random head", {"decoder_init": "random"})]
+        for variant, over in variants:
+            slug = "head_" + over["decoder_init"]
+            m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, **over)
+            rows.append(_row("5 head init", variant, metrics(forecast(m_net, desc=variant))))
+
+    res["rows"] = rows
+    write_ablations(res, out_dir)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Writers
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def ablations_markdown(res: dict[str, Any]) -> str:
+    from egghand_lib.evaluation import md_table
+
+    parts = ["# Ablations\n\n", f"split: {res['split']}, protocol: {res['protocol']}, windows: {res['num_windows']}, "
+             f"EggHand convention, metres\n"]
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for r in res["rows"]:
+        tables.setdefault(r["table"], []).append(r)
+    titles = {"2 loss": "Table 2: loss terms (retrained)", "3 modality": "Table 3: modality corruption at evaluation",
+              "4 egomotion": "Table 4: top egomotion windows vs all", "4 encoder": "Table 4: encoder swap (retrained)",
+              "5 head init": "Table 5: action-head initialisation (retrained)"}
+    for table, rows in tables.items():
+        parts.append(f"\n## {titles.get(table, table)}\n\n")
+        header = ["variant", "ADE", "FDE", "MPJPE", "MPJPE-F"]
+        extra = table == "3 modality"
+        if extra:
+            header += ["ADE vs clean", "MPJPE vs clean"]
+        header.append("status")
+        body = []
+        for r in rows:
+            line = [r["variant"]] + [_f(r[k]) for k in METRIC_KEYS]
+            if extra:
+                line += [_pct(r.get("ade_vs_clean")), _pct(r.get("mpjpe_vs_clean"))]
+            line.append(r["status"] + (f": {r['reason']}" if r["reason"] else ""))
+            body.append(line)
+        parts.append(md_table(header, body))
+    if "vocabulary_size" in res:
+        parts.append(f"\nDummy language draws from a task-word vocabulary of {res['vocabulary_size']} words; noisy "
+                     f"vision uses N({NOISE_MEAN}, {NOISE_STD}^2) pixel noise; seed {res['seed']}.\n")
+    return "".join(parts)
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * v:+.1f}%"
+
+
+def write_ablations(res: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """ablations.json, ablations.md and ablations.csv (one row per variant), each written atomically."""
+    out = Path(out_dir)
+    paths = {"json": out / "ablations.json", "md": out / "ablations.md", "csv": out / "ablations.csv"}
+    cols = ["table", "variant", "status", "reason", *METRIC_KEYS, "ade_vs_clean", "mpjpe_vs_clean", "windows"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in res["rows"]:
+        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r[k]))
+                    for k in cols})
+    atomic_write_json(paths["json"], res)
+    atomic_write_text(paths["md"], ablations_markdown(res))
+    atomic_write_text(paths["csv"], buf.getvalue())
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: egghand ablate
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prep", required=True, help="prepared data folder")
+    parser.add_argument("--out", required=True, help="results folder")
+    parser.add_argument("--model", help="trained run / model folder (omit: train one with --config)")
+    parser.add_argument("--which", nargs="+", default=list(DEFAULT_ABLATIONS), choices=list(ABLATIONS) + ["all"])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--config", default="cpu-small", help="training config for retrained variants")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-windows", type=int)
+    parser.add_argument("--egovideo", help="EgoVideo ckpt_4frames.pth (encoder ablation)")
+    parser.add_argument("--internvl", help="InternVL3.5-1B-HF directory (encoder ablation)")
+    parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory (head-init ablation)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    which = list(ABLATIONS) if "all" in args.which else args.which
+    res = run_ablations(args.prep, args.out, args.model, which=which, split=args.split, train_split=args.train_split,
+                        protocol=args.protocol, train_config=args.config, seed=args.seed, batch_size=args.batch_size,
+                        max_windows=args.max_windows, egovideo_path=args.egovideo, internvl_path=args.internvl,
+                        gr00t_path=args.gr00t, progress=not args.no_progress)
+    print(ablations_markdown(res))
+    print(f"[ablate] results in {args.out}")
+    return 0
