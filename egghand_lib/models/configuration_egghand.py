@@ -1,0 +1,193 @@
+"""EggHandConfig: one plain dataclass for the encoder, the adapters and the GR00T action decoder.
+
+Presets (``EggHandConfig.preset(name)``):
+- ``"gr00t-n1.5"`` (alias ``"paper"``): the GR00T-N1.5-3B action head (SPEC section 8, ~1.07 B parameters)
+  with the EgoVideo encoder (1408-d CLS token, 512-d text tokens).
+- ``"cpu-small"``: the same architecture at width 128 with 4 DiT layers and the offline encoder.
+- ``"tiny"``: width 32, 2 layers, for tests (trains in seconds).
+
+Horizon: GR00T-N1.5 was pretrained with ``action_horizon`` 16, but no weight shape depends on the horizon
+(the action position embedding has ``max_seq_len`` rows), so the head runs directly with the EggHand horizon
+of 10 target frames (``action_horizon = 10`` in every preset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egghand_lib.batch import ACTION_DIM, NUM_OBS, NUM_TARGET, STATE_DIM, TARGET_OFFSETS
+
+ENCODERS = ("offline", "egovideo", "internvl", "cached")
+DECODER_INITS = ("random", "gr00t")
+# Children of lerobot's FlowmatchingActionHead that `freeze_decoder` may name.
+DECODER_PARTS = (
+    "model", "vl_self_attention", "vlln", "state_encoder", "action_encoder", "action_decoder",
+    "future_tokens", "position_embedding",
+)
+LOSS_SPACES = ("metres", "normalised")
+
+
+@dataclass
+class EggHandConfig:
+    preset_name: str = "custom"
+
+    # --- encoder (egghand_lib.models.encoders.build_encoder(encoder, **encoder_kwargs)) ---
+    encoder: str = "offline"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"checkpoint": ".../ckpt_4frames.pth"}
+    video_dim: int | None = None  # feature widths; None = taken from the encoder when it is built
+    text_dim: int | None = None
+
+    # --- adapters / fusion (paper Eq. 6-9) ---
+    max_video_tokens: int = 1024  # rows of the learned temporal/positional embedding of visual tokens
+    max_text_tokens: int = 128  # rows of the learned positional embedding of text tokens
+    state_dim: int = STATE_DIM  # 126 joint coordinates + 12 camera numbers per observed frame
+    num_obs: int = NUM_OBS
+    out_action_dim: int = ACTION_DIM  # 126 = 42 joints x 3
+
+    # --- GR00T flow-matching action head (lerobot FlowmatchingActionHead) ---
+    backbone_embedding_dim: int = 2048  # context width (= DiT cross-attention dim)
+    hidden_size: int = 1024
+    input_embedding_dim: int = 1536  # = num_heads * head_dim
+    num_layers: int = 16
+    num_heads: int = 32
+    head_dim: int = 48
+    interleave_self_attention: bool = True
+    vl_self_attention_layers: int = 4
+    vl_num_heads: int = 32
+    vl_head_dim: int = 64  # vl_num_heads * vl_head_dim must equal backbone_embedding_dim
+    dit_output_dim: int = 1024  # DiT output width (= hidden_size in GR00T)
+    max_state_dim: int = 64
+    action_dim: int = 32
+    action_horizon: int = NUM_TARGET
+    num_future_tokens: int = 32  # GR00T num_target_vision_tokens
+    max_num_embodiments: int = 32
+    embodiment_id: int = 31  # GR00T's "new embodiment"
+    max_seq_len: int = 1024
+    dropout: float = 0.2
+    num_timestep_buckets: int = 1000
+
+    # --- initialisation / freezing ---
+    decoder_init: str = "random"  # "random" | "gr00t"
+    gr00t_path: str | None = None  # directory with model.safetensors.index.json + shards
+    freeze_decoder: tuple[str, ...] = ()  # names from DECODER_PARTS
+    lora_rank: int = 0  # > 0: LoRA (peft) on the DiT and VL self-attention linears, their base weights frozen
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+
+    # --- forecasting / training ---
+    num_inference_steps: int = 4
+    noise_seed: int = 0
+    loss_weights: tuple[float, float, float] = (0.6, 0.2, 0.2)  # abs, rel, pair
+    loss_space: str = "metres"  # forecast_loss on metres (default) or on min-max normalised coordinates
+    flow_loss_weight: float = 0.0  # optional auxiliary flow-matching velocity loss (0 disables)
+    protocol: str = "future"
+
+    def __post_init__(self) -> None:
+        self.loss_weights = tuple(float(w) for w in self.loss_weights)
+        self.freeze_decoder = tuple(self.freeze_decoder)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, msg: str) -> ValueError:
+            return ValueError(f"EggHandConfig.{name}: {msg} (got {getattr(self, name)!r})")
+
+        if self.encoder not in ENCODERS:
+            raise bad("encoder", f"expected one of {ENCODERS}")
+        if self.decoder_init not in DECODER_INITS:
+            raise bad("decoder_init", f"expected one of {DECODER_INITS}")
+        if self.decoder_init == "gr00t" and not self.gr00t_path:
+            raise bad("gr00t_path", "decoder_init='gr00t' needs the GR00T-N1.5-3B directory")
+        if self.protocol not in TARGET_OFFSETS:
+            raise bad("protocol", f"expected one of {sorted(TARGET_OFFSETS)}")
+        if self.loss_space not in LOSS_SPACES:
+            raise bad("loss_space", f"expected one of {LOSS_SPACES}")
+        if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
+            raise bad("loss_weights", "expected three non-negative weights (abs, rel, pair)")
+        if unknown := set(self.freeze_decoder) - set(DECODER_PARTS):
+            raise bad("freeze_decoder", f"unknown parts {sorted(unknown)}; expected names from {DECODER_PARTS}")
+        if self.num_heads * self.head_dim != self.input_embedding_dim:
+            raise bad("input_embedding_dim", "must equal num_heads * head_dim")
+        if self.vl_self_attention_layers > 0 and self.vl_num_heads * self.vl_head_dim != self.backbone_embedding_dim:
+            raise bad("backbone_embedding_dim", "must equal vl_num_heads * vl_head_dim")
+        if self.action_horizon != NUM_TARGET:
+            raise bad("action_horizon", f"EggHand forecasts {NUM_TARGET} frames")
+        if not 0 <= self.embodiment_id < self.max_num_embodiments:
+            raise bad("embodiment_id", f"must be in [0, max_num_embodiments={self.max_num_embodiments})")
+        if self.num_inference_steps < 1:
+            raise bad("num_inference_steps", "must be >= 1")
+        if self.lora_rank < 0:
+            raise bad("lora_rank", "must be >= 0")
+        if self.max_seq_len < self.action_horizon:
+            raise bad("max_seq_len", "must be >= action_horizon")
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> EggHandConfig:
+        """A named preset ("gr00t-n1.5" / "paper", "cpu-small", "tiny") with optional field overrides."""
+        key = {"paper": "gr00t-n1.5"}.get(name, name)
+        if key not in PRESETS:
+            raise ValueError(f"preset: unknown {name!r}; expected one of {sorted(PRESETS) + ['paper']}")
+        values = {**PRESETS[key], "preset_name": key, **overrides}
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> EggHandConfig:
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["loss_weights"] = list(self.loss_weights)
+        d["freeze_decoder"] = list(self.freeze_decoder)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> EggHandConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(d) - known):
+            raise ValueError(f"{source}: unknown EggHandConfig fields {unknown}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> EggHandConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(d, source=str(path))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # GR00T-N1.5-3B action head values (its config.json action_head_cfg) + EgoVideo features.
+    "gr00t-n1.5": dict(
+        encoder="egovideo", video_dim=1408, text_dim=512,
+        backbone_embedding_dim=2048, hidden_size=1024, input_embedding_dim=1536, num_layers=16, num_heads=32,
+        head_dim=48, vl_self_attention_layers=4, vl_num_heads=32, vl_head_dim=64, dit_output_dim=1024,
+        max_state_dim=64, action_dim=32, num_future_tokens=32, max_num_embodiments=32, embodiment_id=31,
+        max_seq_len=1024, dropout=0.2,
+    ),
+    # Width-128 4-layer decoder for 2-core CPUs (SPEC: ~0.85 s per training step at batch 64).
+    "cpu-small": dict(
+        encoder="offline",
+        backbone_embedding_dim=128, hidden_size=128, input_embedding_dim=128, num_layers=4, num_heads=4,
+        head_dim=32, vl_self_attention_layers=1, vl_num_heads=4, vl_head_dim=32, dit_output_dim=128,
+        max_state_dim=64, action_dim=32, num_future_tokens=8, max_num_embodiments=32, embodiment_id=31,
+        max_seq_len=32, dropout=0.1, max_video_tokens=256, max_text_tokens=64,
+    ),
+    # For tests: a few hundred thousand parameters.
+    "tiny": dict(
+        encoder="offline",
+        backbone_embedding_dim=32, hidden_size=32, input_embedding_dim=32, num_layers=2, num_heads=2,
+        head_dim=16, vl_self_attention_layers=1, vl_num_heads=2, vl_head_dim=16, dit_output_dim=32,
+        max_state_dim=16, action_dim=8, num_future_tokens=4, max_num_embodiments=2, embodiment_id=1,
+        max_seq_len=16, dropout=0.0, max_video_tokens=16, max_text_tokens=32,
+    ),
+}

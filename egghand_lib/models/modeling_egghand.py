@@ -1,0 +1,539 @@
+"""EggHandPolicy: video-text encoder -> adapters -> GR00T flow-matching action head (SPEC section 8).
+
+Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 target frames:
+
+1. Context (paper Eq. 6-8). The encoder (or the batch's cached ``video_tokens``/``text_tokens``) gives
+   video (B, Nv, Dv) and text (B, Nt, Dt) tokens. Each stream gets a linear projection to the decoder's
+   backbone width D plus a learned temporal (video) / positional (text) embedding; the context is
+   concat(video, text) (B, Nv + Nt, D). lerobot's DiT does not apply a context attention mask, so padded
+   tokens are zeroed instead (they still receive attention, but their content does not depend on the
+   padding); encoders pad to a fixed length so a forecast never depends on the batch composition.
+2. State (Eq. 9). Per observed frame: 126 joint coordinates + 12 camera numbers (the 3x4 canonical ->
+   camera matrix), min-max normalised to [-1, 1] with the training statistics (a constant dimension maps
+   to 0), invalid joints set to 0 AFTER normalisation, and the 42 validity flags concatenated
+   (138 + 42 = 180 numbers). A linear adapter maps them to GR00T's ``max_state_dim`` (64) and a learned
+   per-frame embedding tells the frames apart (the DiT has no positional embedding of its own).
+   The 20 frames become 20 state tokens of the head's ``state_encoder``.
+3. Decoder: lerobot's FlowmatchingActionHead, used as a dependency. ``get_action`` runs under no_grad, so
+   ``_condition`` + ``_integrate`` compose the head's own submodules exactly as ``get_action`` does
+   (process_backbone_output -> vlln + vl_self_attention; state_encoder; per Euler step action_encoder +
+   position_embedding, [state, future_tokens, action] tokens, DiT, action_decoder, last H tokens). The
+   flow runs in the normalised 126-d joint space: the adapters ``action_in_proj`` (126 -> 32) and
+   ``action_out_proj`` (32 -> 126) wrap the head's 32-d action interface, so pretrained GR00T weights apply.
+4. Forecast: K-step Euler (default 4) from a fixed noise sample. The noise is drawn from a CPU generator
+   seeded with ``config.noise_seed`` with shape (1, H, 126) and shared by every window of the batch, so it
+   never depends on the batch size or order. ``sample(batch, n, seed)`` uses seeds seed, seed+1, ...
+5. Training: ``forward`` back-propagates ``egghand_lib.losses.forecast_loss`` through the K Euler steps
+   of the deterministic forecast (in metres by default, ``config.loss_space``), plus optionally
+   ``config.flow_loss_weight`` x the standard flow-matching velocity MSE (noise, time ~ GR00T's Beta).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from egghand_lib.batch import NormStats
+from egghand_lib.io import atomic_path, atomic_write_json
+from egghand_lib.models.configuration_egghand import EggHandConfig
+from egghand_lib.models.gr00t_weights import LoadReport, load_gr00t_action_head
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+STATS_NAME = "stats.json"
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
+REQUIRED_KEYS = ("past_joints", "past_valid", "past_extrinsics")
+
+
+@contextlib.contextmanager
+def _quiet_meta_safe():
+    """lerobot's head prints while it builds and creates a Beta distribution whose argument validation
+    cannot run on the meta device: silence the prints and skip that validation while building."""
+    from torch.distributions import Distribution
+
+    old = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        Distribution.set_default_validate_args(old)
+
+
+def build_action_head(config: EggHandConfig) -> nn.Module:
+    """lerobot's FlowmatchingActionHead with the sizes of ``config`` (GR00T-N1.5-3B layout)."""
+    from lerobot.policies.groot.action_head.flow_matching_action_head import (
+        FlowmatchingActionHead,
+        FlowmatchingActionHeadConfig,
+    )
+
+    dit = dict(
+        num_attention_heads=config.num_heads, attention_head_dim=config.head_dim, output_dim=config.dit_output_dim,
+        num_layers=config.num_layers, dropout=config.dropout, final_dropout=True, norm_type="ada_norm",
+        interleave_self_attention=config.interleave_self_attention,
+        cross_attention_dim=config.backbone_embedding_dim, positional_embeddings=None,
+    )
+    vl = dict(
+        num_attention_heads=config.vl_num_heads, attention_head_dim=config.vl_head_dim,
+        num_layers=config.vl_self_attention_layers, dropout=config.dropout, final_dropout=True,
+        positional_embeddings=None,
+    )
+    head_cfg = FlowmatchingActionHeadConfig(
+        action_dim=config.action_dim, action_horizon=config.action_horizon, add_pos_embed=True,
+        backbone_embedding_dim=config.backbone_embedding_dim, hidden_size=config.hidden_size,
+        input_embedding_dim=config.input_embedding_dim, max_state_dim=config.max_state_dim,
+        max_seq_len=config.max_seq_len, num_inference_timesteps=config.num_inference_steps,
+        num_target_vision_tokens=config.num_future_tokens, max_num_embodiments=config.max_num_embodiments,
+        num_timestep_buckets=config.num_timestep_buckets, use_vlln=True, diffusion_model_cfg=dit,
+        vl_self_attention_cfg=vl, tune_projector=True, tune_diffusion_model=True, model_dtype="float32",
+    )
+    with _quiet_meta_safe():
+        return FlowmatchingActionHead(head_cfg)
+
+
+class EggHandPolicy(nn.Module):
+    """The EggHand forecaster. See the module docstring for the data flow.
+
+    ``encoder``: an already built VideoTextEncoder (otherwise built from ``config.encoder``; none for
+    ``"cached"``, whose features must come with the batch).
+    """
+
+    def __init__(
+        self,
+        config: EggHandConfig,
+        stats: NormStats | None = None,
+        encoder: nn.Module | None = None,
+        *,
+        load_pretrained_decoder: bool = True,
+    ):
+        super().__init__()
+        if encoder is None and config.encoder != "cached":
+            from egghand_lib.models.encoders import build_encoder
+
+            encoder = build_encoder(config.encoder, **config.encoder_kwargs)
+        if encoder is not None:
+            for name in ("video_dim", "text_dim"):
+                want, have = getattr(config, name), int(getattr(encoder, name))
+                if want is not None and want != have:
+                    raise ValueError(f"config.{name}={want} but the encoder {type(encoder).__name__} gives {have}")
+            config = config.replace(video_dim=int(encoder.video_dim), text_dim=int(encoder.text_dim))
+        if config.video_dim is None or config.text_dim is None:
+            raise ValueError("config.video_dim / config.text_dim must be set when no encoder is built ('cached')")
+        self.config = config
+        self.encoder = encoder
+        self.encoder_frozen = bool(encoder is not None and getattr(encoder, "frozen", True))
+        if self.encoder_frozen:
+            encoder.requires_grad_(False)
+            encoder.eval()
+
+        D = config.backbone_embedding_dim
+        # Adapters (paper Eq. 6-7): projections to the backbone width + learned temporal/positional encodings.
+        self.video_proj = nn.Linear(config.video_dim, D)
+        self.text_proj = nn.Linear(config.text_dim, D)
+        self.video_pos_embed = nn.Embedding(config.max_video_tokens, D)
+        self.text_pos_embed = nn.Embedding(config.max_text_tokens, D)
+        # State adapter (official code: 138 -> 64), here with the 42 validity flags appended.
+        n_joints = config.out_action_dim // 3
+        self.state_proj = nn.Linear(config.state_dim + n_joints, config.max_state_dim)
+        self.state_time_embed = nn.Embedding(config.num_obs, config.max_state_dim)
+        # Action adapters (official code: 126 <-> 32).
+        self.action_in_proj = nn.Linear(config.out_action_dim, config.action_dim)
+        self.action_out_proj = nn.Linear(config.action_dim, config.out_action_dim)
+        for emb in (self.video_pos_embed, self.text_pos_embed, self.state_time_embed):
+            nn.init.normal_(emb.weight, std=0.02)
+
+        self.action_head = build_action_head(config)
+        self.gr00t_report: LoadReport | None = None
+        if config.decoder_init == "gr00t" and load_pretrained_decoder:
+            self.gr00t_report = load_gr00t_action_head(self.action_head, config.gr00t_path, strict=True)
+        if config.lora_rank > 0:
+            self._add_lora()
+        for part in config.freeze_decoder:
+            getattr(self.action_head, part).requires_grad_(False)
+
+        # Min-max statistics as buffers so they travel with .to(device) and the weights file; NaN = unset.
+        for name, dim in (("state", config.state_dim), ("action", config.out_action_dim)):
+            self.register_buffer(f"norm_{name}_min", torch.full((dim,), float("nan")))
+            self.register_buffer(f"norm_{name}_max", torch.full((dim,), float("nan")))
+        if stats is not None:
+            self.set_norm_stats(stats)
+
+    # ------------------------------------------------------------------ setup helpers
+    def _add_lora(self) -> None:
+        """LoRA (peft) on the linears of the DiT and the VL self-attention; their base weights are frozen."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        cfg = self.config
+        for name in ("model", "vl_self_attention"):
+            module = getattr(self.action_head, name)
+            if not any(isinstance(m, nn.Linear) for m in module.modules()):
+                continue
+            module.requires_grad_(False)
+            lora = LoraConfig(
+                r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                target_modules=list(LORA_TARGETS),
+            )
+            inject_adapter_in_model(lora, module)
+            for pname, p in module.named_parameters():
+                p.requires_grad_("lora_" in pname)
+
+    def set_norm_stats(self, stats: NormStats) -> None:
+        """Install the training-split min-max statistics (138-d state, 126-d action)."""
+        cfg = self.config
+        for name, dim in (("state", cfg.state_dim), ("action", cfg.out_action_dim)):
+            lo, hi = getattr(stats, f"{name}_min"), getattr(stats, f"{name}_max")
+            lo, hi = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
+            if lo.shape != (dim,) or hi.shape != (dim,):
+                shapes = f"{tuple(lo.shape)}/{tuple(hi.shape)}"
+                raise ValueError(f"stats.{name}_min/max: expected shape ({dim},), got {shapes}")
+            if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or (hi < lo).any():
+                raise ValueError(f"stats.{name}_min/max: must be finite with min <= max")
+            getattr(self, f"norm_{name}_min").copy_(lo)
+            getattr(self, f"norm_{name}_max").copy_(hi)
+
+    @property
+    def stats(self) -> NormStats | None:
+        if torch.isnan(self.norm_state_min).any():
+            return None
+        return NormStats(
+            self.norm_state_min.cpu().clone(), self.norm_state_max.cpu().clone(),
+            self.norm_action_min.cpu().clone(), self.norm_action_max.cpu().clone(),
+        )
+
+    def train(self, mode: bool = True) -> EggHandPolicy:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()  # a frozen encoder never runs in training mode (dropout, norms)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.action_in_proj.weight.device
+
+    # ------------------------------------------------------------------ normalisation (SPEC section 3)
+    def _minmax(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = getattr(self, f"norm_{name}_min"), getattr(self, f"norm_{name}_max")
+        if torch.isnan(lo).any():
+            raise ValueError("EggHandPolicy has no normalisation statistics: call set_norm_stats(stats) first")
+        mid, half = (hi + lo) / 2, (hi - lo) / 2
+        return mid, half
+
+    def normalize(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """Min-max to [-1, 1]; a constant dimension maps to 0. x (..., dim)."""
+        mid, half = self._minmax(name)
+        scale = torch.where(half > 1e-8, 1.0 / half.clamp_min(1e-8), torch.zeros_like(half))
+        return (x - mid) * scale
+
+    def unnormalize(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        mid, half = self._minmax(name)
+        return x * half + mid
+
+    # ------------------------------------------------------------------ inputs
+    def encode_context(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context tokens (B, Nv + Nt, D) and mask (B, Nv + Nt) bool.
+
+        Features the batch carries (feature cache: video_tokens / text_tokens [+ masks]) are used as they
+        are; only the missing half is computed by the encoder (e.g. cached MiniLM text + trained video CNN).
+        """
+        have_v, have_t = "video_tokens" in batch, "text_tokens" in batch
+        enc = self.encoder
+        if enc is None and not (have_v and have_t):
+            raise ValueError("batch: no 'video_tokens'/'text_tokens' and the model has no encoder (encoder='cached')")
+        grad = torch.no_grad() if self.encoder_frozen else contextlib.nullcontext()
+        with grad:
+            if not have_v and not have_t:
+                if "frames" not in batch or "task" not in batch:
+                    raise ValueError("batch: the encoder needs 'frames' and 'task'")
+                out = enc(batch["frames"].to(self.device), list(batch["task"]))
+                vt, vm, tt, tm = out.video_tokens, out.video_mask, out.text_tokens, out.text_mask
+            else:
+                if have_v:
+                    vt = batch["video_tokens"]
+                    vm = batch.get("video_mask", torch.ones(vt.shape[:2], dtype=torch.bool))
+                elif "frames" not in batch:
+                    raise ValueError("batch: neither 'video_tokens' nor 'frames'")
+                else:
+                    vt, vm = enc.encode_video(batch["frames"].to(self.device))
+                if have_t:
+                    tt = batch["text_tokens"]
+                    tm = batch.get("text_mask", torch.ones(tt.shape[:2], dtype=torch.bool))
+                elif "task" not in batch:
+                    raise ValueError("batch: neither 'text_tokens' nor 'task'")
+                else:
+                    tt, tm = enc.encode_text(list(batch["task"]))
+        dev = self.device
+        vt, tt = vt.to(dev, torch.float32), tt.to(dev, torch.float32)
+        vm, tm = vm.to(dev, torch.bool), tm.to(dev, torch.bool)
+        for name, tok, n_max, dim in (("video", vt, self.config.max_video_tokens, self.config.video_dim),
+                                      ("text", tt, self.config.max_text_tokens, self.config.text_dim)):
+            if tok.ndim != 3 or tok.shape[-1] != dim:
+                raise ValueError(f"{name} tokens: expected (B, N, {dim}), got {tuple(tok.shape)}")
+            if tok.shape[1] > n_max:
+                raise ValueError(f"{name} tokens: {tok.shape[1]} tokens exceed config.max_{name}_tokens={n_max}")
+        v = self.video_proj(vt) + self.video_pos_embed.weight[: vt.shape[1]]
+        t = self.text_proj(tt) + self.text_pos_embed.weight[: tt.shape[1]]
+        ctx = torch.cat([v, t], dim=1)
+        mask = torch.cat([vm, tm], dim=1)
+        return ctx * mask.unsqueeze(-1).to(ctx.dtype), mask
+
+    def encode_state(self, batch: dict) -> torch.Tensor:
+        """State tokens before the head's state_encoder: (B, 20, max_state_dim)."""
+        for key in REQUIRED_KEYS:
+            if key not in batch:
+                raise ValueError(f"batch: missing key {key!r}")
+        dev = self.device
+        joints = batch["past_joints"].to(dev, torch.float32)
+        valid = batch["past_valid"].to(dev, torch.bool)
+        ext = batch["past_extrinsics"].to(dev, torch.float32)
+        B, T = joints.shape[:2]
+        n_joints = self.config.out_action_dim // 3
+        if joints.shape[1:] != (self.config.num_obs, n_joints, 3) or valid.shape != (B, T, n_joints) \
+                or ext.shape != (B, T, 3, 4):
+            raise ValueError(
+                f"batch: past_joints/past_valid/past_extrinsics must be (B, {self.config.num_obs}, {n_joints}, 3)/"
+                f"(B, T, {n_joints})/(B, T, 3, 4); got {tuple(joints.shape)}/{tuple(valid.shape)}/{tuple(ext.shape)}"
+            )
+        state = self.normalize(torch.cat([joints.reshape(B, T, -1), ext.reshape(B, T, 12)], dim=-1), "state")
+        cam_valid = torch.ones_like(valid[..., :1]).expand(B, T, 12)  # the camera pose is always known
+        coord_valid = torch.cat([valid.repeat_interleave(3, dim=-1), cam_valid], dim=-1)
+        state = torch.where(coord_valid, state, torch.zeros_like(state))  # after normalisation: 0 = "unknown"
+        x = torch.cat([state, valid.to(state.dtype)], dim=-1)
+        return self.state_proj(x) + self.state_time_embed.weight[:T]
+
+    def _noise(self, seed: int, batch_size: int) -> torch.Tensor:
+        """(B, H, 126) standard normal noise from ``seed``, identical for every window of the batch."""
+        g = torch.Generator(device="cpu").manual_seed(int(seed))
+        z = torch.randn((1, self.config.action_horizon, self.config.out_action_dim), generator=g)
+        return z.to(self.device).expand(batch_size, -1, -1)
+
+    # ------------------------------------------------------------------ the head, composed as get_action
+    def _condition(self, ctx: torch.Tensor, ctx_mask: torch.Tensor, state: torch.Tensor) -> dict:
+        from transformers.feature_extraction_utils import BatchFeature
+
+        head = self.action_head
+        # process_backbone_output writes into the batch it gets: always give it a fresh one.
+        backbone = head.process_backbone_output(
+            BatchFeature(data={"backbone_features": ctx, "backbone_attention_mask": ctx_mask})
+        )
+        vl_embs = backbone["backbone_features"]
+        emb_id = torch.full((ctx.shape[0],), self.config.embodiment_id, dtype=torch.long, device=ctx.device)
+        return {"vl_embs": vl_embs, "state_features": head.state_encoder(state, emb_id), "embodiment_id": emb_id}
+
+    def _velocity(self, cond: dict, actions: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Predicted velocity (B, H, 126) of normalised actions (B, H, 126) at discrete timesteps (B,)."""
+        head = self.action_head
+        vl_embs, emb_id = cond["vl_embs"], cond["embodiment_id"]
+        action_features = head.action_encoder(self.action_in_proj(actions), timesteps, emb_id)
+        pos_ids = torch.arange(action_features.shape[1], dtype=torch.long, device=actions.device)
+        action_features = action_features + head.position_embedding(pos_ids).unsqueeze(0)
+        future_tokens = head.future_tokens.weight.unsqueeze(0).expand(vl_embs.shape[0], -1, -1)
+        sa_embs = torch.cat((cond["state_features"], future_tokens, action_features), dim=1)
+        model_output = head.model(hidden_states=sa_embs, encoder_hidden_states=vl_embs, timestep=timesteps)
+        pred = head.action_decoder(model_output, emb_id)
+        return self.action_out_proj(pred[:, -actions.shape[1]:])
+
+    def _integrate(self, cond: dict, noise: torch.Tensor, num_steps: int) -> torch.Tensor:
+        """K-step Euler from ``noise`` (B, H, 126) at t=0 to t=1; differentiable. Returns normalised actions."""
+        actions, dt, B = noise, 1.0 / num_steps, noise.shape[0]
+        for k in range(num_steps):
+            t_disc = int(k / float(num_steps) * self.config.num_timestep_buckets)
+            timesteps = torch.full((B,), t_disc, dtype=torch.long, device=noise.device)
+            actions = actions + dt * self._velocity(cond, actions, timesteps)
+        return actions
+
+    def _to_metres(self, actions: torch.Tensor) -> torch.Tensor:
+        B, H = actions.shape[:2]
+        return self.unnormalize(actions, "action").reshape(B, H, -1, 3)
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Training step: the deterministic forecast and its losses.
+
+        Returns "loss" (scalar, differentiable), "abs", "rel", "pair" (and "flow" when enabled),
+        "pred" (B, 10, 42, 3) metres.
+        """
+        from egghand_lib.losses import forecast_loss
+
+        for key in ("future_joints", "future_valid"):
+            if key not in batch:
+                raise ValueError(f"batch: missing key {key!r}")
+        ctx, mask = self.encode_context(batch)
+        cond = self._condition(ctx, mask, self.encode_state(batch))
+        B = ctx.shape[0]
+        actions = self._integrate(cond, self._noise(self.config.noise_seed, B), self.config.num_inference_steps)
+        pred = self._to_metres(actions)
+        gt = batch["future_joints"].to(self.device, torch.float32)
+        valid = batch["future_valid"].to(self.device, torch.bool)
+        if self.config.loss_space == "metres":
+            losses = forecast_loss(pred, gt, valid, weights=self.config.loss_weights)
+        else:
+            gt_n = self.normalize(gt.reshape(B, gt.shape[1], -1), "action").reshape(gt.shape)
+            losses = forecast_loss(actions.reshape(gt.shape), gt_n, valid, weights=self.config.loss_weights)
+        out = {"loss": losses["total"], "abs": losses["abs"], "rel": losses["rel"], "pair": losses["pair"],
+               "pred": pred}
+        if self.config.flow_loss_weight > 0:
+            out["flow"] = self._flow_loss(cond, gt, valid)
+            out["loss"] = out["loss"] + self.config.flow_loss_weight * out["flow"]
+        return out
+
+    def _flow_loss(self, cond: dict, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """GR00T's flow-matching objective: MSE of the velocity (target - noise) at a random time, valid joints."""
+        B, H = gt.shape[:2]
+        target = self.normalize(gt.reshape(B, H, -1), "action")
+        noise = torch.randn_like(target)
+        t = self.action_head.sample_time(B, device=target.device, dtype=target.dtype)[:, None, None]
+        noisy = (1 - t) * noise + t * target
+        timesteps = (t[:, 0, 0] * self.config.num_timestep_buckets).long()
+        v = self._velocity(cond, noisy, timesteps)
+        m = valid.repeat_interleave(3, dim=-1).to(v.dtype)
+        return (((v - (target - noise)) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+
+    @contextlib.contextmanager
+    def _inference(self):
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was)
+
+    def forecast(self, batch: dict, seed: int | None = None, num_steps: int | None = None) -> torch.Tensor:
+        """Deterministic forecast (B, 10, 42, 3) metres: K-step Euler from the noise of ``seed``
+        (default config.noise_seed), K = ``num_steps`` (default config.num_inference_steps). No grad."""
+        with self._inference():
+            ctx, mask = self.encode_context(batch)
+            cond = self._condition(ctx, mask, self.encode_state(batch))
+            seed = self.config.noise_seed if seed is None else seed
+            steps = num_steps or self.config.num_inference_steps
+            return self._to_metres(self._integrate(cond, self._noise(seed, ctx.shape[0]), steps))
+
+    def sample(self, batch: dict, n: int, seed: int = 0, num_steps: int | None = None) -> torch.Tensor:
+        """n hypotheses per window (B, n, 10, 42, 3) metres, from the noise seeds seed, seed + 1, ..., seed + n - 1."""
+        if n < 1:
+            raise ValueError(f"n: must be >= 1, got {n}")
+        with self._inference():
+            ctx, mask = self.encode_context(batch)
+            cond = self._condition(ctx, mask, self.encode_state(batch))
+            steps = num_steps or self.config.num_inference_steps
+            outs = [self._to_metres(self._integrate(cond, self._noise(seed + i, ctx.shape[0]), steps))
+                    for i in range(n)]
+        return torch.stack(outs, dim=1)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _part_of(self, name: str) -> str:
+        if name.startswith("encoder."):
+            return "encoder"
+        if name.startswith("action_head."):
+            return "decoder"
+        return "adapters"
+
+    def parameter_counts(self) -> dict[str, dict[str, int]]:
+        """{part: {"trainable": n, "frozen": n}} for parts encoder / adapters / decoder."""
+        counts = {p: {"trainable": 0, "frozen": 0} for p in ("encoder", "adapters", "decoder")}
+        for name, p in self.named_parameters():
+            counts[self._part_of(name)]["trainable" if p.requires_grad else "frozen"] += p.numel()
+        return counts
+
+    def parameter_summary(self) -> str:
+        """A table of trainable / frozen parameter counts per part."""
+        counts = self.parameter_counts()
+        rows = [f"{'part':<10}{'trainable':>16}{'frozen':>16}{'total':>16}"]
+        tot = {"trainable": 0, "frozen": 0}
+        for part, c in counts.items():
+            rows.append(f"{part:<10}{c['trainable']:>16,}{c['frozen']:>16,}{c['trainable'] + c['frozen']:>16,}")
+            for k in tot:
+                tot[k] += c[k]
+        rows.append(f"{'total':<10}{tot['trainable']:>16,}{tot['frozen']:>16,}{tot['trainable'] + tot['frozen']:>16,}")
+        return "\n".join(rows)
+
+    def _saved_state(self) -> dict[str, torch.Tensor]:
+        """The tensors save_pretrained writes: everything but the encoder weights that come from elsewhere."""
+        state = self.state_dict()
+        if self.encoder is None:
+            return state
+        # A frozen encoder is rebuilt whole from config.encoder_kwargs; a trained one declares the parts it
+        # restores itself (``external_prefixes``, e.g. the packaged MiniLM of the offline encoder).
+        skip = ("encoder.",) if self.encoder_frozen else tuple(
+            "encoder." + p for p in getattr(self.encoder, "external_prefixes", ()))
+        return {k: v for k, v in state.items() if not (skip and k.startswith(skip))}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json, model.safetensors and stats.json (lerobot layout) into ``directory`` atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self._saved_state().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "egghand": "EggHandPolicy"})
+        stats = self.stats
+        if stats is not None:
+            atomic_write_json(directory / STATS_NAME,
+                              {k: {s: v.tolist() for s, v in d.items()} for k, d in stats.to_lerobot().items()})
+        atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())  # written last: the folder is complete
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, encoder: nn.Module | None = None, **overrides: Any
+    ) -> EggHandPolicy:
+        """Rebuild a saved policy. ``overrides`` replace config fields (e.g. encoder_kwargs with local paths);
+        the GR00T checkpoint is not read again (the decoder weights come from model.safetensors)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: not a directory")
+        config = EggHandConfig.from_json(directory / CONFIG_NAME)
+        if overrides:
+            config = EggHandConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: weights file not found")
+        model = cls(config, encoder=encoder, load_pretrained_decoder=False)
+        expected = model._saved_state()
+        try:
+            with safe_open(str(weights), framework="pt", device="cpu") as f:
+                keys = set(f.keys())
+                missing = sorted(set(expected) - keys)
+                unexpected = sorted(keys - set(expected))
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in sorted(keys & set(expected))}
+                wrong = [(k, s, tuple(expected[k].shape)) for k, s in shapes.items() if s != tuple(expected[k].shape)]
+                if missing or unexpected or wrong:
+                    msg = [f"{weights}: does not match the model built from {directory / CONFIG_NAME}:"]
+                    msg += [f"  missing {k}" for k in missing[:20]]
+                    msg += [f"  unexpected {k}" for k in unexpected[:20]]
+                    msg += [f"  wrong shape {k}: file {list(a)} vs model {list(b)}" for k, a, b in wrong[:20]]
+                    raise ValueError("\n".join(msg))
+                state = {k: f.get_tensor(k) for k in keys}
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{weights}: not a valid safetensors file ({e})") from None
+        model.load_state_dict(state, strict=False)  # the key set was checked above
+        return model
+
+
+def build_decoder_on_meta(preset: str | EggHandConfig = "gr00t-n1.5", **overrides: Any) -> EggHandPolicy:
+    """The policy without an encoder (adapters + action head) on the meta device: parameter counting without memory.
+
+    ``preset`` is a preset name or a config; its video_dim / text_dim must be known (given in the paper preset).
+    """
+    config = preset if isinstance(preset, EggHandConfig) else EggHandConfig.preset(preset)
+    config = config.replace(encoder="cached", decoder_init="random", **overrides)
+    with torch.device("meta"), _quiet_meta_safe():
+        return EggHandPolicy(config)
+
+
+def load_stats_json(path: str | Path) -> NormStats:
+    """NormStats from a stats.json in lerobot layout (as written by save_pretrained / the data pipeline)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: stats file not found")
+    try:
+        return NormStats.from_lerobot(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a NormStats json in lerobot layout ({e!r})") from None
