@@ -37,9 +37,23 @@ class VideoTextEncoder(nn.Module):
     name: str = "base"
     video_dim: int
     text_dim: int
+    num_video_tokens: int
     frozen: bool = True
 
-    def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:  # pragma: no cover
+    def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:
+        """frames (B, 4, 3, H, W), prompts list of B str -> EncoderOutput."""
+        video_tokens, video_mask = self.encode_video(frames)
+        text_tokens, text_mask = self.encode_text(prompts)
+        return EncoderOutput(video_tokens, video_mask, text_tokens, text_mask)
+
+    # Added (backwards compatible): the two halves separately, so a model can use cached text features
+    # with a trained video encoder (the "offline" encoder) or vice versa.
+    def encode_video(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        """frames (B, 4, 3, H, W) -> video_tokens (B, Nv, Dv), video_mask (B, Nv) bool."""
+        raise NotImplementedError
+
+    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        """prompts (B strings) -> text_tokens (B, Nt, Dt), text_mask (B, Nt) bool."""
         raise NotImplementedError
 
     def cache_key(self) -> dict:

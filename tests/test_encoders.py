@@ -1,0 +1,156 @@
+"""Encoders: shapes and masks, offline text model, frozen-ness, determinism, strict EgoVideo loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from egghand_lib.models.encoders import (
+    CachedEncoder,
+    EncoderOutput,
+    available_encoders,
+    build_encoder,
+    features_from_batch,
+)
+
+
+def _frames(b: int = 2, size: int = 64, seed: int = 0, dtype=torch.uint8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, 4, 3, size, size), generator=g, dtype=torch.uint8)
+    return x if dtype == torch.uint8 else x.float() / 255
+
+
+def _check_output(out: EncoderOutput, b: int, enc) -> None:
+    assert out.video_tokens.shape == (b, enc.num_video_tokens, enc.video_dim)
+    assert out.video_mask.shape == (b, enc.num_video_tokens) and out.video_mask.dtype == torch.bool
+    assert out.text_tokens.ndim == 3 and out.text_tokens.shape[0] == b and out.text_tokens.shape[2] == enc.text_dim
+    assert out.text_mask.shape == out.text_tokens.shape[:2] and out.text_mask.dtype == torch.bool
+    assert torch.isfinite(out.video_tokens).all() and torch.isfinite(out.text_tokens).all()
+    assert out.text_mask.any(dim=1).all()  # every prompt has at least one real token
+
+
+# ---------------------------------------------------------------- offline (MiniLM text + small CNN)
+
+
+@pytest.fixture(scope="module")
+def offline():
+    torch.manual_seed(0)
+    return build_encoder("offline")
+
+
+def test_registry_names_and_unknown_name():
+    assert {"offline", "egovideo", "internvl", "cached"} <= set(available_encoders())
+    with pytest.raises(ValueError, match="unknown name 'clip'"):
+        build_encoder("clip")
+
+
+def test_offline_shapes_masks_and_gradients(offline):
+    frames = _frames(3, size=96)
+    prompts = ["Cut the onion into thin slices.", "Tighten the bolt.", "Cut the onion into thin slices."]
+    out = offline(frames, prompts)
+    _check_output(out, 3, offline)
+    assert offline.num_video_tokens == 64 and offline.video_dim == 128 and offline.text_dim == 384
+    assert out.video_mask.all()
+    # text padding: real tokens first, zeros after; identical prompts give identical rows
+    n_real = out.text_mask.sum(1)
+    assert n_real[0] == n_real[2] and n_real[0] > n_real[1] >= 3
+    assert torch.equal(out.text_tokens[0], out.text_tokens[2])
+    assert (out.text_tokens[1, n_real[1] :] == 0).all()
+    assert not offline.frozen
+    # video trains, text is frozen
+    (out.video_tokens.square().mean() + out.text_tokens.sum()).backward()
+    assert all(p.grad is not None for p in offline.video.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in offline.text.parameters())
+    offline.zero_grad()
+
+
+def test_offline_minilm_is_pretrained_and_discriminates_prompts(offline):
+    prompts = ["Cook an omelet in a pan.", "Fix the flat tire of the bicycle.", "Cook an omelette in the pan."]
+    tokens, mask = offline.encode_text(prompts)
+    m = mask.unsqueeze(-1).float()
+    emb = torch.nn.functional.normalize((tokens * m).sum(1) / m.sum(1), dim=-1)  # sentence-transformers pooling
+    cos = emb @ emb.T
+    # pretrained weights: paraphrases are much closer than unrelated prompts (random weights would not do this)
+    assert cos[0, 2] > 0.8 and cos[0, 1] < 0.5, cos
+    assert not torch.allclose(tokens[0], tokens[1])
+
+
+def test_offline_text_cache_and_batch_independence(offline):
+    offline.text.clear_cache()
+    a, _ = offline.encode_text(["Slice the bread.", "Pour the milk."])
+    assert len(offline.text._cache) == 2
+    b, _ = offline.encode_text(["Pour the milk.", "Wash the dishes.", "Pour the milk."])
+    assert len(offline.text._cache) == 3  # only the new prompt was encoded
+    assert torch.equal(a[1], b[0]) and torch.equal(b[0], b[2])
+    key = offline.text_cache_key()
+    assert key["name"] == "minilm-l6-v2-tokens" and key["max_text_len"] == 32 and len(key["weights"]) == 16
+    with pytest.raises(NotImplementedError, match="cannot be cached"):
+        offline.cache_key()  # the encoder as a whole trains
+
+
+def test_offline_deterministic_uint8_equals_float_and_train_mode_keeps_text_frozen(offline):
+    frames = _frames(2, size=64)
+    offline.train()
+    assert not offline.text.training and not offline.text.model.training  # dropout stays off
+    out1 = offline(frames, ["a", "b"])
+    out2 = offline(frames.float() / 255, ["a", "b"])
+    assert torch.allclose(out1.video_tokens, out2.video_tokens, atol=1e-5)
+    assert torch.equal(out1.text_tokens, out2.text_tokens)
+    offline.eval()
+
+
+def test_offline_video_tokens_depend_on_object_location():
+    torch.manual_seed(0)
+    from egghand_lib.models.encoders.offline import OfflineEncoderConfig, SmallVideoCNN
+
+    net = SmallVideoCNN(OfflineEncoderConfig(grid=2))
+    left = torch.zeros(1, 4, 3, 64, 64, dtype=torch.uint8)
+    right = left.clone()
+    left[..., 24:40, 4:20] = 255
+    right[..., 24:40, 44:60] = 255
+    # same object, mirrored position: the tokens must differ (coordinates are kept)
+    assert net(left).shape == (1, 16, 128)
+    assert not torch.allclose(net(left), net(right), atol=1e-3)
+
+
+def test_offline_bad_inputs(offline):
+    with pytest.raises(ValueError, match=r"frames: expected shape \(B, 4, 3, H, W\)"):
+        offline(torch.zeros(2, 3, 3, 64, 64, dtype=torch.uint8), ["a", "b"])
+    with pytest.raises(ValueError, match="2 prompts for a batch of 3"):
+        offline(_frames(3), ["a", "b"])
+    with pytest.raises(ValueError, match="list of str"):
+        offline.encode_text("a single string")
+    with pytest.raises(ValueError, match="unknown option"):
+        build_encoder("offline", image_sise=64)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        build_encoder("offline", text_model_dir="/nonexistent/minilm")
+
+
+# ---------------------------------------------------------------- cached features
+
+
+def test_cached_encoder_reads_batch_and_errors_clearly():
+    enc = build_encoder("cached", video_dim=8, text_dim=4, num_video_tokens=1, source_key={"name": "x"})
+    batch = {"video_tokens": torch.randn(2, 1, 8), "text_tokens": torch.randn(2, 5, 4),
+             "text_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)}
+    out = enc.encode_batch(batch)
+    _check_output(out, 2, enc)
+    assert out.video_mask.all() and torch.equal(out.text_mask, batch["text_mask"])
+    assert enc.cache_key() == {"name": "x"}
+    with pytest.raises(ValueError, match=r"no \['video_tokens'\] features"):
+        enc.encode_batch({"text_tokens": batch["text_tokens"]})
+    with pytest.raises(ValueError, match="feature width 8 != expected 16"):
+        build_encoder("cached", video_dim=16, text_dim=4).encode_batch(batch)
+    with pytest.raises(ValueError, match="reads features from the batch"):
+        enc(_frames(2), ["a", "b"])
+
+
+def test_features_from_batch_mixes_cached_text_with_trained_video(offline):
+    frames = _frames(2)
+    text, mask = offline.encode_text(["x y", "z"])
+    batch = {"frames": frames, "task": ["ignored", "ignored"], "text_tokens": text, "text_mask": mask}
+    out = features_from_batch(offline, batch)
+    assert torch.equal(out.text_tokens, text)
+    assert torch.allclose(out.video_tokens, offline.encode_video(frames)[0])
+    with pytest.raises(ValueError, match="neither 'video_tokens' nor 'frames'"):
+        features_from_batch(offline, {"task": ["a"]})
