@@ -131,6 +131,7 @@ def test_offline_bad_inputs(offline):
 
 def test_cached_encoder_reads_batch_and_errors_clearly():
     enc = build_encoder("cached", video_dim=8, text_dim=4, num_video_tokens=1, source_key={"name": "x"})
+    assert isinstance(enc, CachedEncoder) and enc.frozen
     batch = {"video_tokens": torch.randn(2, 1, 8), "text_tokens": torch.randn(2, 5, 4),
              "text_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)}
     out = enc.encode_batch(batch)
