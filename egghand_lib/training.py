@@ -478,6 +478,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
     from tqdm.auto import tqdm
 
     config.validate()
+    if train_dataset is None and prep_dir is None:
+        raise ValueError("train: give prep_dir or train_dataset")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(out_dir)
@@ -486,8 +488,6 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
 
     # Data
     if train_dataset is None:
-        if prep_dir is None:
-            raise ValueError("train: give prep_dir or train_dataset")
         from egghand_lib.data.windows import WindowDataset
 
         train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol)
