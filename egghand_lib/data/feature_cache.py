@@ -1,0 +1,446 @@
+"""Precomputed outputs of a FROZEN video-text encoder, one row per window, in safetensors shards.
+
+A frozen encoder (EgoVideo, InternVL) gives the same tokens for a window in every epoch, and it is by
+far the most expensive part of a training step; so its outputs are computed once:
+
+    cache_dir/
+      manifest.json          encoder name + cache_key (weights hash, preprocessing), dataset fingerprint,
+                             number of windows, shard size, token shapes, shard list, "complete"
+      shard_00000.safetensors  windows [0, S): video_tokens (n, Nv, Dv), video_mask (n, Nv),
+                               text_tokens (p, Nt, Dt), text_mask (p, Nt) for the p unique prompts of the
+                               shard, text_index (n,) int64 row of each window's prompt
+      shard_00001.safetensors  windows [S, 2S) ...
+
+Every shard is written atomically and is self-contained, so an interrupted build resumes by skipping
+the shards already on disk. ``CachedFeatures`` refuses a cache built by another encoder (different
+``cache_key()``) or for other data (different dataset fingerprint) with a message saying what differs.
+``with_cached_features(dataset, cache)`` adds the four feature keys of ``egghand_lib.batch`` to each
+item; the model skips its encoder when they are present.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from egghand_lib.batch import FEATURE_KEYS, collate_windows
+from egghand_lib.io import atomic_path, atomic_write_json, clean_partials
+
+MANIFEST = "manifest.json"
+FORMAT = "egghand-feature-cache/1"
+
+
+class StaleCacheError(ValueError):
+    """The cache on disk was built for another encoder or other data."""
+
+
+# ------------------------------------------------------------------------------------- identities
+
+
+def _canonical_json(obj: Any) -> Any:
+    """JSON-normalised copy (tuples -> lists, keys as strings) so stored and live keys compare equal."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def encoder_identity(encoder: Any) -> dict:
+    """``{"name", "cache_key"}`` of a frozen encoder; a trainable encoder cannot be cached."""
+    if isinstance(encoder, dict):
+        return _canonical_json(encoder)
+    if not getattr(encoder, "frozen", False):
+        raise ValueError(f"encoder: {type(encoder).__name__} is not frozen; only frozen encoders can be cached")
+    try:
+        key = encoder.cache_key()
+    except NotImplementedError as e:
+        raise ValueError(f"encoder: {e}") from None
+    if not isinstance(key, dict) or not key:
+        raise ValueError(f"encoder: {type(encoder).__name__}.cache_key() must return a non-empty dict, got {key!r}")
+    return _canonical_json({"name": getattr(encoder, "name", type(encoder).__name__), "cache_key": key})
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dataset_fingerprint(dataset: Any) -> dict:
+    """Identity of a window dataset: what the cache rows refer to.
+
+    A dataset with a ``fingerprint()`` method (``LeRobotWindowDataset``) supplies its own; a prepared
+    ``WindowDataset`` (attributes ``prep_dir``, ``split``, ``protocol``) is identified by the hash of its
+    ``PREP_DIR/manifest.json``, the split, the protocol and the number of windows.
+    """
+    if isinstance(dataset, dict):
+        return _canonical_json(dataset)
+    if callable(getattr(dataset, "fingerprint", None)):
+        fp = dict(dataset.fingerprint())
+    elif getattr(dataset, "prep_dir", None) is not None:
+        manifest = Path(dataset.prep_dir) / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"dataset: {manifest} not found; cannot fingerprint the prepared data")
+        fp = {"source": "prepared", "prep_manifest_sha256": _sha256_file(manifest),
+              "split": getattr(dataset, "split", None), "protocol": getattr(dataset, "protocol", None)}
+    else:
+        raise ValueError(f"dataset: cannot fingerprint a {type(dataset).__name__}; give it a fingerprint() method, "
+                         "a prep_dir attribute, or pass fingerprint=... explicitly")
+    fp["num_windows"] = len(dataset)
+    return _canonical_json(fp)
+
+
+def _diff(stored: Any, live: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences between two JSON values."""
+    if isinstance(stored, dict) and isinstance(live, dict):
+        out = []
+        for k in sorted(set(stored) | set(live)):
+            out += _diff(stored.get(k, "<missing>"), live.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if stored == live else [f"{prefix.rstrip('.')}: cache has {stored!r}, now {live!r}"]
+
+
+# ------------------------------------------------------------------------------------------- build
+
+
+def _read_manifest(cache_dir: Path) -> dict:
+    path = cache_dir / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"cache_dir: {path} not found; build the cache with build_feature_cache first")
+    try:
+        m = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: corrupted feature-cache manifest (not valid JSON: {e}); "
+                         "delete the folder and rebuild") from None
+    required = {"format": str, "encoder": dict, "dataset": dict, "num_windows": int, "shard_size": int,
+                "shards": list, "complete": bool}
+    for key, typ in required.items():
+        if not isinstance(m, dict) or not isinstance(m.get(key), typ):
+            raise ValueError(f"{path}: corrupted feature-cache manifest (field {key!r} missing or not a "
+                             f"{typ.__name__}); delete the folder and rebuild")
+    if m["format"] != FORMAT:
+        raise ValueError(f"{path}: unknown format {m['format']!r}, expected {FORMAT!r}")
+    n, s = m["num_windows"], m["shard_size"]
+    expect = [_shard_entry(i, s, n) for i in range(_num_shards(n, s))] if s > 0 else None
+    if expect is None or [{k: e.get(k) for k in ("file", "start", "stop")} for e in m["shards"]] != expect:
+        raise ValueError(f"{path}: corrupted feature-cache manifest (shard list does not cover "
+                         f"{n} windows in shards of {s}); delete the folder and rebuild")
+    return m
+
+
+def _num_shards(n: int, shard_size: int) -> int:
+    return (n + shard_size - 1) // shard_size
+
+
+def _shard_entry(i: int, shard_size: int, n: int) -> dict:
+    return {"file": f"shard_{i:05d}.safetensors", "start": i * shard_size, "stop": min(n, (i + 1) * shard_size)}
+
+
+def _check_identity(m: dict, encoder_id: dict | None, fingerprint: dict | None, where: Path) -> None:
+    problems = []
+    if encoder_id is not None and m["encoder"] != encoder_id:
+        problems += ["encoder " + d for d in _diff(m["encoder"], encoder_id)]
+    if fingerprint is not None and m["dataset"] != fingerprint:
+        problems += ["dataset " + d for d in _diff(m["dataset"], fingerprint)]
+    if problems:
+        raise StaleCacheError(f"{where}: stale feature cache, refusing to use it:\n  " + "\n  ".join(problems)
+                              + "\nRebuild it (build_feature_cache(..., overwrite=True)) or use another cache_dir.")
+
+
+def _shard_complete(path: Path, rows: int) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_slice("video_tokens").get_shape()[0] == rows and "text_index" in f.keys()
+    except Exception:  # a truncated or foreign file: recompute it
+        return False
+
+
+def _encoder_device(encoder: Any) -> torch.device:
+    try:
+        return next(encoder.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def _encode_shard(encoder: Any, dataset: Any, start: int, stop: int, batch_size: int, num_workers: int,
+                  share_text: bool) -> tuple[dict[str, torch.Tensor], list[str]]:
+    from torch.utils.data import DataLoader, Subset
+
+    loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate_windows)
+    device = _encoder_device(encoder)
+    video, vmask, prompts, texts, tmasks, tindex = [], [], [], [], [], []
+    row_of: dict[str, int] = {}
+    for batch in loader:
+        if "frames" not in batch or "task" not in batch:
+            raise ValueError("dataset: items need 'frames' and 'task' to compute encoder features")
+        out = encoder(batch["frames"].to(device), list(batch["task"]))
+        video.append(out.video_tokens.detach().cpu())
+        vmask.append(out.video_mask.detach().cpu().bool())
+        for b, prompt in enumerate(batch["task"]):
+            tok, msk = out.text_tokens[b].detach().cpu(), out.text_mask[b].detach().cpu().bool()
+            if share_text and prompt in row_of:
+                r = row_of[prompt]
+                if not _same_text(texts[r], tmasks[r], tok, msk):
+                    raise ValueError(f"encoder: text features of prompt {prompt!r} differ between windows (they "
+                                     "depend on the video); build the cache with share_text=False")
+                if tok.shape[0] > texts[r].shape[0]:  # keep the longer padding of the two
+                    texts[r], tmasks[r] = tok, msk
+                tindex.append(r)
+                continue
+            row_of[prompt] = len(texts)
+            prompts.append(prompt)
+            texts.append(tok)
+            tmasks.append(msk)
+            tindex.append(len(texts) - 1)
+    text_tokens, text_mask = _pad_stack(texts, tmasks)
+    v_tokens, v_mask = _pad_cat(video, vmask)
+    tensors = {"video_tokens": v_tokens.contiguous(), "video_mask": v_mask.contiguous(),
+               "text_tokens": text_tokens.contiguous(), "text_mask": text_mask.contiguous(),
+               "text_index": torch.tensor(tindex, dtype=torch.int64)}
+    return tensors, prompts
+
+
+def _same_text(t1: torch.Tensor, m1: torch.Tensor, t2: torch.Tensor, m2: torch.Tensor) -> bool:
+    """Equal text features up to batch padding: equal on the common length, extra positions masked out."""
+    L = min(t1.shape[0], t2.shape[0])
+    if t1.shape[1:] != t2.shape[1:] or m1[L:].any() or m2[L:].any() or not torch.equal(m1[:L], m2[:L]):
+        return False
+    return torch.allclose(t1[:L][m1[:L]], t2[:L][m2[:L]], rtol=1e-4, atol=1e-5)
+
+
+def _pad_stack(tokens: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, D) tensors -> (n, max L, D) zero-padded, masks False on the padding."""
+    L = max(t.shape[0] for t in tokens)
+    out = tokens[0].new_zeros((len(tokens), L, tokens[0].shape[-1]))
+    mask = torch.zeros((len(tokens), L), dtype=torch.bool)
+    for i, (t, m) in enumerate(zip(tokens, masks, strict=True)):
+        out[i, : t.shape[0]] = t
+        mask[i, : m.shape[0]] = m
+    return out, mask
+
+
+def _pad_cat(tokens: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batches (B_i, L_i, D) -> (sum B_i, max L, D), padding masked out (only when batch lengths differ)."""
+    L = max(t.shape[1] for t in tokens)
+    if all(t.shape[1] == L for t in tokens):
+        return torch.cat(tokens), torch.cat(masks)
+    rows = [r for t in tokens for r in t]
+    mrows = [r for m in masks for r in m]
+    return _pad_stack(rows, mrows)
+
+
+def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch_size: int = 16,
+                        shard_size: int = 1024, progress: bool = True, num_workers: int = 0,
+                        share_text: bool = True, overwrite: bool = False, fingerprint: dict | None = None,
+                        on_shard: Callable[[int], None] | None = None) -> CachedFeatures:
+    """Run a frozen ``encoder`` over every window of ``dataset`` once and store its outputs in ``cache_dir``.
+
+    Items must carry "frames" (4, 3, H, W) uint8 and "task". Resumes: shards already on disk (for the
+    same encoder and data) are skipped. A cache for another encoder or other data is refused
+    (``StaleCacheError``) unless ``overwrite``. ``share_text`` stores each prompt's text tokens once per
+    shard (checked: if they differ between windows of one prompt the build stops). ``on_shard(i)`` is
+    called after shard i is written. Returns the ``CachedFeatures`` of the finished cache.
+    """
+    from tqdm.auto import tqdm
+
+    cache_dir = Path(cache_dir)
+    enc_id = encoder_identity(encoder)
+    fp = _canonical_json(fingerprint) if fingerprint is not None else dataset_fingerprint(dataset)
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("dataset: no windows to encode")
+    if batch_size < 1 or shard_size < 1:
+        raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size}, {shard_size}")
+    manifest = None
+    if (cache_dir / MANIFEST).exists():
+        try:
+            manifest = _read_manifest(cache_dir)
+            _check_identity(manifest, enc_id, fp, cache_dir)
+            if manifest["shard_size"] != shard_size:
+                raise StaleCacheError(f"{cache_dir}: existing cache uses shard_size {manifest['shard_size']}, "
+                                      f"asked for {shard_size}")
+        except (StaleCacheError, ValueError):
+            if not overwrite:
+                raise
+            manifest = None
+    if manifest is None:
+        if cache_dir.exists() and overwrite:
+            for p in list(cache_dir.glob("shard_*.safetensors")) + [cache_dir / MANIFEST]:
+                p.unlink(missing_ok=True)
+        manifest = {"format": FORMAT, "encoder": enc_id, "dataset": fp, "num_windows": n,
+                    "shard_size": shard_size, "share_text": share_text, "complete": False,
+                    "shards": [_shard_entry(i, shard_size, n) for i in range(_num_shards(n, shard_size))]}
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache_dir / MANIFEST, manifest)
+    clean_partials(cache_dir)
+
+    encoder.eval()
+    todo = [i for i, s in enumerate(manifest["shards"])
+            if not _shard_complete(cache_dir / s["file"], s["stop"] - s["start"])]
+    bar = tqdm(total=n, desc=f"features {enc_id['name']}", unit="win", disable=not progress,
+               initial=n - sum(manifest["shards"][i]["stop"] - manifest["shards"][i]["start"] for i in todo))
+    for i in todo:
+        s = manifest["shards"][i]
+        tensors, prompts = _encode_shard(encoder, dataset, s["start"], s["stop"], batch_size, num_workers,
+                                         manifest.get("share_text", True))
+        with atomic_path(cache_dir / s["file"]) as tmp:
+            save_file(tensors, str(tmp), metadata={"prompts": json.dumps(prompts), "start": str(s["start"]),
+                                                   "stop": str(s["stop"])})
+        bar.update(s["stop"] - s["start"])
+        if on_shard is not None:
+            on_shard(i)
+    bar.close()
+    manifest["complete"] = True
+    manifest["token_shapes"] = _token_shapes(cache_dir, manifest)
+    atomic_write_json(cache_dir / MANIFEST, manifest)
+    return CachedFeatures(cache_dir, encoder_key=enc_id, fingerprint=fp)
+
+
+def _token_shapes(cache_dir: Path, manifest: dict) -> dict:
+    """Max token counts and widths over all shards (items are padded to these so batches stack)."""
+    nv = nt = 0
+    dv = dt = None
+    for s in manifest["shards"]:
+        with safe_open(str(cache_dir / s["file"]), framework="pt") as f:
+            v, t = f.get_slice("video_tokens").get_shape(), f.get_slice("text_tokens").get_shape()
+        nv, nt, dv, dt = max(nv, v[1]), max(nt, t[1]), v[2], t[2]
+    return {"video": [nv, dv], "text": [nt, dt]}
+
+
+# -------------------------------------------------------------------------------------------- read
+
+
+class CachedFeatures:
+    """Read access to a finished feature cache; ``cache[i]`` -> the four feature tensors of window i.
+
+    ``encoder_key`` (an encoder or its ``encoder_identity`` dict) and ``dataset`` (or ``fingerprint``)
+    are checked against the manifest when given; a mismatch raises ``StaleCacheError``.
+    """
+
+    def __init__(self, cache_dir: str | Path, encoder_key: Any = None, dataset: Any = None,
+                 fingerprint: dict | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.manifest = _read_manifest(self.cache_dir)
+        if not self.manifest["complete"]:
+            raise ValueError(f"{self.cache_dir}: feature cache is incomplete (an interrupted build); "
+                             "run build_feature_cache again to resume it")
+        enc_id = encoder_identity(encoder_key) if encoder_key is not None else None
+        fp = fingerprint if fingerprint is not None else (dataset_fingerprint(dataset) if dataset is not None else None)
+        _check_identity(self.manifest, enc_id, _canonical_json(fp) if fp is not None else None, self.cache_dir)
+        for s in self.manifest["shards"]:
+            if not (self.cache_dir / s["file"]).is_file():
+                raise FileNotFoundError(f"{self.cache_dir / s['file']}: shard listed in the manifest is missing")
+        shapes = self.manifest.get("token_shapes") or _token_shapes(self.cache_dir, self.manifest)
+        self._nv, self._nt = int(shapes["video"][0]), int(shapes["text"][0])
+        self._starts = [s["start"] for s in self.manifest["shards"]]
+        self._handles: dict[int, Any] = {}
+        self._text_cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return self.manifest["num_windows"]
+
+    @property
+    def encoder(self) -> dict:
+        return self.manifest["encoder"]
+
+    def __getstate__(self) -> dict:  # open safetensors handles do not pickle (DataLoader workers)
+        state = dict(self.__dict__)
+        state["_handles"], state["_text_cache"] = {}, {}
+        return state
+
+    def _shard(self, k: int):
+        if k not in self._handles:
+            path = self.cache_dir / self.manifest["shards"][k]["file"]
+            try:
+                self._handles[k] = safe_open(str(path), framework="pt")
+            except Exception as e:
+                raise ValueError(f"{path}: unreadable feature-cache shard ({e}); rebuild the cache") from None
+        return self._handles[k]
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        idx = int(idx)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"window {idx} out of range for a cache of {len(self)} windows")
+        k = bisect.bisect_right(self._starts, idx) - 1
+        row = idx - self._starts[k]
+        f = self._shard(k)
+        if k not in self._text_cache:
+            self._text_cache = {k: (f.get_tensor("text_tokens"), f.get_tensor("text_mask"),
+                                    f.get_tensor("text_index"))}
+        tt, tm, ti = self._text_cache[k]
+        v = f.get_slice("video_tokens")[row : row + 1][0]
+        vm = f.get_slice("video_mask")[row : row + 1][0]
+        j = int(ti[row])
+        return {"video_tokens": _pad_to(v, self._nv), "video_mask": _pad_to(vm, self._nv),
+                "text_tokens": _pad_to(tt[j], self._nt), "text_mask": _pad_to(tm[j], self._nt)}
+
+
+def _pad_to(x: torch.Tensor, n: int) -> torch.Tensor:
+    if x.shape[0] == n:
+        return x
+    pad = x.new_zeros((n - x.shape[0], *x.shape[1:]))
+    return torch.cat([x, pad])
+
+
+class CachedFeatureDataset(torch.utils.data.Dataset):
+    """``dataset`` items plus the cached encoder features of the same window (see ``with_cached_features``)."""
+
+    def __init__(self, dataset: Any, cache: CachedFeatures, drop_frames: bool = False):
+        if len(dataset) != len(cache):
+            raise StaleCacheError(f"{cache.cache_dir}: cache holds {len(cache)} windows, dataset has {len(dataset)}")
+        self.dataset, self.cache, self.drop_frames = dataset, cache, drop_frames
+        self.collate_fn = getattr(dataset, "collate_fn", collate_windows)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # stats, episodes, ... of the wrapped dataset
+        if name in ("dataset", "cache", "drop_frames", "collate_fn"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, idx: int) -> dict:
+        item = dict(self.dataset[idx])
+        if self.drop_frames:
+            item.pop("frames", None)
+        item.update(self.cache[idx])
+        return item
+
+
+def with_cached_features(dataset: Any, cache: CachedFeatures | str | Path, drop_frames: bool = False,
+                         encoder_key: Any = None) -> CachedFeatureDataset:
+    """Wrap ``dataset`` so each item also carries ``video_tokens/video_mask/text_tokens/text_mask``.
+
+    ``cache`` may be a ``CachedFeatures`` or a cache folder; it is checked against ``dataset``'s
+    fingerprint (and ``encoder_key`` when given). ``drop_frames`` removes "frames" from the items (the
+    model does not need them when features are present); to also skip reading them, build the dataset
+    without frames (e.g. ``LeRobotWindowDataset(..., load_frames=False)``).
+    """
+    if not isinstance(cache, CachedFeatures):
+        cache = CachedFeatures(cache, encoder_key=encoder_key, dataset=dataset)
+    else:
+        _check_identity(cache.manifest, encoder_identity(encoder_key) if encoder_key is not None else None,
+                        _dataset_fp_if_possible(dataset), cache.cache_dir)
+    return CachedFeatureDataset(dataset, cache, drop_frames=drop_frames)
+
+
+def _dataset_fp_if_possible(dataset: Any) -> dict | None:
+    try:
+        return dataset_fingerprint(dataset)
+    except ValueError:
+        return None  # a dataset without identity: only the window count is checked
+
+
+__all__ = ["FEATURE_KEYS", "CachedFeatureDataset", "CachedFeatures", "StaleCacheError", "build_feature_cache",
+           "dataset_fingerprint", "encoder_identity", "with_cached_features"]
