@@ -27,9 +27,10 @@ from egghand_lib.skeleton import NUM_JOINTS, WRIST_INDICES, WRIST_OF, intra_hand
 Array = Any  # np.ndarray | torch.Tensor
 
 DEFAULT_WEIGHTS: tuple[float, float, float] = (0.6, 0.2, 0.2)
-_NON_WRIST = [j for j in range(NUM_JOINTS) if j not in WRIST_INDICES]
-_NON_WRIST_PARENT = [WRIST_OF[j] for j in _NON_WRIST]
-_PAIR_I, _PAIR_J = (list(x) for x in zip(*intra_hand_pairs(), strict=True))
+# Gather indices, built once (moved to the prediction's device when used).
+_NON_WRIST = torch.tensor([j for j in range(NUM_JOINTS) if j not in WRIST_INDICES])
+_NON_WRIST_PARENT = torch.tensor([WRIST_OF[j] for j in _NON_WRIST.tolist()])
+_PAIR_I, _PAIR_J = (torch.tensor(x) for x in zip(*intra_hand_pairs(), strict=True))
 
 
 def _safe_norm(x: torch.Tensor) -> torch.Tensor:
@@ -75,12 +76,13 @@ def forecast_loss(
 
     l_abs = _masked_mean((p - g).abs(), m.expand_as(p))
 
-    nw, par = _NON_WRIST, _NON_WRIST_PARENT
+    dev = pred.device
+    nw, par = _NON_WRIST.to(dev), _NON_WRIST_PARENT.to(dev)
     rel_err = ((p[..., nw, :] - p[..., par, :]) - (g[..., nw, :] - g[..., par, :])).abs()
     rel_ok = (valid[..., nw] & valid[..., par])[..., None].expand_as(rel_err)
     l_rel = _masked_mean(rel_err, rel_ok)
 
-    i, j = _PAIR_I, _PAIR_J
+    i, j = _PAIR_I.to(dev), _PAIR_J.to(dev)
     d_pred = _safe_norm(p[..., i, :] - p[..., j, :])
     d_gt = _safe_norm(g[..., i, :] - g[..., j, :])
     l_pair = _masked_mean((d_pred - d_gt) ** 2, valid[..., i] & valid[..., j])

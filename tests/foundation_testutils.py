@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from hypothesis import settings
 
 # Modest example counts and no deadline: the whole foundation suite must stay fast on 2 shared cores.
@@ -31,3 +33,12 @@ def random_forecast(rng: np.random.Generator, n: int = 3, t: int = 4, p_valid: f
 def fill_invalid(x: np.ndarray, valid: np.ndarray, value: float) -> np.ndarray:
     """A copy of joints x (..., 42, 3) with every invalid joint's coordinates set to ``value``."""
     return np.where(valid[..., None], x, value)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Run a test module's tiny torch ops on one thread (2 shared cores: threads only spin), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
