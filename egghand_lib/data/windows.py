@@ -34,6 +34,50 @@ def _gather(n: int, offsets) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(raw, 0, n - 1), (raw >= 0) & (raw < n)
 
 
+def canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints, future_valid, future_extrinsics,
+                         frame_valid=None, up=(0.0, 0.0, 1.0), protocol: str | None = None) -> dict[str, np.ndarray]:
+    """World-frame window arrays -> canonical ones (SPEC section 2), in float64, results float32.
+
+    past_joints (N, 20, 42, 3) world, past_valid (N, 20, 42), past_extrinsics (N, 20, 3, 4) world -> camera,
+    future_* likewise with 10 frames. frame_valid (N, 30): real frames (not clamped copies outside the
+    episode), observed then target. The canonical frame is that of past_extrinsics[:, 0]. Returns
+    past/future joints (0 where invalid), valid, extrinsics (canonical -> camera), canonical_T (N, 4, 4)
+    and egomotion (N,) over the observed + target camera poses in the canonical frame; with protocol
+    "egghand-code" the first target frame (= the last observed one) is counted once.
+    Shared with the LeRobot reader so that both give identical windows.
+    """
+    pe = np.asarray(past_extrinsics, dtype=np.float64)
+    fe = np.asarray(future_extrinsics, dtype=np.float64)
+    C = canonical_transform(pe[:, 0], up)  # (N, 4, 4) world -> canonical
+    C_inv = invert_rigid(C)
+    # Joints in float32 (batched matmul, not einsum: BLAS-fast); poses in float64.
+    Rt = np.ascontiguousarray(C[:, :3, :3].transpose(0, 2, 1), dtype=np.float32)  # (N, 3, 3)
+    t = C[:, None, :3, 3].astype(np.float32)  # (N, 1, 3)
+    out: dict[str, np.ndarray] = {}
+    for name, J, V, E in (("past", past_joints, past_valid, pe), ("future", future_joints, future_valid, fe)):
+        J = np.asarray(J, dtype=np.float32)
+        V = np.asarray(V, dtype=bool)
+        X = (J.reshape(J.shape[0], -1, 3) @ Rt + t).reshape(J.shape)
+        X[~V] = 0.0
+        out[f"{name}_joints"] = X
+        out[f"{name}_valid"] = V
+        # canonical -> camera = (world -> camera) o (canonical -> world)
+        out[f"{name}_extrinsics"] = (E @ C_inv[:, None])[..., :3, :].astype(np.float32)
+    out["canonical_T"] = C.astype(np.float32)
+
+    cams = np.concatenate([out["past_extrinsics"], out["future_extrinsics"]], axis=1).astype(np.float64)
+    n, k_obs = pe.shape[0], pe.shape[1]
+    fv = np.ones(cams.shape[:2], bool) if frame_valid is None else np.asarray(frame_valid, bool)
+    if protocol == "egghand-code":  # target offset 0 repeats observed offset 0: drop the copy
+        keep = np.r_[0:k_obs, k_obs + 1:cams.shape[1]]
+        cams, fv = cams[:, keep], fv[:, keep]
+    if n and cams.shape[1] > 1:
+        out["egomotion"] = np.asarray(egomotion_score(cams, fv), dtype=np.float32)
+    else:
+        out["egomotion"] = np.full(n, np.nan, np.float32)
+    return out
+
+
 def make_windows(episode: Episode, protocol: str = "future", up=(0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
     """All N = len(episode) windows of an episode, vectorised.
 
@@ -50,44 +94,16 @@ def make_windows(episode: Episode, protocol: str = "future", up=(0.0, 0.0, 1.0))
     tgt_i, tgt_in = _gather(n, tgt_off)  # (N, 10)
     vid_i, _ = _gather(n, VIDEO_OFFSETS)  # (N, 4)
 
-    E = np.asarray(episode.extrinsics, dtype=np.float64)  # (F, 3, 4)
-    # World -> canonical of each window: from the camera at its first observed frame (clamped).
-    C = canonical_transform(E, up)[obs_i[:, 0]]  # (N, 4, 4)
-    C_inv = invert_rigid(C)
-    R, t = C[:, :3, :3].astype(np.float32), C[:, :3, 3].astype(np.float32)
-
     J = np.asarray(episode.joints, dtype=np.float32)
     V = np.asarray(episode.valid, dtype=bool)
-
-    def joints_at(idx, inside):
-        X = np.einsum("nij,ntkj->ntki", R, J[idx], optimize=True) + t[:, None, None, :]
-        valid = V[idx] & inside[..., None]
-        return np.where(valid[..., None], X, 0.0).astype(np.float32), valid
-
-    def cams_at(idx):  # canonical -> camera = (world -> camera) o (canonical -> world)
-        return np.einsum("ntij,njk->ntik", E[idx], C_inv, optimize=True)  # (N, K, 3, 4)
-
-    past_joints, past_valid = joints_at(obs_i, obs_in)
-    future_joints, future_valid = joints_at(tgt_i, tgt_in)
-    past_cams, future_cams = cams_at(obs_i), cams_at(tgt_i)
-
-    # Egomotion over observation + target frames in time order (offsets -19..+10 or -19..+9).
-    all_off = sorted(set(OBS_OFFSETS) | set(tgt_off))
-    all_i, all_in = _gather(n, all_off)
-    if len(all_off) > 1 and n > 1:
-        ego = egomotion_score(cams_at(all_i), all_in).astype(np.float32)
-    else:
-        ego = np.full(n, np.nan, np.float32)
-
+    E = np.asarray(episode.extrinsics, dtype=np.float32)
+    out = canonicalize_windows(
+        past_joints=J[obs_i], past_valid=V[obs_i] & obs_in[..., None], past_extrinsics=E[obs_i],
+        future_joints=J[tgt_i], future_valid=V[tgt_i] & tgt_in[..., None], future_extrinsics=E[tgt_i],
+        frame_valid=np.concatenate([obs_in, tgt_in], axis=1), up=up, protocol=protocol,
+    )
     return {
-        "past_joints": past_joints,
-        "past_valid": past_valid,
-        "past_extrinsics": past_cams.astype(np.float32),
-        "future_joints": future_joints,
-        "future_valid": future_valid,
-        "future_extrinsics": future_cams.astype(np.float32),
-        "egomotion": ego,
-        "canonical_T": C.astype(np.float32),
+        **out,
         "episode_index": np.full(n, episode.episode_index, np.int64),
         "frame_index": np.asarray(episode.frame_numbers, np.int64).copy(),
         "frame_indices": vid_i.astype(np.int64),
@@ -233,3 +249,10 @@ class WindowDataset(torch.utils.data.Dataset):
             item[k] = str(a[k][i])
         return item
 
+
+
+def load_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> list[Episode]:
+    """Episodes of a prepared split (frames memory-mapped); same as prepare.load_split_episodes."""
+    from egghand_lib.data.prepare import load_split_episodes
+
+    return load_split_episodes(prep_dir, split, mmap)
