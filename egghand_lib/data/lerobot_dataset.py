@@ -45,6 +45,7 @@ from egghand_lib.batch import (
     NormStats,
     target_offsets,
 )
+from egghand_lib.data.windows import canonicalize_windows
 from egghand_lib.io import atomic_dir, atomic_write_json
 from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
 
@@ -183,18 +184,14 @@ def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | P
                                  repo_id: str = DEFAULT_REPO_ID, overwrite: bool = False,
                                  progress: bool = True) -> Any:
     """Export the episodes of a prepared folder's split (``egghand prepare --lerobot``) to ``root``."""
-    from egghand_lib.data import windows as W
+    from egghand_lib.data.windows import WindowDataset
 
     prep_dir = Path(prep_dir)
     ep_dir = prep_dir / "episodes" / split
     if not ep_dir.is_dir():
         raise FileNotFoundError(f"prep_dir: no prepared split {split!r} (missing folder {ep_dir})")
-    loader = getattr(W, "load_episodes", None)
-    if loader is None:
-        ds = W.WindowDataset(prep_dir, split)
-        episodes = ds.episodes
-    else:
-        episodes = loader(prep_dir, split)
+    # WindowDataset's episode order, so that window i of both datasets is the same window.
+    episodes = WindowDataset(prep_dir, split).episodes
     return export_lerobot(episodes, root, repo_id=repo_id, overwrite=overwrite, progress=progress)
 
 
@@ -286,12 +283,13 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         # Targets come from the action column; its values equal the state's joints at the same frames.
         tgt_joints = item[ACTION].numpy().reshape(-1, NUM_JOINTS, 3)
         o, t = self._obs_pos, self._tgt_pos
-        arrays = canonical_window_arrays(
+        # The same function make_windows uses: one code path for both readers.
+        arrays = canonicalize_windows(
             past_joints=joints[o][None], past_valid=valid[o][None], past_extrinsics=extr[o][None],
             future_joints=tgt_joints[None], future_valid=valid[t][None], future_extrinsics=extr[t][None],
-            frame_valid=~np.concatenate([pad[o], pad[t]])[None], up=self.up,
+            frame_valid=~np.concatenate([pad[o], pad[t]])[None], up=self.up, protocol=self.protocol,
         )
-        out = {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in arrays.items()}
+        out = {k: torch.from_numpy(np.array(v[0])) for k, v in arrays.items()}  # copies, keeps 0-d
         if self.load_frames:
             img = item[IMAGE]  # (4, 3, H, W) float in [0, 1], from lossless PNG
             out["frames"] = (img * 255).round().to(torch.uint8)
@@ -315,55 +313,6 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-# --------------------------------------------------------------------------------- canonicalisation
-
-
-def canonical_window_arrays(past_joints: np.ndarray, past_valid: np.ndarray, past_extrinsics: np.ndarray,
-                            future_joints: np.ndarray, future_valid: np.ndarray, future_extrinsics: np.ndarray,
-                            frame_valid: np.ndarray | None = None,
-                            up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
-    """World-frame window arrays (N windows) -> canonical window arrays (egghand_lib.batch keys).
-
-    Inputs: past_joints (N, 20, 42, 3), past_valid (N, 20, 42), past_extrinsics (N, 20, 3, 4) world->camera,
-    future_* likewise with 10 frames; frame_valid (N, 30) marks real frames (not clamped copies outside
-    the episode), observed then target. Returns past/future joints + valid + extrinsics (canonical ->
-    camera), canonical_T (N, 4, 4) and egomotion (N,). If ``egghand_lib.data.windows`` provides
-    ``canonicalize_windows`` it is used, so that both readers share one code path.
-    """
-    try:
-        from egghand_lib.data.windows import canonicalize_windows
-    except ImportError:
-        canonicalize_windows = _canonicalize_windows
-    return canonicalize_windows(
-        past_joints=past_joints, past_valid=past_valid, past_extrinsics=past_extrinsics,
-        future_joints=future_joints, future_valid=future_valid, future_extrinsics=future_extrinsics,
-        frame_valid=frame_valid, up=up,
-    )
-
-
-def _canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints, future_valid,
-                          future_extrinsics, frame_valid=None, up=(0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
-    """SPEC section 2 in float64, results in float32 (see ``canonical_window_arrays``)."""
-    from egghand_lib.egomotion import egomotion_score
-    from egghand_lib.geometry import canonical_transform, invert_rigid, to_homogeneous, transform_points
-
-    pe = np.asarray(past_extrinsics, dtype=np.float64)
-    fe = np.asarray(future_extrinsics, dtype=np.float64)
-    T = canonical_transform(pe[:, 0], up)  # (N, 4, 4) world -> canonical
-    T_inv = invert_rigid(T)[:, None]  # canonical -> world
-    out: dict[str, np.ndarray] = {}
-    for name, J, V, E in (("past", past_joints, past_valid, pe), ("future", future_joints, future_valid, fe)):
-        V = np.asarray(V, dtype=bool)
-        Jc = transform_points(T[:, None], np.asarray(J, dtype=np.float64))
-        out[f"{name}_joints"] = np.where(V[..., None], Jc, 0.0).astype(np.float32)
-        out[f"{name}_valid"] = V
-        out[f"{name}_extrinsics"] = (to_homogeneous(E) @ T_inv)[..., :3, :].astype(np.float32)
-    out["canonical_T"] = T.astype(np.float32)
-    all_e = np.concatenate([out["past_extrinsics"], out["future_extrinsics"]], axis=1).astype(np.float64)
-    out["egomotion"] = np.asarray(egomotion_score(all_e, frame_valid), dtype=np.float32)
-    return out
 
 
 # ------------------------------------------------------------------------------------- statistics
@@ -506,7 +455,7 @@ def normalize_state_action(step: Any, state: torch.Tensor | None = None,
 
 __all__ = [
     "ACTION", "DEFAULT_REPO_ID", "FRAME_NUMBER", "IMAGE", "NUM_OBS", "STATE", "VALID", "LeRobotWindowDataset",
-    "canonical_window_arrays", "export_lerobot", "export_lerobot_from_prepared", "lerobot_features",
+"export_lerobot", "export_lerobot_from_prepared", "lerobot_features",
     "make_normalizers", "normalize_state_action", "read_sidecar", "save_stats", "to_norm_stats",
     "window_delta_timestamps", "window_state", "window_stats",
 ]
