@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from egghand_lib._checks import as_bool_mask, check_finite_where_valid, check_joints, check_nonempty, to_numpy
 from egghand_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, WRIST_INDICES, WRIST_OF
@@ -44,6 +45,32 @@ _WRIST_OF = np.array(WRIST_OF)
 def _check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
         raise ValueError(f"convention: unknown {convention!r}; expected one of {CONVENTIONS}")
+
+
+_CHUNK_COORDS = 1 << 21  # coordinates per chunk of samples: bounds the float64 temporaries (~100 MB)
+
+
+def _chunks(pred: Array, gt: Array, valid: Array, pred_ndim: int = 4) -> list[tuple]:
+    """Split inputs into chunks of whole samples, after checking the full shapes once.
+
+    Every metric is a sum over samples, so chunking is exact; it only bounds the memory of the
+    float64 copies (8,830 test windows x K samples would otherwise need gigabytes).
+    """
+    pred, gt, valid = (x if isinstance(x, (np.ndarray, torch.Tensor)) else np.asarray(x) for x in (pred, gt, valid))
+    name = "samples" if pred_ndim == 5 else "pred"
+    check_joints(pred, name, pred_ndim)
+    check_joints(gt, "gt", 4)
+    expected = (pred.shape[0],) + tuple(pred.shape[-3:]) if pred_ndim == 5 else tuple(pred.shape)
+    if tuple(gt.shape) != expected:
+        raise ValueError(f"gt: shape {tuple(gt.shape)} does not match {name} shape {tuple(pred.shape)}")
+    if tuple(valid.shape) != tuple(gt.shape[:-1]):
+        raise ValueError(
+            f"valid: mask shape {tuple(valid.shape)} does not match the data, expected {tuple(gt.shape[:-1])}"
+        )
+    n = int(pred.shape[0])
+    size = max(1, _CHUNK_COORDS // max(1, int(np.prod(pred.shape[1:]))))
+    starts = range(0, n, size) if n > 0 else [0]  # zero samples: one empty chunk, rejected by _prepare
+    return [(pred[i : i + size], gt[i : i + size], valid[i : i + size]) for i in starts]
 
 
 def _prepare(pred: Array, gt: Array, valid: Array, pred_ndim: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,8 +161,8 @@ def per_sample_metrics(pred: Array, gt: Array, valid: Array, convention: str = "
     sample has no valid entry for that metric (its value is then 0 and meaningless).
     """
     _check_convention(convention)
-    p, g, v = _prepare(pred, gt, valid)
-    return _sample_terms(p, g, v, convention)
+    parts = [_sample_terms(*_prepare(*chunk), convention) for chunk in _chunks(pred, gt, valid)]
+    return {k: tuple(np.concatenate([part[k][i] for part in parts]) for i in range(2)) for k in METRIC_KEYS}
 
 
 def forecast_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, float]:
@@ -156,12 +183,15 @@ def per_horizon_errors(pred: Array, gt: Array, valid: Array, convention: str = "
     (so "mpjpe"[-1] == mpjpe_f). NaN at frames without valid entries.
     """
     _check_convention(convention)
-    p, g, v = _prepare(pred, gt, valid)
+    sums: dict[str, list] = {"disp": [0.0, 0.0], "mpjpe": [0.0, 0.0]}  # per frame: sum(val * w), sum(w)
+    for chunk in _chunks(pred, gt, valid):
+        for key, (val, w) in _frame_terms(*_prepare(*chunk), convention).items():
+            sums[key][0] = sums[key][0] + (val * w).sum(0)
+            sums[key][1] = sums[key][1] + w.sum(0)
     out = {}
     for key, name in (("disp", "ade"), ("mpjpe", "mpjpe")):
-        val, w = _frame_terms(p, g, v, convention)[key]
-        total = w.sum(0)
-        out[name] = np.where(total > 0, (val * w).sum(0) / np.maximum(total, 1e-300), np.nan)
+        num, total = sums[key]
+        out[name] = np.where(total > 0, num / np.maximum(total, 1e-300), np.nan)
     return out
 
 
@@ -211,32 +241,40 @@ def best_of_k(samples: Array, gt: Array, valid: Array, convention: str = "egghan
     minADE / minMPJPE (each sample's count is the same for all K). With K = 1 it equals forecast_metrics.
     """
     _check_convention(convention)
-    p, g, v = _prepare(samples, gt, valid, pred_ndim=5)
-    terms = _sample_terms(p, g, v, convention)  # values (N, K), weights (N, 1)
-    return _aggregate({k: (val.min(1), w[:, 0]) for k, (val, w) in terms.items()})
+    parts = []
+    for chunk in _chunks(samples, gt, valid, pred_ndim=5):
+        terms = _sample_terms(*_prepare(*chunk, pred_ndim=5), convention)  # values (n, K), weights (n, 1)
+        parts.append({k: (val.min(1), w[:, 0]) for k, (val, w) in terms.items()})
+    return _aggregate(
+        {k: tuple(np.concatenate([part[k][i] for part in parts]) for i in range(2)) for k in METRIC_KEYS}
+    )
 
 
 def sample_spread(samples: Array, valid: Array | None = None) -> float:
     """Diversity of sampled forecasts: average pairwise distance (APD) in metres.
 
     samples (N, K, T, 42, 3), K >= 2; valid (N, T, 42) optional (e.g. the ground truth's mask): the
-    mean over joints in the mask and over all pairs k < l of ||x_k - x_l||. 0 when all K agree.
+    mean over joints in the mask and over all pairs k < l of ||x_k - x_l||. 0 when all K agree; NaN
+    when the mask is empty.
     """
-    x = to_numpy(samples, "samples", np.float64)
-    check_joints(x, "samples", 5)
-    check_nonempty(x, "samples", dims=3)
-    if x.shape[1] < 2:
-        raise ValueError(f"samples: need K >= 2 forecasts per sample for a spread, got shape {x.shape}")
-    shape = (x.shape[0],) + x.shape[2:-1]
-    v = np.ones(shape, bool) if valid is None else as_bool_mask(to_numpy(valid, "valid"), "valid", shape)
-    if not v.any():
-        return float("nan")
-    vk = np.broadcast_to(v[:, None], x.shape[:-1])
-    check_finite_where_valid(x, vk, "samples")
-    x = np.where(vk[..., None], x, 0.0)
-    k = x.shape[1]
-    total = 0.0
-    for i in range(k - 1):  # a loop over forecasts (K is small), vectorised over samples and joints
-        d = np.linalg.norm(x[:, i : i + 1] - x[:, i + 1 :], axis=-1)  # (N, K-i-1, T, 42)
-        total += float((d * v[:, None]).sum())
-    return total / (v.sum() * k * (k - 1) / 2)
+    if not isinstance(samples, (np.ndarray, torch.Tensor)):
+        samples = np.asarray(samples)
+    check_joints(samples, "samples", 5)
+    check_nonempty(samples, "samples", dims=3)
+    n, k = int(samples.shape[0]), int(samples.shape[1])
+    if k < 2:
+        raise ValueError(f"samples: need K >= 2 forecasts per sample for a spread, got shape {tuple(samples.shape)}")
+    shape = (n,) + tuple(samples.shape[2:-1])
+    v_all = np.ones(shape, bool) if valid is None else as_bool_mask(to_numpy(valid, "valid"), "valid", shape)
+    total, size = 0.0, max(1, _CHUNK_COORDS // int(np.prod(samples.shape[1:])))
+    for start in range(0, n, size):  # chunks of samples bound the memory of the float64 copies
+        v = v_all[start : start + size]
+        x = to_numpy(samples[start : start + size], "samples", np.float64)
+        vk = np.broadcast_to(v[:, None], x.shape[:-1])
+        check_finite_where_valid(x, vk, "samples")
+        x = np.where(vk[..., None], x, 0.0)
+        for i in range(k - 1):  # a loop over forecasts (K is small), vectorised over samples and joints
+            d = np.linalg.norm(x[:, i : i + 1] - x[:, i + 1 :], axis=-1)  # (n, K-i-1, T, 42)
+            total += float((d * v[:, None]).sum())
+    count = v_all.sum() * k * (k - 1) / 2
+    return total / count if count > 0 else float("nan")

@@ -210,3 +210,22 @@ def test_bad_inputs():
         M.best_of_k(pred[:, None][:, :0], gt, valid)
     with pytest.raises(ValueError, match="samples: NaN"):
         M.best_of_k(np.where(valid[:, None, ..., None], np.nan, pred[:, None]), gt, valid)
+
+
+@pytest.mark.parametrize("convention", M.CONVENTIONS)
+def test_chunking_over_samples_is_exact(convention, monkeypatch):
+    pred, gt, valid = random_forecast(np.random.default_rng(5), n=7, t=3)
+    samples = np.stack([pred, gt + 0.02, pred - 0.01], 1)
+    groups = list("abcabca")
+    ref = (M.forecast_metrics(pred, gt, valid, convention), M.per_horizon_errors(pred, gt, valid, convention),
+           M.best_of_k(samples, gt, valid, convention), M.sample_spread(samples, valid),
+           M.metrics_by_group(pred, gt, valid, groups, convention))
+    monkeypatch.setattr(M, "_CHUNK_COORDS", 2 * 3 * 42 * 3 * 3)  # 2 samples (or fewer) per chunk
+    out = (M.forecast_metrics(pred, gt, valid, convention), M.per_horizon_errors(pred, gt, valid, convention),
+           M.best_of_k(samples, gt, valid, convention), M.sample_spread(samples, valid),
+           M.metrics_by_group(pred, gt, valid, groups, convention))
+    assert out[0] == pytest.approx(ref[0]) and out[2] == pytest.approx(ref[2]) and out[3] == pytest.approx(ref[3])
+    assert all(np.allclose(out[1][k], ref[1][k], equal_nan=True) for k in ref[1])
+    assert all(out[4][g] == pytest.approx(ref[4][g]) for g in ref[4])
+    with pytest.raises(ValueError, match="valid: mask shape"):  # checked on the whole, not per chunk
+        M.forecast_metrics(pred, gt, valid[:6], convention)
