@@ -3,6 +3,9 @@
 score = mean over consecutive frames (t-1, t) of the window (observation + target) of ||E_t - E_{t-1}||_F,
 with E the 3x4 world -> camera matrix. Rotation changes count in radians-ish units (a chord of the
 rotation matrices) and translation changes in metres, as in the paper: a plain norm of the variation.
+Since t = -R c, the translation part depends on where the origin of the frame is (a head turn far from
+the origin moves t a lot): pass extrinsics in the window's canonical frame (origin at the first camera
+centre, as egghand_lib.data.windows does) so that scores compare across takes.
 """
 
 from __future__ import annotations

@@ -128,6 +128,9 @@ def canonical_transform(extrinsics: Array, up: Array = (0.0, 0.0, 1.0)) -> Array
     extrinsics: (..., 3, 4) or (..., 4, 4). Returns (..., 4, 4) mapping world points to the canonical
     frame: origin at the camera centre, the horizontal part of the viewing direction rotated onto the
     first heading axis (+x for up = +z), the up axis unchanged. ``X_can = R_c (X_world - c)``.
+    For another up axis the first heading axis is world +x projected onto the plane orthogonal to up
+    (world +y when up is within ~25 degrees of +-x). A camera looking straight along up has no heading:
+    yaw 0 (R_c = identity).
     """
     if extrinsics.shape[-2:] not in ((3, 4), (4, 4)):
         raise ValueError(f"extrinsics: expected shape (..., 3, 4) or (..., 4, 4), got {tuple(extrinsics.shape)}")
