@@ -36,3 +36,18 @@ def make_episodes(n: int = 2, num_frames: int = 30, size: int = 32) -> list[Epis
     tasks = ["cut the bread", "stir the pot"]
     return [make_episode(100 + i, num_frames=num_frames - 5 * i, size=size, episode_index=i, task=tasks[i % 2])
             for i in range(n)]
+
+
+def write_prepared(prep_dir, episodes: list[Episode], split: str = "train"):
+    """A minimal prepared folder (episode files + manifest) written with the prepare module's own writer."""
+    import json
+    from pathlib import Path
+
+    from egghand_lib.data.prepare import save_episode
+
+    prep_dir = Path(prep_dir)
+    for ep in episodes:
+        save_episode(ep, prep_dir / "episodes" / split / f"{ep.key}.safetensors")
+    manifest = {"splits": {split: {"episodes": [ep.key for ep in episodes]}}, "up": [0.0, 0.0, 1.0]}
+    (prep_dir / "manifest.json").write_text(json.dumps(manifest))
+    return prep_dir

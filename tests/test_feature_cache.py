@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import torch
@@ -92,6 +93,8 @@ def test_build_and_read_equal_encoder_outputs(tmp_path, prep):
     wrapped = FC.with_cached_features(ds, tmp_path / "cache", drop_frames=True, encoder_key=enc)
     item = wrapped[11]
     assert "frames" not in item and item["task"] == ds.tasks[11]
+    clone = pickle.loads(pickle.dumps(wrapped))  # DataLoader workers get a pickled copy
+    torch.testing.assert_close(clone[11]["text_tokens"], item["text_tokens"], rtol=0, atol=0)
     batch = collate_windows([wrapped[i] for i in range(5)])
     assert batch["video_tokens"].shape == (5, 4, 6) and batch["text_tokens"].shape == (5, 12, 5)
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
@@ -205,3 +208,23 @@ def test_video_dependent_text_detected_and_stored_per_window(tmp_path, prep):
     out = _direct(enc, ds, range(len(ds)))
     for i in range(len(ds)):
         torch.testing.assert_close(cache[i]["text_tokens"], out.text_tokens[i], rtol=0, atol=0)
+
+
+def test_window_dataset_of_prepared_folder(tmp_path):
+    """The real WindowDataset is fingerprinted by its prepared folder; features ride along its items."""
+    from lerobot_fixtures import make_episodes, write_prepared
+
+    from egghand_lib.data.windows import WindowDataset
+
+    prep = write_prepared(tmp_path / "prep", make_episodes(2, num_frames=8, size=8))
+    ds = WindowDataset(prep, "train")
+    enc = TinyFrozenEncoder()
+    FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=4, shard_size=5, progress=False)
+    wrapped = FC.with_cached_features(ds, tmp_path / "c", encoder_key=enc)
+    batch = collate_windows([wrapped[i] for i in range(len(ds))])
+    out = _direct(enc, ds, range(len(ds)))
+    torch.testing.assert_close(batch["video_tokens"], out.video_tokens, rtol=0, atol=0)
+    assert batch["past_joints"].shape == (len(ds), 20, 42, 3) and batch["frames"].shape[1:] == (4, 3, 8, 8)
+    assert wrapped.protocol == "future"  # attributes of the wrapped dataset pass through
+    with pytest.raises(FC.StaleCacheError, match="protocol"):
+        FC.with_cached_features(WindowDataset(prep, "train", protocol="egghand-code"), tmp_path / "c")

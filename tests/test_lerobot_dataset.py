@@ -153,3 +153,24 @@ def test_window_stats_valid_only_and_normalizer():
     torch.testing.assert_close(a_back, action, atol=1e-4, rtol=1e-5)
     with pytest.raises(ValueError, match="expected 138"):
         L.to_norm_stats({L.STATE: {"min": [0] * 5, "max": [0] * 5}, L.ACTION: stats[L.ACTION]})
+
+
+def test_export_from_prepared_matches_window_dataset(tmp_path):
+    from lerobot_fixtures import write_prepared
+
+    prep = write_prepared(tmp_path / "prep", make_episodes(2, num_frames=12, size=16))
+    ref = WindowDataset(prep, "train")
+    L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", repo_id="egghand/prep", progress=False)
+    wds = L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep")
+    assert len(wds) == len(ref) == 12 + 7
+    for i in (0, 11, 12, 18):
+        got, want = wds[i], ref[i]
+        for key in ("frames", "past_valid", "future_valid", "frame_index", "episode_index"):
+            assert torch.equal(got[key], want[key]), key
+        torch.testing.assert_close(got["future_joints"], want["future_joints"], rtol=0, atol=1e-6)
+        assert got["take_uid"] == want["take_uid"]
+    fp = wds.fingerprint()
+    assert fp["num_windows"] == 19
+    assert fp == L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep", load_frames=False).fingerprint()
+    with pytest.raises(FileNotFoundError, match="no prepared split 'val'"):
+        L.export_lerobot_from_prepared(prep, "val", tmp_path / "lr2")

@@ -263,6 +263,11 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
 
     def fingerprint(self) -> dict:
         """Identity of the windows (for feature caches): data files' hashes, protocol, number of windows."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = self._compute_fingerprint()
+        return dict(self._fingerprint)
+
+    def _compute_fingerprint(self) -> dict:
         h = hashlib.sha256()
         for p in sorted((self.root / "data").rglob("*.parquet")) + [self.root / "meta" / "info.json",
                                                                      self.root / SIDECAR]:
