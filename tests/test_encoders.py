@@ -155,3 +155,154 @@ def test_features_from_batch_mixes_cached_text_with_trained_video(offline):
     assert torch.allclose(out.video_tokens, offline.encode_video(frames)[0])
     with pytest.raises(ValueError, match="neither 'video_tokens' nor 'frames'"):
         features_from_batch(offline, {"task": ["a"]})
+
+
+# ---------------------------------------------------------------- EgoVideo (small random instance, real key layout)
+
+from egghand_lib.models.encoders.egovideo import (  # noqa: E402
+    EgoVideoConfig,
+    EgoVideoModel,
+    _unused_ok,
+    egovideo_manifest,
+    load_egovideo_checkpoint,
+    random_egovideo_state_dict,
+)
+
+SMALL_EGOVIDEO = EgoVideoConfig(
+    image_size=28, width=32, depth=2, heads=4, mlp_dim=64, pool_heads=4, pool_dim=24, embed_dim=16,
+    text_width=32, text_layers=2, text_heads=4, text_mlp_dim=64, max_positions=64,
+)
+
+
+@pytest.fixture(scope="module")
+def small_egovideo_ckpt(tmp_path_factory):
+    """A random small-width EgoVideo saved like the release: 'module.' prefix + tensors the features never use."""
+    state = random_egovideo_state_dict(SMALL_EGOVIDEO, seed=1)
+    state["textual.embeddings.position_ids"] = torch.arange(64)[None]
+    state["textual.encoder.layer.2.crossattention.self.query.weight"] = torch.zeros(32, 32)  # fusion layer
+    state["visual.clip_decoder.0.head.weight"] = torch.zeros(8, 32)
+    path = tmp_path_factory.mktemp("egovideo") / "ckpt_small.pth"
+    torch.save({"module." + k: v for k, v in state.items()}, path)
+    return path, state
+
+
+@pytest.fixture(scope="module")
+def egovideo(small_egovideo_ckpt):
+    return build_encoder("egovideo", checkpoint=small_egovideo_ckpt[0], config=SMALL_EGOVIDEO)
+
+
+def test_egovideo_full_size_keys_and_shapes_equal_the_manifest():
+    with torch.device("meta"):
+        model = EgoVideoModel(EgoVideoConfig())
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    manifest = egovideo_manifest()
+    assert shapes == manifest["required"]  # same names, same shapes, nothing more
+    assert len(shapes) == manifest["counts"]["required_tensors"] == 849
+    assert sum(v.numel() for v in model.state_dict().values()) == manifest["counts"]["required_params"]
+
+
+def test_egovideo_unused_rule_covers_the_manifest_list():
+    cfg = EgoVideoConfig()
+    for entry in egovideo_manifest()["unused_ok"]:
+        if "19..23" in entry:
+            assert _unused_ok("textual.encoder.layer.19.crossattention.self.query.weight", cfg)
+            assert _unused_ok("textual.encoder.layer.23.output.dense.bias", cfg)
+        elif entry.endswith(".*"):
+            assert _unused_ok(entry[:-1] + "dense.weight", cfg), entry
+        else:
+            assert _unused_ok(entry, cfg), entry
+    assert not _unused_ok("textual.encoder.layer.18.output.dense.bias", cfg)
+    assert not _unused_ok("visual.blocks.0.norm1.weight", cfg)
+
+
+def test_egovideo_loads_through_strict_loader_and_matches_the_saved_weights(small_egovideo_ckpt, egovideo):
+    _, state = small_egovideo_ckpt
+    loaded = egovideo.model.state_dict()
+    assert set(loaded) == {k for k in state if not _unused_ok(k, SMALL_EGOVIDEO)}
+    assert all(torch.equal(loaded[k], state[k]) for k in loaded)
+    assert egovideo.frozen and not egovideo.training
+    assert all(not p.requires_grad for p in egovideo.parameters())
+
+
+def test_egovideo_output_shapes_masks_and_determinism(egovideo):
+    frames = _frames(2, size=40)
+    prompts = ["Cut the onion.", "Tighten the bolt on the bike axle firmly."]
+    out = egovideo(frames, prompts)
+    _check_output(out, 2, egovideo)
+    assert out.video_tokens.shape == (2, 1, 32) and out.text_tokens.shape == (2, 59, 16)
+    n_real = out.text_mask.sum(1).tolist()
+    assert n_real == [len(egovideo.tokenizer(p)["input_ids"]) for p in prompts] and n_real[0] < n_real[1]
+    assert out.text_mask[:, 0].all() and not out.text_mask[:, -1].any()  # real tokens first
+    again = egovideo(frames, prompts)
+    assert torch.equal(out.video_tokens, again.video_tokens) and torch.equal(out.text_tokens, again.text_tokens)
+    # a window's features do not depend on the rest of the batch (fixed padding length)
+    alone = egovideo(frames[:1], prompts[:1])
+    assert torch.allclose(alone.text_tokens[0], out.text_tokens[0], atol=1e-5)
+    assert torch.allclose(alone.video_tokens[0], out.video_tokens[0], atol=1e-5)
+    assert not torch.allclose(out.video_tokens[0], out.video_tokens[1])
+
+
+def test_egovideo_other_outputs_tokenizer_and_cache_key(small_egovideo_ckpt, egovideo):
+    frames = _frames(1, size=28)
+    cls_tok = egovideo.encode_video(frames)[0]
+    all_enc = build_encoder("egovideo", checkpoint=small_egovideo_ckpt[0], config=SMALL_EGOVIDEO, video_output="all")
+    all_tok = all_enc.encode_video(frames)[0]
+    assert all_tok.shape == (1, 1 + 4 * 2 * 2, 32) == (1, all_enc.num_video_tokens, all_enc.video_dim)
+    assert torch.equal(all_tok[:, :1], cls_tok)  # the EggHand token is the CLS of the last block
+    pooled = build_encoder("egovideo", checkpoint=small_egovideo_ckpt[0], config=SMALL_EGOVIDEO,
+                           video_output="pooled")
+    assert pooled.encode_video(frames)[0].shape == (1, 1, 24)
+    tok = egovideo.tokenizer
+    assert tok.vocab_size == 30522 and tok.tokenize("Cut The ONION") == ["cut", "the", "onion"]
+    key = egovideo.cache_key()
+    assert key["name"] == "egovideo-4f" and key["video_output"] == "cls" and key["max_text_len"] == 59
+    assert key != all_enc.cache_key()
+    other = tmp = small_egovideo_ckpt[0].with_name("other.pth")
+    torch.save(random_egovideo_state_dict(SMALL_EGOVIDEO, seed=2), tmp)
+    assert build_encoder("egovideo", checkpoint=other, config=SMALL_EGOVIDEO).cache_key()["weights"] != key["weights"]
+
+
+def test_egovideo_frozen_in_a_training_graph(egovideo):
+    egovideo.train()
+    assert not egovideo.training and not egovideo.model.textual.training
+    head = torch.nn.Linear(32, 1)
+    out = egovideo(_frames(2, size=28), ["a", "b"])
+    head(out.video_tokens).sum().backward()
+    assert head.weight.grad is not None
+    assert all(p.grad is None for p in egovideo.parameters())
+
+
+class _Payload:
+    """An arbitrary pickled object: torch.load(weights_only=True) must refuse it."""
+
+
+def test_egovideo_malformed_checkpoints(small_egovideo_ckpt, tmp_path):
+    _, state = small_egovideo_ckpt
+    broken = dict(state)
+    del broken["visual.blocks.1.attn.qkv.weight"]
+    del broken["text_projection"]
+    broken["visual.pos_embed"] = torch.zeros(1, 5, 32)
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(ValueError) as err:
+        load_egovideo_checkpoint(path, SMALL_EGOVIDEO)
+    msg = str(err.value)
+    assert str(path) in msg and "2 missing, 1 with a wrong shape" in msg
+    assert "missing: visual.blocks.1.attn.qkv.weight" in msg and "missing: text_projection" in msg
+    assert "wrong shape: visual.pos_embed: file (1, 5, 32) != model (1, 17, 32)" in msg
+
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"visual.cls_token": torch.zeros(1, 1, 32), "payload": _Payload()}, pickled)
+    with pytest.raises(ValueError, match="refused by torch.load\\(weights_only=True\\)"):
+        load_egovideo_checkpoint(pickled, SMALL_EGOVIDEO)
+    with pytest.raises(FileNotFoundError, match="ckpt_4frames.pth"):
+        build_encoder("egovideo", checkpoint=tmp_path / "nope.pth", config=SMALL_EGOVIDEO)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth"):
+        load_egovideo_checkpoint(garbage, SMALL_EGOVIDEO)
+    extra = dict(state)
+    extra["visual.something_new"] = torch.zeros(3)
+    torch.save(extra, tmp_path / "extra.pth")
+    with pytest.warns(UserWarning, match="ignoring 1 unexpected tensor\\(s\\): visual.something_new"):
+        load_egovideo_checkpoint(tmp_path / "extra.pth", SMALL_EGOVIDEO)

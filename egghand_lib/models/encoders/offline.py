@@ -137,6 +137,7 @@ class MiniLMTextEncoder(nn.Module):
         self.max_text_len = int(max_text_len)
         self.cache_size = int(cache_size)
         self._cache: dict[str, torch.Tensor] = {}  # prompt -> (L, D) float32 on CPU, real tokens only
+        self.eval()
 
     def train(self, mode: bool = True) -> MiniLMTextEncoder:
         # frozen: keep dropout off whatever the parent module does
