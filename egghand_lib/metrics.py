@@ -225,6 +225,8 @@ def metrics_by_group(
     n = terms["ade"][0].shape[0]
     if labels.shape != (n,):
         raise ValueError(f"groups: expected {n} labels (one per sample), got {len(labels)}")
+    if "all" in labels:
+        raise ValueError("groups: the label 'all' is reserved for the whole set")
     out = {}
     for label in sorted(set(labels.tolist())):  # a loop over groups, not samples
         sel = labels == label

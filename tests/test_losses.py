@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, fill_invalid, one_torch_thread, random_forecast  # noqa: F401
+from foundation_testutils import FAST, fill_invalid, one_torch_thread, random_forecast, random_rotation  # noqa: F401
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,6 +88,25 @@ def test_invalid_joints_change_neither_values_nor_gradients(seed, fill):
     out, grad = loss_and_grad(fill_invalid(pred, valid, fill), fill_invalid(gt, valid, -fill), valid)
     assert out == pytest.approx(ref, rel=1e-6, abs=1e-9)
     assert np.allclose(grad, ref_grad, atol=1e-9)
+
+
+@FAST
+@given(seed=st.integers(0, 2**32 - 1))
+def test_relative_and_pair_terms_see_only_hand_shape(seed):
+    rng = np.random.default_rng(seed)
+    pred, gt, valid = random_forecast(rng, n=2, t=3)
+    ref, _ = loss_and_grad(pred, gt, valid)
+    # a translation per (sample, frame, hand) changes neither the wrist-relative nor the distance term
+    shift = np.repeat(rng.normal(size=(2, 3, 2, 1, 3)), 21, axis=3).reshape(pred.shape)
+    out, _ = loss_and_grad(pred + shift, gt, valid)
+    assert out["rel"] == pytest.approx(ref["rel"], rel=1e-5, abs=1e-7)
+    assert out["pair"] == pytest.approx(ref["pair"], rel=1e-4, abs=1e-7)
+    # and one rigid motion of the prediction keeps every intra-hand distance
+    R, t = random_rotation(rng), rng.normal(size=3)
+    out, _ = loss_and_grad(pred @ R.T + t, gt, valid)
+    assert out["pair"] == pytest.approx(ref["pair"], rel=1e-4, abs=1e-7)
+    if valid.any():
+        assert out["abs"] != pytest.approx(ref["abs"])
 
 
 def test_output_dtype_leading_shapes_and_numpy_gt():

@@ -206,6 +206,8 @@ def test_bad_inputs():
         M.forecast_metrics(pred, gt, valid, "paper")
     with pytest.raises(ValueError, match="groups"):
         M.metrics_by_group(pred, gt, valid, ["a"])
+    with pytest.raises(ValueError, match="reserved"):
+        M.metrics_by_group(pred, gt, valid, ["all", "b", "c"])
     with pytest.raises(ValueError, match="samples: empty selection"):
         M.best_of_k(pred[:, None][:, :0], gt, valid)
     with pytest.raises(ValueError, match="samples: NaN"):
