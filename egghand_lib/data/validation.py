@@ -109,8 +109,8 @@ class ValidationReport:
             raise KeyError(f"unknown validation kind {kind!r}")
         severity, what = KINDS[kind]
         if self.strict and severity == "problem":
-            where = f"{file}" + (f": frame {frame}" if frame is not None else "")
-            raise ValidationError(f"{where}: {kind}: {detail or what} (take {take_uid})")
+            where = (f"{file}: " if file else "") + (f"frame {frame}: " if frame is not None else "")
+            raise ValidationError(f"{where}{kind}: {detail or what} (take {take_uid})")
         tr = self.take(take_uid)
         tr.counts[kind] += count
         ex = tr.examples.setdefault(kind, [])
