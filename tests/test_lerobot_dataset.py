@@ -11,7 +11,7 @@ from lerobot_fixtures import make_episode, make_episodes
 
 from egghand_lib.batch import VIDEO_OFFSETS, NormStats, collate_windows
 from egghand_lib.data import lerobot_dataset as L
-from egghand_lib.data.windows import WindowDataset
+from egghand_lib.data.windows import WindowDataset, compute_stats, minmax_normalize, save_stats
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,9 @@ def test_window_stats_valid_only_and_normalizer():
 def test_export_from_prepared_matches_window_dataset(tmp_path):
     from lerobot_fixtures import write_prepared
 
-    prep = write_prepared(tmp_path / "prep", make_episodes(2, num_frames=12, size=16))
+    episodes = make_episodes(2, num_frames=12, size=16)
+    prep = write_prepared(tmp_path / "prep", episodes)
+    save_stats(compute_stats(episodes), prep / "stats.json")
     ref = WindowDataset(prep, "train")
     L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", repo_id="egghand/prep", progress=False)
     wds = L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep")
@@ -169,8 +171,28 @@ def test_export_from_prepared_matches_window_dataset(tmp_path):
             assert torch.equal(got[key], want[key]), key
         torch.testing.assert_close(got["future_joints"], want["future_joints"], rtol=0, atol=1e-6)
         assert got["take_uid"] == want["take_uid"]
+    for a in ("state_min", "state_max", "action_min", "action_max"):  # the prepared stats travel along
+        torch.testing.assert_close(getattr(wds.stats, a), getattr(ref.stats, a), rtol=0, atol=0)
     fp = wds.fingerprint()
     assert fp["num_windows"] == 19
     assert fp == L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep", load_frames=False).fingerprint()
     with pytest.raises(FileNotFoundError, match="no prepared split 'val'"):
         L.export_lerobot_from_prepared(prep, "val", tmp_path / "lr2")
+
+
+def test_lerobot_stats_agree_with_window_stats_and_normalisation():
+    """lerobot-based statistics/normaliser == the pipeline's plain min-max (windows.compute_stats)."""
+    episodes = make_episodes(2, num_frames=30, size=8)
+    ours = L.to_norm_stats(L.episode_window_stats(episodes))
+    plain = compute_stats(episodes)
+    for a in ("state_min", "state_max", "action_min", "action_max"):
+        torch.testing.assert_close(getattr(ours, a), getattr(plain, a), rtol=0, atol=1e-6)
+    wds = WindowDataset.from_episodes(episodes)
+    arr = wds.arrays()
+    state = L.window_state(torch.from_numpy(arr["past_joints"]), torch.from_numpy(arr["past_extrinsics"]))
+    norm, _ = L.make_normalizers(ours)
+    s_n, _ = L.normalize_state_action(norm, state=state)
+    expect = minmax_normalize(state, plain.state_min, plain.state_max)
+    valid = torch.cat([torch.from_numpy(arr["past_valid"]).repeat_interleave(3, -1),
+                       torch.ones(*state.shape[:-1], 12, dtype=torch.bool)], -1)
+    torch.testing.assert_close(s_n[valid], expect[valid], rtol=1e-5, atol=1e-5)

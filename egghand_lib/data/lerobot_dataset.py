@@ -56,6 +56,7 @@ IMAGE = "observation.images.ego"
 FRAME_NUMBER = "observation.frame_number"
 SIDECAR = "meta/egghand.json"
 SIDECAR_FORMAT = "egghand-lerobot/1"
+STATS_FILE = "meta/egghand_stats.json"
 DEFAULT_REPO_ID = "egghand/egosynth"
 
 _XYZ = ("x", "y", "z")
@@ -104,12 +105,16 @@ def export_lerobot(
     overwrite: bool = False,
     image_writer_threads: int = 0,
     progress: bool = False,
+    stats: NormStats | dict | None = None,
 ) -> Any:
     """Write ``episodes`` (egghand_lib.data.episodes.Episode) as a local LeRobot v3.0 dataset at ``root``.
 
     Works offline (nothing is pushed or pulled). The folder appears atomically: an interrupted export
     leaves only a hidden ``.name.*.partial`` folder. Returns the dataset re-opened from ``root``.
     ``image_writer_threads`` > 0 writes PNGs in background threads (lerobot's AsyncImageWriter).
+    ``stats``: the training split's canonical-window statistics (NormStats or lerobot layout), stored as
+    ``meta/egghand_stats.json`` and served as ``LeRobotWindowDataset.stats``. LeRobot's own
+    ``meta/stats.json`` describes the stored WORLD-frame features and is not what the model normalises with.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -146,6 +151,8 @@ def export_lerobot(
         ds.stop_image_writer()
         ds.finalize()
         atomic_write_json(tmp / SIDECAR, {"format": SIDECAR_FORMAT, "fps": fps, "episodes": sidecar})
+        if stats is not None:
+            save_stats(stats.to_lerobot() if isinstance(stats, NormStats) else stats, tmp / STATS_FILE)
     return LeRobotDataset(repo_id, root=root)
 
 
@@ -172,7 +179,9 @@ def _add_episode(ds: Any, ep: Any) -> None:
             FRAME_NUMBER: np.asarray([ep.frame_numbers[f]], dtype=np.int64),
             "task": ep.task,
         })
-    with warnings.catch_warnings():
+    from lerobot.utils.utils import SuppressProgressBars
+
+    with warnings.catch_warnings(), SuppressProgressBars():
         # lerobot's histogram of the bool validity feature warns about the bool -> uint8 cast
         warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
         # datasets converts lerobot's shape-(1,) int64 columns to scalars
@@ -191,8 +200,8 @@ def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | P
     if not ep_dir.is_dir():
         raise FileNotFoundError(f"prep_dir: no prepared split {split!r} (missing folder {ep_dir})")
     # WindowDataset's episode order, so that window i of both datasets is the same window.
-    episodes = WindowDataset(prep_dir, split).episodes
-    return export_lerobot(episodes, root, repo_id=repo_id, overwrite=overwrite, progress=progress)
+    wd = WindowDataset(prep_dir, split)
+    return export_lerobot(wd.episodes, root, repo_id=repo_id, overwrite=overwrite, progress=progress, stats=wd.stats)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -244,6 +253,10 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         self.load_frames = load_frames
         self.repo_id = repo_id
         self.sidecar = read_sidecar(self.root)
+        stats_path = self.root / STATS_FILE
+        self.stats: NormStats | None = None  # the training split's canonical statistics, if exported with them
+        if stats_path.is_file():
+            self.stats = to_norm_stats(json.loads(stats_path.read_text()))
         delta = window_delta_timestamps(protocol)
         if not load_frames:
             delta.pop(IMAGE)
@@ -386,6 +399,14 @@ def window_stats(windows: Iterable[dict]) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def episode_window_stats(episodes: Iterable[Any], protocol: str = "future",
+                         up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> dict[str, dict[str, np.ndarray]]:
+    """``window_stats`` over all windows (``make_windows``) of ``episodes``: give the TRAINING split."""
+    from egghand_lib.data.windows import make_windows
+
+    return window_stats(make_windows(ep, protocol, up) for ep in episodes)
+
+
 def _np(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -461,7 +482,7 @@ def normalize_state_action(step: Any, state: torch.Tensor | None = None,
 __all__ = [
     "ACTION", "DEFAULT_REPO_ID", "FRAME_NUMBER", "IMAGE", "NUM_OBS", "STATE", "VALID", "LeRobotWindowDataset",
 "export_lerobot", "export_lerobot_from_prepared", "lerobot_features",
-    "make_normalizers", "normalize_state_action", "read_sidecar", "save_stats", "to_norm_stats",
+    "make_normalizers", "normalize_state_action", "read_sidecar", "episode_window_stats", "save_stats", "to_norm_stats",
     "window_delta_timestamps", "window_state", "window_stats",
 ]
 
