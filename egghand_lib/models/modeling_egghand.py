@@ -216,7 +216,7 @@ class EggHandPolicy(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.action_in_proj.weight.device
+        return self.norm_state_min.device
 
     # ------------------------------------------------------------------ normalisation (SPEC section 3)
     def _minmax(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
