@@ -14,7 +14,8 @@ False is never drawn, and neither is a bone touching it.
 - projection: ``project_points``, ``visible_in_image``, ``draw_skeleton`` (numpy raster),
   ``overlay_figure`` (matplotlib).
 - matplotlib: ``horizon_error_figure``, ``per_task_bar_figure``, ``ablation_bar_figure``,
-  ``metrics_table_markdown``, ``skeleton_snapshot_figure``.
+  ``metrics_table_markdown``, ``egomotion_histogram_figure``, ``training_curve_figure``,
+  ``skeleton_snapshot_figure``; ``save_figure`` writes either kind atomically.
 
 Extrinsics map world -> camera (``X_c = R X_w + t``, OpenCV axes: +z forward, +y down in the image);
 intrinsics are the 3x3 pinhole matrix of the stored frames.
@@ -793,6 +794,59 @@ def metrics_table_markdown(rows: Any, metrics: Sequence[str] = ("ade", "fde", "m
             cells.append(f"**{s}**" if bold_best and best[m] is not None and v == best[m] else s)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def egomotion_histogram_figure(scores: Any, fraction: float = 0.1, bins: int = 30, title: str | None = None,
+                                ax: Any | None = None):
+    """Histogram of window egomotion scores with the top-``fraction`` threshold marked (SPEC section 6).
+
+    The threshold is the smallest score selected by ``egomotion.top_fraction_mask``; the bars at or
+    above it are orange. NaN scores are left out.
+    """
+    import matplotlib.pyplot as plt
+
+    from egghand_lib.egomotion import top_fraction_mask
+
+    s = _np(scores).astype(float).ravel()
+    top = np.asarray(top_fraction_mask(s, fraction), dtype=bool)
+    finite = s[np.isfinite(s)]
+    thr = float(s[top].min())
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    edges = np.histogram_bin_edges(finite, bins=bins)
+    ax.hist(finite[finite < thr], bins=edges, color=COLORS["observed"], label=f"rest ({(~top).sum()})")
+    ax.hist(finite[finite >= thr], bins=edges, color=COLORS["hypothesis"],
+            label=f"top {round(100 * fraction)}% ({top.sum()})")
+    ax.axvline(thr, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("egomotion score (mean ||E_t - E_t-1||_F)")
+    ax.set_ylabel("windows")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve_figure(history: Mapping[str, Any], keys: Sequence[str] = ("loss", "val_loss"),
+                          title: str | None = None, ax: Any | None = None):
+    """Training curves: history {"step": (S,), key: (S,)} (e.g. a run's metrics.csv columns); NaNs are skipped."""
+    import matplotlib.pyplot as plt
+
+    if "step" not in history:
+        raise ValueError("history: needs a 'step' column")
+    step = _np(history["step"]).astype(float)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    for i, k in enumerate(k for k in keys if k in history):
+        y = _np(history[k]).astype(float)
+        ok = np.isfinite(y) & np.isfinite(step)
+        ax.plot(step[ok], y[ok], marker="o", markersize=3, label=k, color=_CYCLE[i % len(_CYCLE)])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def skeleton_snapshot_figure(joint_sets: Mapping[str, tuple[Any, Any]], title: str | None = None,

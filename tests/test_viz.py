@@ -307,3 +307,23 @@ def test_trajectory_and_prompt_comparison_figures(tmp_path):
     viz.save_figure(fig, tmp_path / "traj.html")
     assert "right wrist" in (tmp_path / "traj.html").read_text()
     plt.close("all")
+
+
+def test_egomotion_histogram_and_training_curve():
+    scores = np.concatenate([np.linspace(0.0, 0.9, 90), np.linspace(1.0, 2.0, 10), [np.nan]])
+    fig = viz.egomotion_histogram_figure(scores, fraction=0.1, bins=10)
+    ax = fig.axes[0]
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert labels == ["rest (91)", "top 10% (10)"]  # the NaN window is never in the top
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights) == 100
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(1.0)
+    hist = {"step": np.array([5, 10, 15, 20.0]), "loss": np.array([1.0, 0.8, np.nan, 0.5]),
+            "val_loss": np.array([np.nan, 0.9, np.nan, 0.6])}
+    fig = viz.training_curve_figure(hist)
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["loss", "val_loss"]
+    assert lines[0].get_xdata().tolist() == [5, 10, 20] and lines[1].get_xdata().tolist() == [10, 20]
+    with pytest.raises(ValueError, match="step"):
+        viz.training_curve_figure({"loss": [1.0]})
+    plt.close("all")
