@@ -145,6 +145,8 @@ def _row(table: str, variant: str, metrics: dict[str, float] | None = None, stat
 def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, **model_overrides: Any):
     from egghand_lib.training import train
 
+    if prep_dir is None:
+        raise ValueError("prep_dir: retrained ablation variants need the prepared folder")
     cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides})
     result = train(cfg, run_dir, prep_dir=prep_dir, progress=progress)
     return result.model
@@ -155,7 +157,7 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                   protocol: str = "future", train_config: Any = "cpu-small", seed: int = 0, batch_size: int = 32,
                   max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
                   internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
-                  ) -> dict[str, Any]:
+                  dataset=None, train_dataset=None) -> dict[str, Any]:
     """Run the ablations in ``which`` (names from ABLATIONS) and write ablations.{md,csv,json} to ``out_dir``.
 
     ``model``: the trained model (module, run folder or saved model folder) for the evaluation-time
@@ -165,13 +167,15 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     Metrics are EggHand-convention on ``split`` (or ``max_windows`` evenly spaced windows of it).
     Returns {"rows": [...], "vocabulary_size": int, ...}; every row has table, variant, status
     ("ok" | "not run"), reason, ade, fde, mpjpe, mpjpe_f and, for the modality rows, the change vs clean.
+    ``dataset`` / ``train_dataset``: WindowDatasets to use instead of ``prep_dir``'s splits (the
+    retrained variants still need ``prep_dir``).
     """
-    from egghand_lib.data.windows import WindowDataset
     from egghand_lib.evaluation import (
         MODEL_NAME,
         _select,
         baseline_forecasts,
         load_model,
+        open_datasets,
         predict_model,
         subset_indices,
     )
@@ -187,13 +191,13 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
         train_config = TrainConfig.named(train_config)
     train_config = train_config.replace(protocol=protocol, train_split=train_split)
 
-    ds = WindowDataset(prep_dir, split, protocol=protocol)
+    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
     idx = subset_indices(len(ds), max_windows)
     arrays = _select(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
     rows: list[dict[str, Any]] = []
     res: dict[str, Any] = {"split": split, "protocol": protocol, "num_windows": int(len(idx)), "seed": seed,
-                           "prep_dir": str(prep_dir), "which": list(which)}
+                           "prep_dir": None if prep_dir is None else str(prep_dir), "which": list(which)}
 
     def metrics(pred: np.ndarray, sel: np.ndarray | None = None) -> dict[str, float]:
         if sel is None:
@@ -216,9 +220,7 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     clean_pred = forecast(net, desc="clean") if net is not None else None
 
     if "modality" in which:
-        train_prompts = list(WindowDataset(prep_dir, train_split, protocol=protocol).arrays()["task"]) \
-            if train_split != split else list(ds.arrays()["task"])
-        vocab = task_vocabulary(sorted(set(train_prompts)))
+        vocab = task_vocabulary(sorted(set(train_ds.arrays()["task"])))
         res["vocabulary_size"] = len(vocab)
         clean = metrics(clean_pred)
         for variant in MODALITY_VARIANTS:
@@ -232,8 +234,7 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
 
         scores = np.asarray(arrays["egomotion"], dtype=np.float64)
         top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
-        train_arrays = WindowDataset(prep_dir, train_split, protocol=protocol).arrays()
-        preds = {**baseline_forecasts(arrays, train_arrays, protocol), MODEL_NAME: clean_pred}
+        preds = {**baseline_forecasts(arrays, train_ds.arrays(), protocol), MODEL_NAME: clean_pred}
         pct = round(100 * top_fraction)
         res["num_top"] = int(top.sum())
         for name, p in preds.items():

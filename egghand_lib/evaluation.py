@@ -330,26 +330,25 @@ def load_model(model: nn.Module | str | Path) -> nn.Module:
     return load_trained(model)
 
 
-def evaluate(prep_dir: str | Path, split: str = "test", model: nn.Module | str | Path | None = None,
+def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module | str | Path | None = None,
              out_dir: str | Path | None = None, *, protocol: str = "future", train_split: str = "train",
              batch_size: int = 32, num_samples: int = 0, conventions: Sequence[str] = CONVENTIONS,
              top_fraction: float = 0.1, group_key: str = "scenario", max_windows: int | None = None,
-             device: str | None = None, progress: bool = True, name: str = "evaluation") -> dict[str, Any]:
+             device: str | None = None, progress: bool = True, name: str = "evaluation",
+             dataset=None, train_dataset=None) -> dict[str, Any]:
     """Evaluate Static, CVM and (optionally) a model on ``split`` of a prepared folder.
 
     ``model``: an nn.Module, a finished training run folder or a ``save_pretrained`` folder.
     ``num_samples`` K > 0 adds best-of-K and spread of K sampled forecasts. ``max_windows`` evaluates
     an evenly spaced subset. Writes ``name``.{json,md,csv} (+ per-horizon / per-group CSVs) to
     ``out_dir`` when given; returns the results dict (see ``compute_results``).
+    ``dataset`` / ``train_dataset``: WindowDatasets to use instead of ``prep_dir`` (the evaluated
+    windows and those the Static pose is fitted on).
     """
-    from egghand_lib.data.windows import WindowDataset
-
-    ds = WindowDataset(prep_dir, split, protocol=protocol)
-    train_arrays = ds.arrays() if split == train_split else WindowDataset(prep_dir, train_split,
-                                                                            protocol=protocol).arrays()
+    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
     idx = subset_indices(len(ds), max_windows)
     arrays = _select(ds.arrays(), idx)
-    preds = baseline_forecasts(arrays, train_arrays, protocol)
+    preds = baseline_forecasts(arrays, train_ds.arrays(), protocol)
     samples = {}
     if model is not None:
         net = load_model(model)
@@ -361,12 +360,26 @@ def evaluate(prep_dir: str | Path, split: str = "test", model: nn.Module | str |
             samples[MODEL_NAME] = s
     res = compute_results(preds, arrays, conventions=conventions, top_fraction=top_fraction, group_key=group_key,
                           samples=samples)
-    res = {"split": split, "protocol": protocol, "prep_dir": str(prep_dir),
+    res = {"split": split, "protocol": protocol, "prep_dir": None if prep_dir is None else str(prep_dir),
            "model": None if model is None else (str(model) if not isinstance(model, nn.Module) else "in-memory"),
            **res}
     if out_dir is not None:
         write_results(res, out_dir, name=name, title=f"Evaluation on {split}")
     return res
+
+
+def open_datasets(prep_dir, split: str, train_split: str, protocol: str, dataset=None, train_dataset=None):
+    """(evaluated, training) WindowDatasets: the given ones, else those of ``prep_dir``."""
+    if dataset is None or train_dataset is None:
+        if prep_dir is None:
+            raise ValueError("prep_dir: needed unless both dataset and train_dataset are given")
+        from egghand_lib.data.windows import WindowDataset
+
+        if dataset is None:
+            dataset = WindowDataset(prep_dir, split, protocol=protocol)
+        if train_dataset is None:
+            train_dataset = dataset if split == train_split else WindowDataset(prep_dir, train_split, protocol=protocol)
+    return dataset, train_dataset
 
 
 def summary_line(res: dict[str, Any]) -> str:
