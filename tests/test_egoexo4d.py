@@ -35,7 +35,9 @@ def raw(tmp_path):
     tk = make_take(UID, "train", start=7, n=12, speed=0.05)
     tk.task_prompt = "Stir the noodles."
     other = make_take("99999999-2222-4333-8444-555555555555", "val", start=0, n=5)
-    write_dataset(tmp_path, [tk, other])
+    synth = make_take("77777777-2222-4333-8444-555555555555", "test", start=0, n=5)
+    synth.extra = {"egosynth": {"prompt": "Pick up the red cup."}}  # where EgoSynth keeps its prompt
+    write_dataset(tmp_path, [tk, other, synth])
     return tmp_path, tk
 
 
@@ -45,7 +47,8 @@ def test_read_takes_splits_and_files(raw):
     info = takes[UID]
     assert info.ego_camera == "aria01" and info.task_name == "Cooking Noodles"
     assert info.prompt == "Stir the noodles."  # task_prompt wins over the task name
-    assert takes["99999999-2222-4333-8444-555555555555"].prompt == "Cooking Noodles"
+    assert takes["99999999-2222-4333-8444-555555555555"].prompt == "Cooking Noodles"  # fallback: task name
+    assert takes["77777777-2222-4333-8444-555555555555"].prompt == "Pick up the red cup."
     assert info.video_path(root) == root / "takes" / tk.take_name / "frame_aligned_videos" / "aria01_214-1.mp4"
     assert ex.read_splits(root)[UID] == "train"
     assert ex.annotated_take_uids(root, "train") == [UID]

@@ -55,7 +55,7 @@ class TakeInfo:
     ego_camera: str  # e.g. "aria01"
     video_relpath: str | None  # relative to the take's root_dir
     root_dir: str
-    prompt: str  # "task_prompt" if takes.json has one, else the task name
+    prompt: str  # "task_prompt", else EgoSynth's "egosynth"/"prompt", else the task name
 
     def video_path(self, root: str | Path) -> Path | None:
         if self.video_relpath is None:
@@ -103,7 +103,9 @@ def read_takes(root: str | Path) -> dict[str, TakeInfo]:
         if rel is not None and not rel.startswith("frame_aligned_videos") and "/" not in rel:
             rel = f"frame_aligned_videos/{rel}"
         task_name = str(t.get("task_name") or t.get("parent_task_name") or "")
-        prompt = t.get("task_prompt") or task_name
+        # Prompt: an explicit "task_prompt", else EgoSynth's "egosynth": {"prompt"}, else the task name.
+        synth = t.get("egosynth") if isinstance(t.get("egosynth"), dict) else {}
+        prompt = t.get("task_prompt") or synth.get("prompt") or task_name
         out[uid] = TakeInfo(
             take_uid=uid, take_name=name, task_name=task_name, parent_task_name=str(t.get("parent_task_name", "")),
             ego_camera=cam or "aria01", video_relpath=rel, root_dir=str(t.get("root_dir") or f"takes/{name}"),
