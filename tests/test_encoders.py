@@ -306,3 +306,67 @@ def test_egovideo_malformed_checkpoints(small_egovideo_ckpt, tmp_path):
     torch.save(extra, tmp_path / "extra.pth")
     with pytest.warns(UserWarning, match="ignoring 1 unexpected tensor\\(s\\): visual.something_new"):
         load_egovideo_checkpoint(tmp_path / "extra.pth", SMALL_EGOVIDEO)
+
+
+# ---------------------------------------------------------------- InternVL (tiny random config + tiny tokenizer)
+
+TINY_WORDS = ["[PAD]", "[UNK]", "<eos>"] + "cut the onion tighten bolt on bike axle pour milk".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_internvl_dir(tmp_path_factory):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(TINY_WORDS)}, unk_token="[UNK]"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]", eos_token="<eos>")
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           image_size=[56, 56], patch_size=[14, 14]),
+        text_config=dict(model_type="qwen3", hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, head_dim=12, intermediate_size=48, vocab_size=len(TINY_WORDS),
+                         max_position_embeddings=64, tie_word_embeddings=True),
+        image_token_id=1, image_seq_length=4,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = InternVLForConditionalGeneration(config)
+    path = tmp_path_factory.mktemp("internvl")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text('{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}')
+    return path, model.state_dict()
+
+
+def test_internvl_loads_locally_with_shapes_masks_frozen_and_deterministic(tiny_internvl_dir):
+    path, saved = tiny_internvl_dir
+    enc = build_encoder("internvl", model_dir=path, max_text_len=8)
+    loaded = enc.model.state_dict()
+    assert set(loaded) == set(saved) and all(torch.equal(loaded[k], saved[k]) for k in saved)  # real weights
+    frames = _frames(2, size=64)
+    prompts = ["Cut the onion", "pour milk"]
+    out = enc(frames, prompts)
+    _check_output(out, 2, enc)
+    assert out.video_tokens.shape == (2, 4, 24) and out.text_tokens.shape == (2, 8, 24)
+    assert out.text_mask.sum(1).tolist() == [3, 2] and out.text_mask[:, 0].all()
+    assert torch.allclose(enc.mean.flatten(), torch.tensor([0.5, 0.5, 0.5]))  # the folder's image stats
+    again = enc(frames, prompts)
+    assert torch.equal(out.video_tokens, again.video_tokens) and torch.equal(out.text_tokens, again.text_tokens)
+    assert not torch.allclose(out.text_tokens[0, :2], out.text_tokens[1, :2])
+    assert enc.frozen and all(not p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.model.training
+    key = enc.cache_key()
+    assert key["name"] == "internvl" and key["video_tokens"] == "frame_mean" and len(key["weights"]) == 16
+
+    all_tokens = build_encoder("internvl", model_dir=path, video_tokens="all")
+    video, mask = all_tokens.encode_video(frames)
+    assert video.shape == (2, 4 * 4, 24) == (2, all_tokens.num_video_tokens, all_tokens.video_dim) and mask.all()
+    assert torch.allclose(video.view(2, 4, 4, 24).mean(2), out.video_tokens, atol=1e-5)
+
+
+def test_internvl_missing_dir_says_what_to_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="OpenGVLab/InternVL3_5-1B-HF"):
+        build_encoder("internvl", model_dir=tmp_path / "InternVL3_5-1B-HF")
