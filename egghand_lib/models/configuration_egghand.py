@@ -113,6 +113,8 @@ class EggHandConfig:
             raise bad("input_embedding_dim", "must equal num_heads * head_dim")
         if self.vl_self_attention_layers > 0 and self.vl_num_heads * self.vl_head_dim != self.backbone_embedding_dim:
             raise bad("backbone_embedding_dim", "must equal vl_num_heads * vl_head_dim")
+        if self.dit_output_dim != self.hidden_size:
+            raise bad("dit_output_dim", "must equal hidden_size (the action decoder reads the DiT output)")
         if self.action_horizon != NUM_TARGET:
             raise bad("action_horizon", f"EggHand forecasts {NUM_TARGET} frames")
         if not 0 <= self.embodiment_id < self.max_num_embodiments:
