@@ -258,18 +258,23 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         if stats_path.is_file():
             self.stats = to_norm_stats(json.loads(stats_path.read_text()))
         delta = window_delta_timestamps(protocol)
-        if not load_frames:
-            delta.pop(IMAGE)
+        image_delta = {IMAGE: delta.pop(IMAGE)}
+        # Two LeRobotDatasets over the same files. With lerobot's custom transform, a delta query of one
+        # column converts ALL columns of the queried rows, so state/valid/action queries (~70 rows) would
+        # decode ~70 PNGs per window. The numeric view has no image column; the image view has only it.
         self.lerobot = LeRobotDataset(repo_id, root=self.root, delta_timestamps=delta, episodes=episodes)
+        self.lerobot.hf_dataset = self.lerobot.hf_dataset.remove_columns([IMAGE])
+        self.images = None
+        if load_frames:
+            self.images = LeRobotDataset(repo_id, root=self.root, delta_timestamps=image_delta, episodes=episodes)
+            keep = [IMAGE, "index", "episode_index", "task_index", "timestamp"]
+            self.images.hf_dataset = self.images.hf_dataset.select_columns(keep)
         if self.lerobot.meta.total_episodes != len(self.sidecar["episodes"]):
             raise ValueError(f"{self.root / SIDECAR}: lists {len(self.sidecar['episodes'])} episodes, the LeRobot "
                              f"dataset has {self.lerobot.meta.total_episodes}")
         union = sorted(set(OBS_OFFSETS) | set(target_offsets(protocol)))
         self._obs_pos = [union.index(k) for k in OBS_OFFSETS]
         self._tgt_pos = [union.index(k) for k in target_offsets(protocol)]
-        if not load_frames:
-            # LeRobot decodes every image column of the current row; drop it from the row reads.
-            self.lerobot.hf_dataset = self.lerobot.hf_dataset.remove_columns([IMAGE])
 
     def __len__(self) -> int:
         return len(self.lerobot)
@@ -308,8 +313,8 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
             frame_valid=~np.concatenate([pad[o], pad[t]])[None], up=self.up, protocol=self.protocol,
         )
         out = {k: torch.from_numpy(np.array(v[0])) for k, v in arrays.items()}  # copies, keeps 0-d
-        if self.load_frames:
-            img = item[IMAGE]  # (4, 3, H, W) float in [0, 1], from lossless PNG
+        if self.images is not None:
+            img = self.images[int(idx)][IMAGE]  # (4, 3, H, W) float in [0, 1], from lossless PNG
             out["frames"] = (img * 255).round().to(torch.uint8)
         out["task"] = item["task"]
         out["episode_index"] = torch.tensor(int(ep["episode_index"]), dtype=torch.int64)
