@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
+import torch
 from egoexo4d_fixtures import camera_path_file, decode_color, hand_path, make_take, write_dataset
 
 from egghand_lib.cli import main as cli_main
@@ -60,6 +62,11 @@ def test_prepare_writes_episodes_stats_report_manifest(tmp_path):
     assert ds.stats is not None and len(ds) == 48
     item = ds[30]
     assert item["frames"].shape == (4, 3, 224, 224)
+    # pickling (DataLoader workers) sends file paths, not the memory-mapped frames
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2_000_000 < 48 * 224 * 224 * 3
+    ds2 = pickle.loads(blob)
+    assert torch.equal(ds2[30]["frames"], item["frames"]) and torch.equal(ds2[30]["past_joints"], item["past_joints"])
 
 
 @pytest.mark.parametrize("variant", ["truncated_json", "wrong_shape", "not_in_takes_json", "missing_video",
@@ -144,8 +151,10 @@ def test_interrupted_prepare_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(prep_mod, "load_episode_frames", real)
     m = prepare_dataset(raw, out, size=SIZE, progress=False)
     assert m["last_run"] == {"written": 2, "skipped": 1, "removed_stale": 0}
+    before = (out / "manifest.json").read_bytes()
     m2 = prepare_dataset(raw, out, size=SIZE, progress=False)  # complete: nothing to do
     assert m2["last_run"] == {"written": 0, "skipped": 3, "removed_stale": 0}
+    assert (out / "manifest.json").read_bytes() == before  # deterministic: feature caches stay valid
     fresh = tmp_path / "fresh"
     prepare_dataset(raw, fresh, size=SIZE, progress=False)
     for split in ("train", "val"):

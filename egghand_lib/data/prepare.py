@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import time
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -89,6 +88,7 @@ def load_episode(path: str | Path, mmap: bool = True) -> Episode:
         scenario=meta["scenario"], split=meta["split"], frame_numbers=arrays["frame_numbers"],
         joints=arrays["joints"], valid=arrays["valid"], extrinsics=arrays["extrinsics"],
         intrinsics=arrays["intrinsics"], frames=arrays["frames"], video_path=meta["video_path"],
+        meta={"path": str(path)},
     )
 
 
@@ -138,7 +138,9 @@ def prepare_dataset(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Validate, cut into episodes, decode frames and write PREP_DIR. Returns the manifest (dict).
+    """Validate, cut into episodes, decode frames and write PREP_DIR.
+
+    Returns the manifest (dict) plus "last_run": counts of episode files written / skipped / removed.
 
     splits: raw split names ("train", "val", "test") and/or "egghand-train" / "egghand-val".
     strict: raise ValidationError at the first problem (before anything is written); otherwise drop
@@ -224,8 +226,9 @@ def prepare_dataset(
 
     atomic_write_json(out_dir / "report.json", report.to_json())
     atomic_write_text(out_dir / "report.md", report.to_markdown())
+    # The manifest depends only on the data and settings (feature caches fingerprint it), not on the run.
     manifest = {
-        "format_version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "format_version": FORMAT_VERSION,
         "raw_dir": str(raw_dir), "size": int(size), "up": [float(u) for u in up], "annotation": annotation,
         "stats": stats_info,
         "splits": {
@@ -238,10 +241,9 @@ def prepare_dataset(
             }
             for split, eps in planned.items()
         },
-        "last_run": counts,
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
-    return manifest
+    return {**manifest, "last_run": counts}
 
 
 def _clear(out_dir: Path) -> None:
@@ -271,6 +273,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bone-length", type=float, default=ValidationConfig.max_bone_length)
     parser.add_argument("--overwrite", action="store_true", help="discard a folder prepared with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--lerobot", action="store_true",
+                        help="also export every prepared split as a LeRobot dataset to OUT/lerobot/{split}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,5 +285,13 @@ def run(args: argparse.Namespace) -> int:
                                validation=cfg, overwrite=args.overwrite, progress=not args.no_progress)
     for split, s in manifest["splits"].items():
         print(f"{split}: {s['num_episodes']} episodes, {s['num_windows']} windows, {s['num_takes']} takes")
+    if args.lerobot:
+        from egghand_lib.data.lerobot_dataset import export_lerobot_from_prepared
+
+        for split, s in manifest["splits"].items():
+            if s["num_episodes"]:
+                root = Path(args.out) / "lerobot" / split
+                export_lerobot_from_prepared(args.out, split, root, overwrite=True, progress=not args.no_progress)
+                print(f"lerobot {split}: {root}")
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

@@ -121,7 +121,8 @@ class ValidationReport:
 
     def drop_take(self, take_uid: str, kind: str, file: str | Path | None, detail: str) -> None:
         self.add(take_uid, kind, file=file, detail=detail)
-        self.take(take_uid).status = "dropped"
+        tr = self.take(take_uid)
+        tr.status, tr.frames_kept, tr.joints_valid, tr.episodes = "dropped", 0, 0, 0
 
     # ------------------------------------------------------------------------------------ output
 

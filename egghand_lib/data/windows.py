@@ -10,6 +10,7 @@ joints are marked invalid. Everything is in the canonical frame of the camera at
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -226,6 +227,24 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self._episode_pos)
+
+    def __getstate__(self) -> dict:
+        # Memory-mapped frames would be pickled as full copies (DataLoader workers with "spawn"): send
+        # the file paths instead and map them again on the other side.
+        state = self.__dict__.copy()
+        state["episodes"] = [
+            dataclasses.replace(e, frames=None) if isinstance(e.frames, np.memmap) and "path" in e.meta else e
+            for e in self.episodes
+        ]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from egghand_lib.data.prepare import load_episode
+
+        self.__dict__.update(state)
+        for e in self.episodes:
+            if e.frames is None and "path" in e.meta:
+                e.frames = load_episode(e.meta["path"]).frames
 
     def arrays(self) -> dict[str, np.ndarray]:
         """All non-image window arrays at once (N leading; see make_windows). Do not modify in place."""
