@@ -12,7 +12,7 @@ from egoexo4d_fixtures import camera_path_file, decode_color, hand_path, make_ta
 
 from egghand_lib.cli import main as cli_main
 from egghand_lib.data import prepare as prep_mod
-from egghand_lib.data.episodes import load_egghand_split
+from egghand_lib.data.episodes import load_egghand_split, read_episodes
 from egghand_lib.data.prepare import load_split_episodes, prepare_dataset, read_manifest
 from egghand_lib.data.validation import ValidationError
 from egghand_lib.data.windows import WindowDataset, load_stats
@@ -67,6 +67,13 @@ def test_prepare_writes_episodes_stats_report_manifest(tmp_path):
     assert len(blob) < 2_000_000 < 48 * 224 * 224 * 3
     ds2 = pickle.loads(blob)
     assert torch.equal(ds2[30]["frames"], item["frames"]) and torch.equal(ds2[30]["past_joints"], item["past_joints"])
+    assert ds.episode_of(30).take_uid == item["take_uid"]
+    # the in-memory path (no prepared folder) gives the same episodes
+    mem = read_episodes(raw, "val")
+    disk = load_split_episodes(out, "val")
+    assert [e.key for e in mem] == [e.key for e in disk]
+    np.testing.assert_array_equal(mem[0].frames, disk[0].frames)
+    np.testing.assert_array_equal(mem[0].extrinsics, disk[0].extrinsics)
 
 
 @pytest.mark.parametrize("variant", ["truncated_json", "wrong_shape", "not_in_takes_json", "missing_video",

@@ -250,9 +250,13 @@ class WindowDataset(torch.utils.data.Dataset):
         """All non-image window arrays at once (N leading; see make_windows). Do not modify in place."""
         return self._arrays
 
+    def episode_of(self, i: int) -> Episode:
+        """The episode window i comes from (its row ``arrays()["frame_indices"][i]`` indexes its frames)."""
+        return self.episodes[self._episode_pos[int(i)]]
+
     def frames_of(self, i: int) -> np.ndarray:
         """The 4 video frames of window i as stored: (4, H, W, 3) uint8."""
-        ep = self.episodes[self._episode_pos[i]]
+        ep = self.episode_of(i)
         if ep.frames is None:
             raise ValueError(f"episode {ep.key}: no frames stored")
         return np.asarray(ep.frames[self._arrays["frame_indices"][i]])
