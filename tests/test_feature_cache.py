@@ -228,3 +228,15 @@ def test_window_dataset_of_prepared_folder(tmp_path):
     assert wrapped.protocol == "future"  # attributes of the wrapped dataset pass through
     with pytest.raises(FC.StaleCacheError, match="protocol"):
         FC.with_cached_features(WindowDataset(prep, "train", protocol="egghand-code"), tmp_path / "c")
+
+
+def test_half_precision_storage_reads_float32(tmp_path, prep):
+    enc, ds = TinyFrozenEncoder(), ToyWindows(prep, n=5)
+    cache = FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=5, shard_size=5, progress=False,
+                                   store_dtype=torch.float16)
+    out = _direct(enc, ds, range(5))
+    f = cache[3]
+    assert f["video_tokens"].dtype == torch.float32 and f["text_tokens"].dtype == torch.float32
+    torch.testing.assert_close(f["video_tokens"], out.video_tokens[3].half().float(), rtol=0, atol=0)
+    with pytest.raises(FC.StaleCacheError, match="store_dtype"):  # resuming with other settings is refused
+        FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=5, shard_size=5, progress=False)

@@ -243,14 +243,17 @@ def _pad_cat(tokens: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[tor
 def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch_size: int = 16,
                         shard_size: int = 1024, progress: bool = True, num_workers: int = 0,
                         share_text: bool = True, overwrite: bool = False, fingerprint: dict | None = None,
-                        on_shard: Callable[[int], None] | None = None) -> CachedFeatures:
+                        on_shard: Callable[[int], None] | None = None,
+                        store_dtype: torch.dtype | None = None) -> CachedFeatures:
     """Run a frozen ``encoder`` over every window of ``dataset`` once and store its outputs in ``cache_dir``.
 
     Items must carry "frames" (4, 3, H, W) uint8 and "task". Resumes: shards already on disk (for the
     same encoder and data) are skipped. A cache for another encoder or other data is refused
     (``StaleCacheError``) unless ``overwrite``. ``share_text`` stores each prompt's text tokens once per
     shard (checked: if they differ between windows of one prompt the build stops). ``on_shard(i)`` is
-    called after shard i is written. Returns the ``CachedFeatures`` of the finished cache.
+    called after shard i is written. ``store_dtype`` (e.g. ``torch.float16``) stores the tokens in a
+    smaller float type (InternVL gives ~1000 tokens x 1024 per window); reads always return float32.
+    Returns the ``CachedFeatures`` of the finished cache.
     """
     from tqdm.auto import tqdm
 
@@ -267,9 +270,10 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
         try:
             manifest = _read_manifest(cache_dir)
             _check_identity(manifest, enc_id, fp, cache_dir)
-            if manifest["shard_size"] != shard_size:
-                raise StaleCacheError(f"{cache_dir}: existing cache uses shard_size {manifest['shard_size']}, "
-                                      f"asked for {shard_size}")
+            stored = (manifest["shard_size"], manifest.get("store_dtype"), manifest.get("share_text", True))
+            if stored != (shard_size, str(store_dtype), share_text):
+                raise StaleCacheError(f"{cache_dir}: existing cache was built with (shard_size, store_dtype, "
+                                      f"share_text) = {stored}, asked for {(shard_size, str(store_dtype), share_text)}")
         except (StaleCacheError, ValueError):
             if not overwrite:
                 raise
@@ -279,7 +283,8 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
             for p in list(cache_dir.glob("shard_*.safetensors")) + [cache_dir / MANIFEST]:
                 p.unlink(missing_ok=True)
         manifest = {"format": FORMAT, "encoder": enc_id, "dataset": fp, "num_windows": n,
-                    "shard_size": shard_size, "share_text": share_text, "complete": False,
+                    "shard_size": shard_size, "share_text": share_text, "store_dtype": str(store_dtype),
+                    "complete": False,
                     "shards": [_shard_entry(i, shard_size, n) for i in range(_num_shards(n, shard_size))]}
         cache_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache_dir / MANIFEST, manifest)
@@ -293,7 +298,10 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
     for i in todo:
         s = manifest["shards"][i]
         tensors, prompts = _encode_shard(encoder, dataset, s["start"], s["stop"], batch_size, num_workers,
-                                         manifest.get("share_text", True))
+                                         share_text)
+        if store_dtype is not None:
+            for k in ("video_tokens", "text_tokens"):
+                tensors[k] = tensors[k].to(store_dtype)
         with atomic_path(cache_dir / s["file"]) as tmp:
             save_file(tensors, str(tmp), metadata={"prompts": json.dumps(prompts), "start": str(s["start"]),
                                                    "stop": str(s["stop"])})
@@ -379,11 +387,11 @@ class CachedFeatures:
             self._text_cache = {k: (f.get_tensor("text_tokens"), f.get_tensor("text_mask"),
                                     f.get_tensor("text_index"))}
         tt, tm, ti = self._text_cache[k]
-        v = f.get_slice("video_tokens")[row : row + 1][0]
+        v = f.get_slice("video_tokens")[row : row + 1][0].float()
         vm = f.get_slice("video_mask")[row : row + 1][0]
         j = int(ti[row])
         return {"video_tokens": _pad_to(v, self._nv), "video_mask": _pad_to(vm, self._nv),
-                "text_tokens": _pad_to(tt[j], self._nt), "text_mask": _pad_to(tm[j], self._nt)}
+                "text_tokens": _pad_to(tt[j].float(), self._nt), "text_mask": _pad_to(tm[j], self._nt)}
 
 
 def _pad_to(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -419,19 +427,21 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
 
 
 def with_cached_features(dataset: Any, cache: CachedFeatures | str | Path, drop_frames: bool = False,
-                         encoder_key: Any = None) -> CachedFeatureDataset:
+                         encoder_key: Any = None, fingerprint: dict | None = None) -> CachedFeatureDataset:
     """Wrap ``dataset`` so each item also carries ``video_tokens/video_mask/text_tokens/text_mask``.
 
     ``cache`` may be a ``CachedFeatures`` or a cache folder; it is checked against ``dataset``'s
-    fingerprint (and ``encoder_key`` when given). ``drop_frames`` removes "frames" from the items (the
+    fingerprint, or ``fingerprint`` when given (for in-memory datasets without one), and against
+    ``encoder_key`` when given. ``drop_frames`` removes "frames" from the items (the
     model does not need them when features are present); to also skip reading them, build the dataset
     without frames (e.g. ``LeRobotWindowDataset(..., load_frames=False)``).
     """
+    fp = _canonical_json(fingerprint) if fingerprint is not None else _dataset_fp_if_possible(dataset)
     if not isinstance(cache, CachedFeatures):
-        cache = CachedFeatures(cache, encoder_key=encoder_key, dataset=dataset)
+        cache = CachedFeatures(cache, encoder_key=encoder_key, fingerprint=fp)
     else:
         _check_identity(cache.manifest, encoder_identity(encoder_key) if encoder_key is not None else None,
-                        _dataset_fp_if_possible(dataset), cache.cache_dir)
+                        fp, cache.cache_dir)
     return CachedFeatureDataset(dataset, cache, drop_frames=drop_frames)
 
 
