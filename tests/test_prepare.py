@@ -228,5 +228,8 @@ def test_cli_prepare(tmp_path, capsys):
     assert code == 0
     assert "train: 1 episodes, 22 windows" in capsys.readouterr().out
     assert read_manifest(out)["splits"]["val"]["num_episodes"] == 1
+    with pytest.raises(ValueError, match="split: unknown 'tset'"):
+        prepare_dataset(raw, tmp_path / "o3", splits=["tset"], progress=False)
+    assert not (tmp_path / "o3").exists()
     with pytest.raises(FileNotFoundError, match="takes.json"):
         cli_main(["prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "o2"), "--no-progress"])

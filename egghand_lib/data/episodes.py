@@ -214,6 +214,10 @@ def plan_split(
                 report.take(uid).episodes += len(eps)
         return episodes
 
+    known = set(index.take_split.values()) | {d.name for d in (index.root / "annotations" / "ego_pose").glob("*")}
+    if split not in known:
+        raise ValueError(f"split: unknown {split!r}; {index.root} has {sorted(known)}, "
+                         f"or use one of {sorted(EGGHAND_SPLITS)}")
     uids = {u for u, s in index.take_split.items() if s == split}
     uids |= set(ex.annotated_take_uids(index.root, split, annotation))
     if annotation == "manual":
