@@ -234,8 +234,10 @@ def test_padded_context_tokens_do_not_matter(batch):
     torch.testing.assert_close(model.forecast(noisy), model.forecast(cached))
 
 
-def test_freeze_decoder_parts_and_lora(batch):
-    frozen_dit = tiny_policy(freeze_decoder=("model", "vl_self_attention"))
+def test_freeze_decoder_parts_and_lora(tmp_path, batch):
+    frozen_dit = tiny_policy(freeze_decoder=("model", "vl_self_attention"), dropout=0.2)
+    frozen_dit.train()
+    assert not frozen_dit.action_head.model.training and frozen_dit.action_head.state_encoder.training
     frozen_dit(batch)["loss"].backward()
     assert all(not p.requires_grad for p in frozen_dit.action_head.model.parameters())
     assert frozen_dit.action_head.state_encoder.layer1.W.grad is not None
@@ -252,6 +254,13 @@ def test_freeze_decoder_parts_and_lora(batch):
     lora(batch)["loss"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora_params.values())
     assert lora.parameter_counts()["decoder"]["trainable"] < plain.parameter_counts()["decoder"]["trainable"]
+    with torch.no_grad():
+        for p in lora_params.values():
+            p.add_(0.05)
+    lora.save_pretrained(tmp_path / "lora")
+    again = EggHandPolicy.from_pretrained(tmp_path / "lora", encoder=TinyEncoder())
+    assert again.config.lora_rank == 2 and torch.equal(again.forecast(batch), lora.forecast(batch))
+    assert not torch.allclose(lora.forecast(batch), plain.forecast(batch))
 
 
 # ---------------------------------------------------------------------------------------------- save / load

@@ -210,8 +210,11 @@ class EggHandPolicy(nn.Module):
 
     def train(self, mode: bool = True) -> EggHandPolicy:
         super().train(mode)
+        # Frozen modules never run in training mode (dropout, norms), as GR00T's set_frozen_modules_to_eval_mode.
         if self.encoder_frozen:
-            self.encoder.eval()  # a frozen encoder never runs in training mode (dropout, norms)
+            self.encoder.eval()
+        for part in self.config.freeze_decoder:
+            getattr(self.action_head, part).eval()
         return self
 
     @property
