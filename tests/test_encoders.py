@@ -250,8 +250,11 @@ def test_egovideo_other_outputs_tokenizer_and_cache_key(small_egovideo_ckpt, ego
     assert all_tok.shape == (1, 1 + 4 * 2 * 2, 32) == (1, all_enc.num_video_tokens, all_enc.video_dim)
     assert torch.equal(all_tok[:, :1], cls_tok)  # the EggHand token is the CLS of the last block
     pooled = build_encoder("egovideo", checkpoint=small_egovideo_ckpt[0], config=SMALL_EGOVIDEO,
-                           video_output="pooled")
-    assert pooled.encode_video(frames)[0].shape == (1, 1, 24)
+                           video_output="pooled", dtype="bfloat16")
+    assert pooled.model.text_projection.dtype == torch.bfloat16
+    pooled_tok = pooled.encode_video(frames)[0]
+    assert pooled_tok.shape == (1, 1, 24) and pooled_tok.dtype == torch.float32
+    assert pooled.encode_text(["cut the onion"])[0].dtype == torch.float32
     tok = egovideo.tokenizer
     assert tok.vocab_size == 30522 and tok.tokenize("Cut The ONION") == ["cut", "the", "onion"]
     key = egovideo.cache_key()

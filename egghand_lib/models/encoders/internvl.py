@@ -25,6 +25,7 @@ from egghand_lib.models.encoders._utils import (
     check_frames,
     check_prompts,
     frames_to_unit_float,
+    resolve_dtype,
     state_dict_fingerprint,
 )
 from egghand_lib.models.encoders.base import VideoTextEncoder
@@ -64,7 +65,7 @@ class InternVLEncoder(VideoTextEncoder):
         video_tokens: str = "frame_mean",
         max_text_len: int = 32,
         image_size: int | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
     ):
         super().__init__()
         from transformers import AutoTokenizer, InternVLForConditionalGeneration
@@ -76,7 +77,7 @@ class InternVLEncoder(VideoTextEncoder):
             raise ValueError(f"video_tokens: expected one of {VIDEO_TOKEN_LAYOUTS}, got {video_tokens!r}")
         self.model_dir = model_dir
         self.model = InternVLForConditionalGeneration.from_pretrained(
-            str(model_dir), local_files_only=True, dtype=dtype
+            str(model_dir), local_files_only=True, dtype=resolve_dtype(dtype)
         )
         self.model.eval().requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
