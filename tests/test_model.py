@@ -289,6 +289,23 @@ def test_save_load_round_trip(tmp_path, batch, frozen):
     assert {p.name for p in (tmp_path / "m").iterdir()} == {"config.json", "model.safetensors", "stats.json"}
 
 
+def test_tiny_preset_with_the_default_offline_encoder(tmp_path, batch):
+    """The preset as the trainer builds it: the offline encoder (trained video CNN + packaged frozen MiniLM)."""
+    torch.manual_seed(0)
+    model = EggHandPolicy(EggHandConfig.preset("tiny"), make_stats(batch))
+    assert model.config.video_dim == 32 and model.config.text_dim == 384 and not model.encoder_frozen
+    model(batch)["loss"].backward()
+    video = [p for n, p in model.encoder.named_parameters() if n.startswith("video.")]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in video)
+    assert all(p.grad is None for n, p in model.encoder.named_parameters() if n.startswith("text."))
+    model.save_pretrained(tmp_path / "m")
+    saved = load_file(tmp_path / "m" / "model.safetensors")
+    assert any(k.startswith("encoder.video.") for k in saved)
+    assert not any(k.startswith("encoder.text.") for k in saved)  # MiniLM comes from its package
+    again = EggHandPolicy.from_pretrained(tmp_path / "m")
+    assert torch.equal(again.forecast(batch), model.forecast(batch))
+
+
 def test_from_pretrained_errors(tmp_path, batch):
     model = tiny_policy()
     folder = model.save_pretrained(tmp_path / "ok")

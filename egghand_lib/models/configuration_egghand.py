@@ -13,6 +13,7 @@ of 10 target frames (``action_horizon = 10`` in every preset).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ class EggHandConfig:
         key = {"paper": "gr00t-n1.5"}.get(name, name)
         if key not in PRESETS:
             raise ValueError(f"preset: unknown {name!r}; expected one of {sorted(PRESETS) + ['paper']}")
-        values = {**PRESETS[key], "preset_name": key, **overrides}
+        values = {**copy.deepcopy(PRESETS[key]), "preset_name": key, **overrides}
         return cls(**values)
 
     def replace(self, **changes: Any) -> EggHandConfig:
@@ -185,12 +186,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_state_dim=64, action_dim=32, num_future_tokens=8, max_num_embodiments=32, embodiment_id=31,
         max_seq_len=32, dropout=0.0, max_video_tokens=256, max_text_tokens=64,
     ),
-    # For tests: a few hundred thousand parameters.
+    # For tests and smoke runs: ~0.1 M decoder parameters and a narrow offline video CNN.
     "tiny": dict(
-        encoder="offline",
+        encoder="offline", encoder_kwargs={"video_width": 32, "stem_channels": 8, "mid_channels": 16},
         backbone_embedding_dim=32, hidden_size=32, input_embedding_dim=32, num_layers=2, num_heads=2,
         head_dim=16, vl_self_attention_layers=1, vl_num_heads=2, vl_head_dim=16, dit_output_dim=32,
         max_state_dim=16, action_dim=8, num_future_tokens=4, max_num_embodiments=2, embodiment_id=1,
-        max_seq_len=16, dropout=0.0, max_video_tokens=16, max_text_tokens=32,
+        max_seq_len=16, dropout=0.0, max_video_tokens=64, max_text_tokens=64,
     ),
 }
