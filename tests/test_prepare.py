@@ -233,3 +233,22 @@ def test_cli_prepare(tmp_path, capsys):
     assert not (tmp_path / "o3").exists()
     with pytest.raises(FileNotFoundError, match="takes.json"):
         cli_main(["prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "o2"), "--no-progress"])
+
+
+def test_unannotated_takes_and_automatic_fallback_are_reported_not_errors(tmp_path):
+    tks = takes()
+    raw = write_dataset(tmp_path / "raw", tks)
+    hand_path(raw, tks[0]).unlink()  # take A: no hand annotation at all
+    auto = raw / "annotations" / "ego_pose" / "train" / "hand" / "automatic" / f"{B}.json"
+    auto.parent.mkdir(parents=True)
+    hand_path(raw, tks[1]).rename(auto)  # take B: automatic annotations only
+    m = prepare_dataset(raw, tmp_path / "prep", strict=True, size=SIZE, progress=False)  # info only: no error
+    assert [e.take_uid for e in load_split_episodes(tmp_path / "prep", "train")] == [B]
+    rep = json.loads((tmp_path / "prep" / "report.json").read_text())
+    assert rep["takes"]["(split train)"]["counts"] == {"not_annotated": 1}
+    assert rep["takes"]["(split train)"]["examples"]["not_annotated"][0]["detail"] == A
+    assert rep["takes"][B]["counts"] == {"fallback_automatic": 1} and rep["summary"]["takes"] == 2
+    assert m["splits"]["train"]["num_windows"] == 22
+    # automatic only: the manual-only take C is then not annotated
+    m2 = prepare_dataset(raw, tmp_path / "auto", annotation="automatic", size=SIZE, progress=False)
+    assert m2["splits"]["train"]["num_windows"] == 22 and m2["splits"]["val"]["num_episodes"] == 0

@@ -228,6 +228,7 @@ def plan_split(
         if not any(ex.annotation_path(index.root, split, uid, k).is_file() for k in kinds):
             # Common on real EgoExo4D (hand pose covers a subset of takes): one aggregate entry per split.
             report.add(f"(split {split})", "not_annotated", detail=uid)
+            report.take(f"(split {split})").status = "not used"
             continue
         clean = _read_take(index, uid, split, annotation, report, config, None)
         if clean is None:

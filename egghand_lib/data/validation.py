@@ -138,7 +138,7 @@ class ValidationReport:
             "strict": self.strict,
             "kinds": {k: {"severity": s, "meaning": m} for k, (s, m) in KINDS.items()},
             "summary": {
-                "takes": len(takes), "takes_ok": sum(t.status == "ok" for t in takes),
+                "takes": sum(t.status != "not used" for t in takes), "takes_ok": sum(t.status == "ok" for t in takes),
                 "takes_dropped": sum(t.status == "dropped" for t in takes),
                 "frames_in": sum(t.frames_in for t in takes), "frames_kept": sum(t.frames_kept for t in takes),
                 "episodes": sum(t.episodes for t in takes), "counts": self.totals(),
