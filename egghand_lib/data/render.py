@@ -1,0 +1,347 @@
+"""A small numpy ray caster for EgoSynth: shaded spheres, capsules, capped cylinders and boxes.
+
+Perspective-correct pinhole rendering with a z-buffer, vectorised over pixels and primitives. Rays are
+cast with an unnormalised direction ``d = K^-1 [u, v, 1]`` (so d_z = 1): the ray parameter ``t`` of a hit
+IS its camera depth z, which is what the z-buffer and the occlusion tests of the generator compare.
+
+Primitives are grouped by an integer id (a hand, an object, the table). Each group is intersected only
+inside the image rectangle its bounding box projects to, which keeps a 224x224 frame of two hands and a
+few objects at a few milliseconds. Camera convention: OpenCV (+x right, +y down, +z forward);
+extrinsics map world -> camera, ``X_c = R X_w + t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NEAR = 0.02  # metres: nothing closer than this to the camera is drawn
+PARTS = 8  # a group (id) may be split into parts that are culled separately (a forearm near the camera)
+BACKGROUND_ID = 0
+FLOOR_ID = 1
+
+
+@dataclass
+class Primitives:
+    """Everything drawn in one frame, in world coordinates. Colours are RGB in [0, 1].
+
+    spheres: centers (S, 3), radii (S,); capsules: open cylinders p0 -> p1 (C, 3) with radii (C,)
+    (their round ends come from spheres at the joints); cylinders: capped, p0 (base centre) -> p1 (top
+    centre); boxes: centers (B, 3), rotations (B, 3, 3) box -> world, half extents (B, 3) and
+    ``stripes`` (B,) int: > 0 draws that many dark key lines across the box's local x (a piano keyboard).
+    Spheres and capsules may carry a ``part`` (0..7) so that a large piece of a group (a forearm reaching
+    behind the camera) does not make the whole group's screen rectangle huge.
+    """
+
+    sphere_c: list = field(default_factory=list)
+    sphere_r: list = field(default_factory=list)
+    sphere_rgb: list = field(default_factory=list)
+    sphere_id: list = field(default_factory=list)
+    caps_p0: list = field(default_factory=list)
+    caps_p1: list = field(default_factory=list)
+    caps_r: list = field(default_factory=list)
+    caps_rgb: list = field(default_factory=list)
+    caps_id: list = field(default_factory=list)
+    cyl_p0: list = field(default_factory=list)
+    cyl_p1: list = field(default_factory=list)
+    cyl_r: list = field(default_factory=list)
+    cyl_rgb: list = field(default_factory=list)
+    cyl_id: list = field(default_factory=list)
+    box_c: list = field(default_factory=list)
+    box_R: list = field(default_factory=list)
+    box_h: list = field(default_factory=list)
+    box_rgb: list = field(default_factory=list)
+    box_id: list = field(default_factory=list)
+    box_stripes: list = field(default_factory=list)
+
+    def add_spheres(self, c, r, rgb, gid: int, part: int = 0) -> None:
+        c = np.asarray(c, np.float64).reshape(-1, 3)
+        self.sphere_c.append(c)
+        self.sphere_r.append(np.broadcast_to(np.asarray(r, np.float64), (len(c),)))
+        self.sphere_rgb.append(np.broadcast_to(np.asarray(rgb, np.float64), (len(c), 3)))
+        self.sphere_id.append(np.full(len(c), gid * PARTS + part))
+
+    def add_capsules(self, p0, p1, r, rgb, gid: int, part: int = 0) -> None:
+        p0 = np.asarray(p0, np.float64).reshape(-1, 3)
+        self.caps_p0.append(p0)
+        self.caps_p1.append(np.asarray(p1, np.float64).reshape(-1, 3))
+        self.caps_r.append(np.broadcast_to(np.asarray(r, np.float64), (len(p0),)))
+        self.caps_rgb.append(np.broadcast_to(np.asarray(rgb, np.float64), (len(p0), 3)))
+        self.caps_id.append(np.full(len(p0), gid * PARTS + part))
+
+    def add_cylinder(self, p0, p1, r: float, rgb, gid: int) -> None:
+        self.cyl_p0.append(np.asarray(p0, np.float64).reshape(1, 3))
+        self.cyl_p1.append(np.asarray(p1, np.float64).reshape(1, 3))
+        self.cyl_r.append(np.array([r], np.float64))
+        self.cyl_rgb.append(np.asarray(rgb, np.float64).reshape(1, 3))
+        self.cyl_id.append(np.array([gid * PARTS]))
+
+    def add_box(self, c, R, half, rgb, gid: int, stripes: int = 0) -> None:
+        self.box_c.append(np.asarray(c, np.float64).reshape(1, 3))
+        self.box_R.append(np.asarray(R, np.float64).reshape(1, 3, 3))
+        self.box_h.append(np.asarray(half, np.float64).reshape(1, 3))
+        self.box_rgb.append(np.asarray(rgb, np.float64).reshape(1, 3))
+        self.box_id.append(np.array([gid * PARTS]))
+        self.box_stripes.append(np.array([stripes]))
+
+
+def _cat(parts: list, shape: tuple) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(shape, np.float32)
+
+
+def _pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) camera-frame ray directions through pixel centres, with z = 1."""
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    x = (u - K[0, 2]) / K[0, 0]
+    y = (v - K[1, 2]) / K[1, 1]
+    return np.stack([x, y, np.ones_like(x)], axis=-1).astype(np.float32)
+
+
+def _bbox(lo: np.ndarray, hi: np.ndarray, K: np.ndarray, width: int, height: int):
+    """Pixel rectangle (v0, v1, u0, u1) covering a camera-frame axis-aligned box, or None if behind."""
+    if hi[2] <= NEAR:
+        return None
+    if lo[2] <= NEAR:  # crosses the near plane: be conservative
+        return 0, height, 0, width
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    u = K[0, 0] * corners[:, 0] / corners[:, 2] + K[0, 2]
+    v = K[1, 1] * corners[:, 1] / corners[:, 2] + K[1, 2]
+    u0, u1 = int(max(np.floor(u.min()) - 1, 0)), int(min(np.ceil(u.max()) + 1, width))
+    v0, v1 = int(max(np.floor(v.min()) - 1, 0)), int(min(np.ceil(v.max()) + 1, height))
+    if u0 >= u1 or v0 >= v1:
+        return None
+    return v0, v1, u0, u1
+
+
+def _hit_spheres(d, c, r):
+    """d (P, 3), c (N, 3), r (N,) -> t (P, N) (inf on a miss)."""
+    a = (d * d).sum(-1)[:, None]
+    b = d @ c.T
+    cc = (c * c).sum(-1) - r * r
+    disc = b * b - a * cc
+    with np.errstate(invalid="ignore"):
+        t = (b - np.sqrt(disc)) / a
+    return np.where((disc >= 0) & (t > NEAR), t, np.inf)
+
+
+def _hit_tubes(d, p0, p1, r):
+    """Open cylinders (no caps). Returns t (P, N) and the axial coordinate h (P, N) of the hit."""
+    axis = p1 - p0
+    length = np.linalg.norm(axis, axis=-1)
+    a = axis / np.maximum(length, 1e-12)[:, None]
+    da = d @ a.T  # (P, N)
+    p0a = (p0 * a).sum(-1)
+    p0_perp = p0 - p0a[:, None] * a
+    A = (d * d).sum(-1)[:, None] - da * da
+    B = d @ p0_perp.T  # d_perp . p0_perp (p0_perp is orthogonal to a)
+    C = (p0_perp * p0_perp).sum(-1) - r * r
+    disc = B * B - A * C
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (B - np.sqrt(disc)) / A
+    h = t * da - p0a
+    ok = (disc >= 0) & (A > 1e-12) & (t > NEAR) & (h >= 0) & (h <= length)
+    return np.where(ok, t, np.inf), a
+
+
+def _hit_disks(d, center, normal, r):
+    """Disks: t (P, N)."""
+    dn = d @ normal.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (center * normal).sum(-1) / dn
+    x = t[..., None] * d[:, None, :] - center
+    ok = np.isfinite(t) & (t > NEAR) & ((x * x).sum(-1) <= r * r)
+    return np.where(ok, t, np.inf)
+
+
+def _hit_boxes(d, c, R, half):
+    """Oriented boxes: t (P, N) and the index (P, N) in 0..5 of the face hit (axis * 2 + (sign > 0))."""
+    o = np.einsum("nji,nj->ni", R, -c)  # camera origin in box frame (N, 3)
+    db = np.matmul(d, R).transpose(1, 0, 2)  # (P, N, 3): R^T d per box
+    db = np.where(np.abs(db) < 1e-9, 1e-9, db)
+    inv = 1.0 / db
+    t1 = (-half - o) * inv
+    t2 = (half - o) * inv
+    tlo = np.minimum(t1, t2)
+    tmin = tlo.max(-1)
+    tmax = np.maximum(t1, t2).min(-1)
+    axis = tlo.argmax(-1)
+    ok = (tmax >= tmin) & (tmin > NEAR)
+    sign = np.take_along_axis(db, axis[..., None], -1)[..., 0] < 0  # entering through the + face
+    return np.where(ok, tmin, np.inf), axis * 2 + sign
+
+
+def _keep(best, t, rgb_n, normal_fn) -> None:
+    """t (P, N): keep each pixel's nearest hit if nearer than ``best`` (t, rgb, normal), updated in place."""
+    best_t, best_rgb, best_n = best
+    k = t.argmin(1)
+    tk = t[np.arange(len(t)), k]
+    m = tk < best_t
+    if m.any():
+        best_t[m] = tk[m]
+        best_rgb[m] = rgb_n[k[m]]
+        best_n[m] = normal_fn(m, k[m], tk[m])
+
+
+def _tube_normal(x, a):
+    """Unit component of x (M, 3) orthogonal to the axes a (M, 3)."""
+    x = x - (x * a).sum(-1, keepdims=True) * a
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def render(
+    prims: Primitives,
+    K: np.ndarray,
+    E: np.ndarray,
+    width: int,
+    height: int,
+    floor_z: float | None = 0.0,
+    table: dict | None = None,
+    light_dir=(0.3, 0.2, 1.0),
+    rays: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render one frame.
+
+    K (3, 3) intrinsics, E (3, 4) world -> camera. ``floor_z``: height of a checkered floor (None: none).
+    ``table``: an optional horizontal table top {"center" (3,) (top surface), "yaw", "half" (2,), "rgb",
+    "id"}, drawn as a rectangle (cheaper than a full-image box). Returns rgb (H, W, 3) uint8,
+    depth (H, W) float32 (camera z, inf where nothing is hit) and ids (H, W) int16 (group id of the visible
+    surface; 0 background, 1 floor).
+    """
+    E = np.asarray(E, np.float32)
+    R, tc = E[:, :3], E[:, 3]
+    if rays is None:
+        rays = _pixel_rays(K, width, height)
+    flat_rays = rays.reshape(-1, 3)
+    HW = height * width
+    light = R @ (np.asarray(light_dir, np.float32) / np.linalg.norm(light_dir))
+    up_c = R[:, 2]  # world up in camera coordinates
+
+    # Static layer, in world coordinates: background wall, floor plane, table top (all horizontal).
+    dw = flat_rays @ R  # R^T d: world direction of each ray (scaled so that its camera z is 1)
+    cw = -(R.T @ tc)  # camera centre
+    ray_len = np.sqrt((dw * dw).sum(-1))
+    dz = dw[:, 2]
+    rgb = np.array([0.78, 0.80, 0.84], np.float32) * (0.85 + 0.15 * (dz / ray_len))[:, None]
+    depth = np.full(HW, np.inf, np.float32)
+    ids = np.zeros(HW, np.int16)
+    flat_shade = np.float32(0.4 + 0.4 * max(float(up_c @ light), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_dz = 1.0 / dz
+    if floor_z is not None:
+        t = (floor_z - cw[2]) * inv_dz
+        hit = np.isfinite(t) & (t > NEAR)
+        t = np.where(hit, t, 0).astype(np.float32)
+        wx, wy = cw[0] + t * dw[:, 0], cw[1] + t * dw[:, 1]
+        checker = ((np.floor(wx * 2.0) + np.floor(wy * 2.0)) % 2)[:, None] > 0  # 0.5 m tiles
+        col = np.where(checker, np.array([0.42, 0.38, 0.34], np.float32), np.array([0.50, 0.46, 0.41], np.float32))
+        col = col * (flat_shade + 0.2 * np.abs(dz / ray_len))[:, None]
+        depth = np.where(hit, t, depth)
+        ids = np.where(hit, FLOOR_ID, ids).astype(np.int16)
+        rgb = np.where(hit[:, None], col, rgb)
+    if table is not None:
+        c = np.asarray(table["center"], np.float32)
+        t = (c[2] - cw[2]) * inv_dz
+        hit = np.isfinite(t) & (t > NEAR)
+        t = np.where(hit, t, 0).astype(np.float32)
+        x, y = cw[0] + t * dw[:, 0] - c[0], cw[1] + t * dw[:, 1] - c[1]
+        cy, sy = np.cos(table["yaw"]), np.sin(table["yaw"])
+        lx, ly = cy * x + sy * y, -sy * x + cy * y
+        hit &= (np.abs(lx) <= table["half"][0]) & (np.abs(ly) <= table["half"][1]) & (t < depth)
+        col = np.asarray(table["rgb"], np.float32) * (flat_shade + 0.2 * np.abs(dz / ray_len))[:, None]
+        depth = np.where(hit, t, depth)
+        ids = np.where(hit, table["id"], ids).astype(np.int16)
+        rgb = np.where(hit[:, None], col, rgb)
+
+    sphere_c = (_cat(prims.sphere_c, (0, 3))) @ R.T + tc
+    sphere_r, sphere_rgb, sphere_id = _cat(prims.sphere_r, (0,)), _cat(prims.sphere_rgb, (0, 3)), _cat(
+        prims.sphere_id, (0,))
+    caps_p0 = _cat(prims.caps_p0, (0, 3)) @ R.T + tc
+    caps_p1 = _cat(prims.caps_p1, (0, 3)) @ R.T + tc
+    caps_r, caps_rgb, caps_id = _cat(prims.caps_r, (0,)), _cat(prims.caps_rgb, (0, 3)), _cat(prims.caps_id, (0,))
+    cyl_p0 = _cat(prims.cyl_p0, (0, 3)) @ R.T + tc
+    cyl_p1 = _cat(prims.cyl_p1, (0, 3)) @ R.T + tc
+    cyl_r, cyl_rgb, cyl_id = _cat(prims.cyl_r, (0,)), _cat(prims.cyl_rgb, (0, 3)), _cat(prims.cyl_id, (0,))
+    box_c = _cat(prims.box_c, (0, 3)) @ R.T + tc
+    box_R = R @ _cat(prims.box_R, (0, 3, 3)) if prims.box_R else np.zeros((0, 3, 3))
+    box_h, box_rgb, box_id = _cat(prims.box_h, (0, 3)), _cat(prims.box_rgb, (0, 3)), _cat(prims.box_id, (0,))
+    box_stripes = _cat(prims.box_stripes, (0,))
+
+    parts = np.unique(np.concatenate([sphere_id, caps_id, cyl_id, box_id]).astype(int))
+    for part in parts:
+        g = part // PARTS
+        s_m, c_m, y_m, b_m = sphere_id == part, caps_id == part, cyl_id == part, box_id == part
+        # Camera-frame bounding box of the group.
+        los, his = [], []
+        if s_m.any():
+            los.append((sphere_c[s_m] - sphere_r[s_m, None]).min(0))
+            his.append((sphere_c[s_m] + sphere_r[s_m, None]).max(0))
+        for p0, p1, r, m in ((caps_p0, caps_p1, caps_r, c_m), (cyl_p0, cyl_p1, cyl_r, y_m)):
+            if m.any():
+                ends = np.concatenate([p0[m] - r[m, None], p0[m] + r[m, None], p1[m] - r[m, None], p1[m] + r[m, None]])
+                los.append(ends.min(0))
+                his.append(ends.max(0))
+        if b_m.any():
+            ext = np.abs(box_R[b_m]) @ box_h[b_m][..., None]
+            los.append((box_c[b_m] - ext[..., 0]).min(0))
+            his.append((box_c[b_m] + ext[..., 0]).max(0))
+        bb = _bbox(np.min(los, 0), np.max(his, 0), K, width, height)
+        if bb is None:
+            continue
+        v0, v1, u0, u1 = bb
+        d = rays[v0:v1, u0:u1].reshape(-1, 3)
+        P = len(d)
+        best_t = np.full(P, np.inf)
+        best_rgb = np.zeros((P, 3), np.float32)
+        best_n = np.zeros((P, 3), np.float32)
+        best = (best_t, best_rgb, best_n)
+        if s_m.any():
+            c, r = sphere_c[s_m], sphere_r[s_m]
+            t = _hit_spheres(d, c, r)
+            _keep(best, t, sphere_rgb[s_m], lambda m, k, t, c=c, r=r, d=d: (t[:, None] * d[m] - c[k]) / r[k, None])
+        if c_m.any():
+            p0, p1 = caps_p0[c_m], caps_p1[c_m]
+            t, a = _hit_tubes(d, p0, p1, caps_r[c_m])
+            _keep(best, t, caps_rgb[c_m],
+                  lambda m, k, t, p0=p0, a=a, d=d: _tube_normal(t[:, None] * d[m] - p0[k], a[k]))
+        if y_m.any():
+            p0, p1, r = cyl_p0[y_m], cyl_p1[y_m], cyl_r[y_m]
+            t, a = _hit_tubes(d, p0, p1, r)
+            _keep(best, t, cyl_rgb[y_m], lambda m, k, t, p0=p0, a=a, d=d: _tube_normal(t[:, None] * d[m] - p0[k], a[k]))
+            _keep(best, _hit_disks(d, p1, a, r), cyl_rgb[y_m], lambda m, k, t, a=a: np.broadcast_to(a[k], (len(k), 3)))
+            _keep(best, _hit_disks(d, p0, a, r), cyl_rgb[y_m], lambda m, k, t, a=a: np.broadcast_to(-a[k], (len(k), 3)))
+        if b_m.any():
+            c, Rb, h = box_c[b_m], box_R[b_m], box_h[b_m]
+            t, face = _hit_boxes(d, c, Rb, h)
+            k = t.argmin(1)
+            tk = t[np.arange(P), k]
+            m = tk < best_t
+            if m.any():
+                f = face[np.arange(P), k][m]
+                km = k[m]
+                n = Rb[km, :, f // 2] * np.where(f % 2 == 1, 1.0, -1.0)[:, None]
+                col = box_rgb[b_m][km].copy()
+                n_str = box_stripes[b_m][km]
+                if (n_str > 0).any():
+                    # Dark key lines across the box's local x axis (a keyboard).
+                    xb = np.einsum("nji,nj->ni", Rb[km], tk[m, None] * d[m] - c[km])
+                    u = (xb[:, 0] / (2 * h[km, 0]) + 0.5) * np.maximum(n_str, 1)
+                    line = (n_str > 0) & (u - np.floor(u) < 0.12) & (f == 5)
+                    col[line] *= 0.15
+                best_t[m], best_rgb[m], best_n[m] = tk[m], col, n
+
+        # Flat indices of the group's pixel rectangle; write back only where the group is nearest.
+        pix = (np.arange(v0, v1)[:, None] * width + np.arange(u0, u1)[None, :]).reshape(-1)
+        win = best_t < depth[pix]
+        if not win.any():
+            continue
+        pw = pix[win]
+        # Lambert shading from a fixed world light plus a little head-lamp, so nothing goes fully black.
+        n, dv = best_n[win], d[win]
+        ndv = -(n * dv).sum(-1) / np.sqrt((dv * dv).sum(-1))
+        n = np.where(ndv[:, None] < 0, -n, n)  # face the camera
+        shade = np.clip(0.40 + 0.40 * np.clip(n @ light, 0, None) + 0.20 * np.abs(ndv), 0, 1)
+        depth[pw], ids[pw], rgb[pw] = best_t[win], g, best_rgb[win] * shade[:, None]
+
+    img = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8).reshape(height, width, 3)
+    return img, depth.reshape(height, width), ids.reshape(height, width)
