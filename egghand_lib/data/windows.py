@@ -266,7 +266,7 @@ class WindowDataset(torch.utils.data.Dataset):
             raise IndexError(f"window {i} out of range for {len(self)} windows")
         i = int(i) % len(self)
         a = self._arrays
-        item = {k: torch.from_numpy(np.asarray(a[k][i])) for k in ARRAY_KEYS if k != "frame_indices"}
+        item = {k: torch.from_numpy(np.array(a[k][i])) for k in ARRAY_KEYS if k != "frame_indices"}  # copies
         item["frames"] = torch.from_numpy(self.frames_of(i)).permute(0, 3, 1, 2)
         for k in STRING_KEYS:
             item[k] = str(a[k][i])
