@@ -40,7 +40,7 @@ class TinyFrozenEncoder(VideoTextEncoder):
         mask = torch.zeros(len(prompts), L, dtype=torch.bool)
         for b, c in enumerate(codes):
             c = c[:L]
-            text[b, : len(c)] = self.emb[torch.tensor(c)] * (1 + torch.arange(len(c))[:, None])
+            text[b, : len(c)] = self.emb[torch.tensor(c, dtype=torch.long)] * (1 + torch.arange(len(c))[:, None])
             mask[b, : len(c)] = True
         return EncoderOutput(video, torch.ones(video.shape[:2], dtype=torch.bool), text, mask)
 
@@ -240,3 +240,72 @@ def test_half_precision_storage_reads_float32(tmp_path, prep):
     torch.testing.assert_close(f["video_tokens"], out.video_tokens[3].half().float(), rtol=0, atol=0)
     with pytest.raises(FC.StaleCacheError, match="store_dtype"):  # resuming with other settings is refused
         FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=5, shard_size=5, progress=False)
+
+
+class TinyHalves(TinyFrozenEncoder):
+    """Separate video / text halves (like EgoVideo): text must be computed once per unique prompt."""
+
+    name = "tiny-halves"
+
+    def __init__(self, frozen: bool = True):
+        super().__init__(text_len=12)
+        self.frozen = frozen
+        self.text_prompts: list[str] = []
+        self.video_calls = 0
+
+    def encode_video(self, frames):
+        self.video_calls += 1
+        out = TinyFrozenEncoder.forward(self, frames, [""] * len(frames))
+        return out.video_tokens, out.video_mask
+
+    def encode_text(self, prompts):
+        self.text_prompts += list(prompts)
+        out = TinyFrozenEncoder.forward(self, torch.zeros(len(prompts), 4, 3, 2, 2, dtype=torch.uint8), prompts)
+        return out.text_tokens, out.text_mask
+
+    def forward(self, frames, prompts):
+        raise AssertionError("the cache must use the halves")
+
+    def text_cache_key(self):
+        return {"text_weights": "seed-0"}
+
+
+def test_encoder_halves_text_once_per_prompt(tmp_path, prep):
+    enc, ds = TinyHalves(), ToyWindows(prep, n=12)
+    cache = FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=4, shard_size=6, progress=False)
+    assert sorted(enc.text_prompts) == sorted(list(set(ds.tasks)) * 2)  # each prompt once per shard (2 shards)
+    assert enc.video_calls == 4
+    ref = TinyFrozenEncoder(text_len=12)
+    out = _direct(ref, ds, range(len(ds)))
+    for i in range(len(ds)):
+        torch.testing.assert_close(cache[i]["video_tokens"], out.video_tokens[i], rtol=0, atol=0)
+        torch.testing.assert_close(cache[i]["text_tokens"], out.text_tokens[i], rtol=0, atol=0)
+
+
+def test_text_only_cache_for_partly_trained_encoder(tmp_path, prep):
+    enc, ds = TinyHalves(frozen=False), ToyWindows(prep, n=7)
+    with pytest.raises(ValueError, match=r"not frozen.*parts=\('text',\)"):
+        FC.build_feature_cache(enc, ds, tmp_path / "c", progress=False)
+    cache = FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=3, shard_size=4, progress=False,
+                                   parts=("text",))
+    assert enc.video_calls == 0
+    assert set(cache[5]) == {"text_tokens", "text_mask"}
+    wrapped = FC.with_cached_features(ds, cache, encoder_key=enc)
+    item = wrapped[5]
+    assert "frames" in item and "video_tokens" not in item  # the model still computes video itself
+    with pytest.raises(ValueError, match="caches no video"):
+        FC.with_cached_features(ds, cache, drop_frames=True)
+    with pytest.raises(FC.StaleCacheError, match="parts"):
+        FC.CachedFeatures(tmp_path / "c", encoder_key=FC.encoder_identity(TinyHalves()))
+
+
+def test_offline_encoder_text_half(tmp_path, prep):
+    """The project's "offline" encoder: its frozen MiniLM text half is cacheable, its video CNN is not."""
+    from egghand_lib.models.encoders.offline import OfflineEncoder
+
+    enc, ds = OfflineEncoder(), ToyWindows(prep, n=4)
+    cache = FC.build_feature_cache(enc, ds, tmp_path / "c", batch_size=4, progress=False, parts=("text",))
+    tokens, mask = enc.encode_text(ds.tasks)
+    for i in range(4):
+        torch.testing.assert_close(cache[i]["text_tokens"], tokens[i], rtol=0, atol=0)
+        assert torch.equal(cache[i]["text_mask"], mask[i])

@@ -50,19 +50,48 @@ def _canonical_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-def encoder_identity(encoder: Any) -> dict:
-    """``{"name", "cache_key"}`` of a frozen encoder; a trainable encoder cannot be cached."""
+PARTS = ("video", "text")
+
+
+def _check_parts(parts: Any) -> tuple[str, ...]:
+    parts = (parts,) if isinstance(parts, str) else tuple(parts)
+    if not parts or any(p not in PARTS for p in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"parts: expected a non-empty subset of {PARTS}, got {parts!r}")
+    return tuple(p for p in PARTS if p in parts)
+
+
+def _overrides(encoder: Any, method: str) -> bool:
+    """True if the encoder implements ``method`` itself (not the base class's NotImplementedError stub)."""
+    from egghand_lib.models.encoders.base import VideoTextEncoder
+
+    fn = getattr(type(encoder), method, None)
+    return callable(fn) and fn is not getattr(VideoTextEncoder, method, None)
+
+
+def encoder_identity(encoder: Any, parts: Any = PARTS) -> dict:
+    """``{"name", "cache_key", "parts"}`` of what is cached; a trainable encoder cannot be cached.
+
+    With ``parts=("text",)`` an encoder whose text half alone is frozen (``text_cache_key()``, e.g. the
+    "offline" encoder's MiniLM) may be cached; its trained video half is then computed by the model.
+    """
     if isinstance(encoder, dict):
         return _canonical_json(encoder)
-    if not getattr(encoder, "frozen", False):
-        raise ValueError(f"encoder: {type(encoder).__name__} is not frozen; only frozen encoders can be cached")
-    try:
-        key = encoder.cache_key()
-    except NotImplementedError as e:
-        raise ValueError(f"encoder: {e}") from None
+    parts = _check_parts(parts)
+    cls = type(encoder).__name__
+    if parts == ("text",) and callable(getattr(encoder, "text_cache_key", None)):
+        key = encoder.text_cache_key()
+    else:
+        if not getattr(encoder, "frozen", False):
+            hint = " (its frozen text half can be cached with parts=('text',))" if hasattr(
+                encoder, "text_cache_key") else ""
+            raise ValueError(f"encoder: {cls} is not frozen; only frozen encoders can be cached{hint}")
+        try:
+            key = encoder.cache_key()
+        except NotImplementedError as e:
+            raise ValueError(f"encoder: {e}") from None
     if not isinstance(key, dict) or not key:
-        raise ValueError(f"encoder: {type(encoder).__name__}.cache_key() must return a non-empty dict, got {key!r}")
-    return _canonical_json({"name": getattr(encoder, "name", type(encoder).__name__), "cache_key": key})
+        raise ValueError(f"encoder: {cls} cache key must be a non-empty dict, got {key!r}")
+    return _canonical_json({"name": getattr(encoder, "name", cls), "cache_key": key, "parts": list(parts)})
 
 
 def _sha256_file(path: Path) -> str:
@@ -154,12 +183,15 @@ def _check_identity(m: dict, encoder_id: dict | None, fingerprint: dict | None, 
                               + "\nRebuild it (build_feature_cache(..., overwrite=True)) or use another cache_dir.")
 
 
-def _shard_complete(path: Path, rows: int) -> bool:
+def _shard_complete(path: Path, rows: int, parts: tuple[str, ...]) -> bool:
     if not path.is_file():
         return False
     try:
         with safe_open(str(path), framework="pt") as f:
-            return f.get_slice("video_tokens").get_shape()[0] == rows and "text_index" in f.keys()
+            keys = set(f.keys())
+            ok = "video" not in parts or ("video_mask" in keys and f.get_slice("video_tokens").get_shape()[0] == rows)
+            return ok and ("text" not in parts or ("text_mask" in keys and f.get_slice("text_index").get_shape()[0]
+                                                   == rows))
     except Exception:  # a truncated or foreign file: recompute it
         return False
 
@@ -173,21 +205,41 @@ def _encoder_device(encoder: Any) -> torch.device:
 
 @torch.no_grad()
 def _encode_shard(encoder: Any, dataset: Any, start: int, stop: int, batch_size: int, num_workers: int,
-                  share_text: bool) -> tuple[dict[str, torch.Tensor], list[str]]:
+                  share_text: bool, parts: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Features of windows [start, stop): video per window, text per unique prompt (or per window).
+
+    Encoders with separate ``encode_video`` / ``encode_text`` run each half only where needed (text once
+    per unique prompt); others run ``forward`` and their per-window text tokens are deduplicated.
+    """
     from torch.utils.data import DataLoader, Subset
 
+    halves = _overrides(encoder, "encode_video") and _overrides(encoder, "encode_text")
+    want_video, want_text = "video" in parts, "text" in parts
+    need_frames = want_video or not halves
     loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate_windows)
     device = _encoder_device(encoder)
     video, vmask, prompts, texts, tmasks, tindex = [], [], [], [], [], []
     row_of: dict[str, int] = {}
     for batch in loader:
-        if "frames" not in batch or "task" not in batch:
+        if "task" not in batch or (need_frames and "frames" not in batch):
             raise ValueError("dataset: items need 'frames' and 'task' to compute encoder features")
-        out = encoder(batch["frames"].to(device), list(batch["task"]))
+        batch_prompts = list(batch["task"])
+        if halves:
+            if want_video:
+                v, vm = encoder.encode_video(batch["frames"].to(device))
+                video.append(v.detach().cpu())
+                vmask.append(vm.detach().cpu().bool())
+            for prompt in batch_prompts:  # text later, once per unique prompt
+                if prompt not in row_of:
+                    row_of[prompt] = len(prompts)
+                    prompts.append(prompt)
+                tindex.append(row_of[prompt])
+            continue
+        out = encoder(batch["frames"].to(device), batch_prompts)
         video.append(out.video_tokens.detach().cpu())
         vmask.append(out.video_mask.detach().cpu().bool())
-        for b, prompt in enumerate(batch["task"]):
+        for b, prompt in enumerate(batch_prompts):
             tok, msk = out.text_tokens[b].detach().cpu(), out.text_mask[b].detach().cpu().bool()
             if share_text and prompt in row_of:
                 r = row_of[prompt]
@@ -203,11 +255,19 @@ def _encode_shard(encoder: Any, dataset: Any, start: int, stop: int, batch_size:
             texts.append(tok)
             tmasks.append(msk)
             tindex.append(len(texts) - 1)
-    text_tokens, text_mask = _pad_stack(texts, tmasks)
-    v_tokens, v_mask = _pad_cat(video, vmask)
-    tensors = {"video_tokens": v_tokens.contiguous(), "video_mask": v_mask.contiguous(),
-               "text_tokens": text_tokens.contiguous(), "text_mask": text_mask.contiguous(),
-               "text_index": torch.tensor(tindex, dtype=torch.int64)}
+    if halves and want_text:
+        for i in range(0, len(prompts), batch_size):
+            t, tm = encoder.encode_text(prompts[i: i + batch_size])
+            texts += list(t.detach().cpu())
+            tmasks += list(tm.detach().cpu().bool())
+    tensors: dict[str, torch.Tensor] = {}
+    if want_video:
+        v_tokens, v_mask = _pad_cat(video, vmask)
+        tensors.update(video_tokens=v_tokens.contiguous(), video_mask=v_mask.contiguous())
+    if want_text:
+        text_tokens, text_mask = _pad_stack(texts, tmasks)
+        tensors.update(text_tokens=text_tokens.contiguous(), text_mask=text_mask.contiguous(),
+                       text_index=torch.tensor(tindex, dtype=torch.int64))
     return tensors, prompts
 
 
@@ -244,7 +304,7 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
                         shard_size: int = 1024, progress: bool = True, num_workers: int = 0,
                         share_text: bool = True, overwrite: bool = False, fingerprint: dict | None = None,
                         on_shard: Callable[[int], None] | None = None,
-                        store_dtype: torch.dtype | None = None) -> CachedFeatures:
+                        store_dtype: torch.dtype | None = None, parts: Any = PARTS) -> CachedFeatures:
     """Run a frozen ``encoder`` over every window of ``dataset`` once and store its outputs in ``cache_dir``.
 
     Items must carry "frames" (4, 3, H, W) uint8 and "task". Resumes: shards already on disk (for the
@@ -253,12 +313,14 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
     shard (checked: if they differ between windows of one prompt the build stops). ``on_shard(i)`` is
     called after shard i is written. ``store_dtype`` (e.g. ``torch.float16``) stores the tokens in a
     smaller float type (InternVL gives ~1000 tokens x 1024 per window); reads always return float32.
-    Returns the ``CachedFeatures`` of the finished cache.
+    ``parts``: ("video", "text") (default), or one of them; ``("text",)`` also accepts an encoder whose
+    text half alone is frozen (``text_cache_key()``). Returns the ``CachedFeatures`` of the finished cache.
     """
     from tqdm.auto import tqdm
 
     cache_dir = Path(cache_dir)
-    enc_id = encoder_identity(encoder)
+    parts = _check_parts(parts)
+    enc_id = encoder_identity(encoder, parts)
     fp = _canonical_json(fingerprint) if fingerprint is not None else dataset_fingerprint(dataset)
     n = len(dataset)
     if n == 0:
@@ -292,16 +354,17 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
 
     encoder.eval()
     todo = [i for i, s in enumerate(manifest["shards"])
-            if not _shard_complete(cache_dir / s["file"], s["stop"] - s["start"])]
+            if not _shard_complete(cache_dir / s["file"], s["stop"] - s["start"], parts)]
     bar = tqdm(total=n, desc=f"features {enc_id['name']}", unit="win", disable=not progress,
                initial=n - sum(manifest["shards"][i]["stop"] - manifest["shards"][i]["start"] for i in todo))
     for i in todo:
         s = manifest["shards"][i]
         tensors, prompts = _encode_shard(encoder, dataset, s["start"], s["stop"], batch_size, num_workers,
-                                         share_text)
+                                         share_text, parts)
         if store_dtype is not None:
             for k in ("video_tokens", "text_tokens"):
-                tensors[k] = tensors[k].to(store_dtype)
+                if k in tensors:
+                    tensors[k] = tensors[k].to(store_dtype)
         with atomic_path(cache_dir / s["file"]) as tmp:
             save_file(tensors, str(tmp), metadata={"prompts": json.dumps(prompts), "start": str(s["start"]),
                                                    "stop": str(s["stop"])})
@@ -317,13 +380,15 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
 
 def _token_shapes(cache_dir: Path, manifest: dict) -> dict:
     """Max token counts and widths over all shards (items are padded to these so batches stack)."""
-    nv = nt = 0
-    dv = dt = None
-    for s in manifest["shards"]:
-        with safe_open(str(cache_dir / s["file"]), framework="pt") as f:
-            v, t = f.get_slice("video_tokens").get_shape(), f.get_slice("text_tokens").get_shape()
-        nv, nt, dv, dt = max(nv, v[1]), max(nt, t[1]), v[2], t[2]
-    return {"video": [nv, dv], "text": [nt, dt]}
+    out = {}
+    for part in manifest.get("encoder", {}).get("parts", PARTS):
+        n, d = 0, None
+        for s in manifest["shards"]:
+            with safe_open(str(cache_dir / s["file"]), framework="pt") as f:
+                shape = f.get_slice(f"{part}_tokens").get_shape()
+            n, d = max(n, shape[1]), shape[2]
+        out[part] = [n, d]
+    return out
 
 
 # -------------------------------------------------------------------------------------------- read
@@ -333,7 +398,8 @@ class CachedFeatures:
     """Read access to a finished feature cache; ``cache[i]`` -> the four feature tensors of window i.
 
     ``encoder_key`` (an encoder or its ``encoder_identity`` dict) and ``dataset`` (or ``fingerprint``)
-    are checked against the manifest when given; a mismatch raises ``StaleCacheError``.
+    are checked against the manifest when given; a mismatch raises ``StaleCacheError``. Items hold the
+    keys of the cached ``parts`` only (a text-only cache gives text_tokens / text_mask).
     """
 
     def __init__(self, cache_dir: str | Path, encoder_key: Any = None, dataset: Any = None,
@@ -343,14 +409,15 @@ class CachedFeatures:
         if not self.manifest["complete"]:
             raise ValueError(f"{self.cache_dir}: feature cache is incomplete (an interrupted build); "
                              "run build_feature_cache again to resume it")
-        enc_id = encoder_identity(encoder_key) if encoder_key is not None else None
+        self.parts = _check_parts(self.manifest["encoder"].get("parts", PARTS))
+        enc_id = encoder_identity(encoder_key, self.parts) if encoder_key is not None else None
         fp = fingerprint if fingerprint is not None else (dataset_fingerprint(dataset) if dataset is not None else None)
         _check_identity(self.manifest, enc_id, _canonical_json(fp) if fp is not None else None, self.cache_dir)
         for s in self.manifest["shards"]:
             if not (self.cache_dir / s["file"]).is_file():
                 raise FileNotFoundError(f"{self.cache_dir / s['file']}: shard listed in the manifest is missing")
         shapes = self.manifest.get("token_shapes") or _token_shapes(self.cache_dir, self.manifest)
-        self._nv, self._nt = int(shapes["video"][0]), int(shapes["text"][0])
+        self._len = {part: int(shapes[part][0]) for part in self.parts}
         self._starts = [s["start"] for s in self.manifest["shards"]]
         self._handles: dict[int, Any] = {}
         self._text_cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -383,15 +450,20 @@ class CachedFeatures:
         k = bisect.bisect_right(self._starts, idx) - 1
         row = idx - self._starts[k]
         f = self._shard(k)
-        if k not in self._text_cache:
-            self._text_cache = {k: (f.get_tensor("text_tokens"), f.get_tensor("text_mask"),
-                                    f.get_tensor("text_index"))}
-        tt, tm, ti = self._text_cache[k]
-        v = f.get_slice("video_tokens")[row : row + 1][0].float()
-        vm = f.get_slice("video_mask")[row : row + 1][0]
-        j = int(ti[row])
-        return {"video_tokens": _pad_to(v, self._nv), "video_mask": _pad_to(vm, self._nv),
-                "text_tokens": _pad_to(tt[j].float(), self._nt), "text_mask": _pad_to(tm[j], self._nt)}
+        out = {}
+        if "video" in self.parts:
+            n = self._len["video"]
+            out["video_tokens"] = _pad_to(f.get_slice("video_tokens")[row: row + 1][0].float(), n)
+            out["video_mask"] = _pad_to(f.get_slice("video_mask")[row: row + 1][0], n)
+        if "text" in self.parts:
+            if k not in self._text_cache:  # a shard's few prompt rows, kept for the next windows
+                self._text_cache = {k: (f.get_tensor("text_tokens"), f.get_tensor("text_mask"),
+                                        f.get_tensor("text_index"))}
+            tt, tm, ti = self._text_cache[k]
+            j, n = int(ti[row]), self._len["text"]
+            out["text_tokens"] = _pad_to(tt[j].float(), n)
+            out["text_mask"] = _pad_to(tm[j], n)
+        return out
 
 
 def _pad_to(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -407,6 +479,8 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
     def __init__(self, dataset: Any, cache: CachedFeatures, drop_frames: bool = False):
         if len(dataset) != len(cache):
             raise StaleCacheError(f"{cache.cache_dir}: cache holds {len(cache)} windows, dataset has {len(dataset)}")
+        if drop_frames and "video" not in cache.parts:
+            raise ValueError(f"drop_frames: {cache.cache_dir} caches no video features, the model still needs frames")
         self.dataset, self.cache, self.drop_frames = dataset, cache, drop_frames
         self.collate_fn = getattr(dataset, "collate_fn", collate_windows)
 
@@ -440,7 +514,7 @@ def with_cached_features(dataset: Any, cache: CachedFeatures | str | Path, drop_
     if not isinstance(cache, CachedFeatures):
         cache = CachedFeatures(cache, encoder_key=encoder_key, fingerprint=fp)
     else:
-        _check_identity(cache.manifest, encoder_identity(encoder_key) if encoder_key is not None else None,
+        _check_identity(cache.manifest, encoder_identity(encoder_key, cache.parts) if encoder_key is not None else None,
                         fp, cache.cache_dir)
     return CachedFeatureDataset(dataset, cache, drop_frames=drop_frames)
 
