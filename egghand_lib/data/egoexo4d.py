@@ -174,7 +174,8 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     data = load_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object keyed by frame number, got {type(data).__name__}")
-    frames = sorted((_parse_frame_number(k, path), v) for k, v in data.items())
+    # Everything but a possible "metadata" entry is keyed by frame number.
+    frames = sorted((_parse_frame_number(k, path), v) for k, v in data.items() if k != "metadata")
     n = len(frames)
     joints = np.full((n, NUM_JOINTS, 3), np.nan)
     views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
