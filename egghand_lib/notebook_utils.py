@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 
 from egghand_lib.batch import collate_windows
+from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
+from egghand_lib.skeleton import BONES, WRIST_INDICES
 
 
 def in_colab() -> bool:
@@ -67,7 +70,17 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
 
     data_dir = workdir(data_dir)
     raw, prep = data_dir / "raw", data_dir / "prepared"
-    synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
+    before = (raw / "manifest.json").read_text() if (raw / "manifest.json").is_file() else None
+    try:
+        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
+    except FileExistsError:
+        # The folder holds another generation (other parameters or generator version): it belongs to the
+        # notebooks, so regenerate it rather than stop.
+        print(f"[egosynth] {raw} holds another generation; regenerating it")
+        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, overwrite=True,
+                                    **synth_overrides)
+    if before is not None and (raw / "manifest.json").read_text() != before:
+        shutil.rmtree(prep, ignore_errors=True)  # prepared from the old generation: stale
     if not (prep / "manifest.json").is_file() or not (prep / "stats.json").is_file():
         prepare_dataset(raw, prep, splits=tuple(splits), progress=progress)
     return prep
@@ -97,6 +110,80 @@ def pick_windows(dataset: Any, n: int, min_valid_fraction: float = 0.8, seed: in
     cand = np.flatnonzero(ok) if ok.any() else np.arange(len(dataset))
     pick = np.linspace(0, len(cand) - 1, min(n, len(cand))).round().astype(int)
     return [int(cand[k]) for k in pick]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The canonical frame (notebook 01)
+# ---------------------------------------------------------------------------------------------------
+
+
+def canonical_checks(dataset: Any, max_windows: int | None = 500, up: Sequence[float] | None = None
+                     ) -> dict[str, tuple[float, str]]:
+    """Numerical checks of SPEC section 2 on a WindowDataset: {check: (worst value over windows, expected)}.
+
+    - the first observed camera's centre in the canonical frame (expected 0),
+    - its horizontal viewing direction: sideways component (0) and smallest forward component (> 0),
+    - how far the world up axis moves under the transform (0), and its rotation's orthonormality error (0),
+    - bone-length change between the canonical joints and the same joints mapped back to the world (0),
+    - canonical joints mapped back to the world vs the episode's stored world joints (0).
+    Only windows with index < max_windows (evenly spaced) are compared with the episodes.
+    """
+    a = dataset.arrays()
+    up = np.asarray(up if up is not None else getattr(dataset, "up", (0.0, 0.0, 1.0)), dtype=np.float64)
+    up = up / np.linalg.norm(up)
+    T = np.asarray(a["canonical_T"], dtype=np.float64)
+    E0 = np.asarray(a["past_extrinsics"][:, 0], dtype=np.float64)
+    c0 = camera_center(E0)
+    f0 = camera_forward(E0)
+    f_h = f0 - (f0 @ up)[:, None] * up  # horizontal part of the viewing direction
+    R = T[:, :3, :3]
+    n = len(T)
+    idx = np.arange(n) if max_windows is None or n <= max_windows else np.unique(
+        np.linspace(0, n - 1, max_windows).round().astype(int))
+    past = np.asarray(a["past_joints"][idx], dtype=np.float64)
+    pv = np.asarray(a["past_valid"][idx], dtype=bool)
+    world = transform_points(invert_rigid(T[idx])[:, None], past)
+    bones = np.array(BONES)
+    both = pv[..., bones[:, 0]] & pv[..., bones[:, 1]]
+    len_can = np.linalg.norm(past[..., bones[:, 1], :] - past[..., bones[:, 0], :], axis=-1)
+    len_world = np.linalg.norm(world[..., bones[:, 1], :] - world[..., bones[:, 0], :], axis=-1)
+    stored_err = 0.0
+    for k, i in enumerate(idx):
+        ep = episode_of(dataset, int(i))
+        pos = int(np.flatnonzero(ep.frame_numbers == int(a["frame_index"][i]))[0])
+        frames = np.arange(pos - past.shape[1] + 1, pos + 1)
+        inside = frames >= 0
+        m = pv[k] & inside[:, None]
+        if m.any():
+            stored = ep.joints[np.clip(frames, 0, None)].astype(np.float64)
+            stored_err = max(stored_err, float(np.abs(world[k] - stored)[m].max()))
+    return {
+        "first camera centre, distance from origin (m)": (float(np.linalg.norm(c0, axis=-1).max()), "0"),
+        "first camera heading, sideways component": (float(np.abs(f_h[:, 1]).max()) if up[2] > 0.9 else float(
+            "nan"), "0"),
+        "first camera heading, smallest forward component": (float(f_h[:, 0].min()), "> 0"),
+        "up axis moved by the transform": (float(np.linalg.norm(R @ up - up, axis=-1).max()), "0"),
+        "rotation orthonormality error": (float(np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max()), "0"),
+        "bone length change, canonical vs world (m)": (float(np.abs(len_can - len_world)[both].max()), "0"),
+        "canonical -> world vs stored world joints (m)": (stored_err, "0"),
+    }
+
+
+def checks_markdown(checks: Mapping[str, tuple[float, str]]) -> str:
+    """A markdown table of ``canonical_checks``."""
+    lines = ["| check | worst over windows | expected |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.2e} | {e} |" if abs(v) < 1e-3 else f"| {k} | {v:.3f} | {e} |"
+              for k, (v, e) in checks.items()]
+    return "\n".join(lines)
+
+
+def wrist_positions(dataset: Any, wrist: int = WRIST_INDICES[0]) -> dict[str, np.ndarray]:
+    """One wrist at the current frame t of every window where it is valid, in both frames: {name: (N, 3)}."""
+    a = dataset.arrays()
+    can = np.asarray(a["past_joints"][:, -1, wrist], dtype=np.float64)
+    ok = np.asarray(a["past_valid"][:, -1, wrist], dtype=bool)
+    world = transform_points(invert_rigid(np.asarray(a["canonical_T"], dtype=np.float64)), can[:, None])[:, 0]
+    return {"world frame": world[ok], "canonical frame": can[ok]}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,6 +252,26 @@ def prompt_forecasts(model: torch.nn.Module, window: Mapping[str, Any], prompts:
     """{prompt: (10, 42, 3) forecast} of one window under each prompt (everything else unchanged)."""
     run = forecast_fn(model, seed)
     return {p: run({**window, "task": p}) for p in prompts}
+
+
+def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any]) -> str:
+    """Markdown table for language steering: per prompt, the final-wrist shift from the forecast under the
+    window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth."""
+    from egghand_lib.metrics import forecast_metrics
+
+    own = window.get("task")
+    ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
+    gt = np.asarray(window["future_joints"])[None]
+    valid = np.asarray(window["future_valid"])[None]
+    lines = ["| prompt | final-wrist shift vs own prompt (m) | ADE | MPJPE |", "|---|---|---|---|"]
+    for prompt, pred in forecasts.items():
+        pred = np.asarray(pred)
+        w = list(WRIST_INDICES)
+        shift = float(np.linalg.norm(pred[-1, w] - ref[-1, w], axis=-1).mean())
+        m = forecast_metrics(pred[None], gt, valid)
+        label = f"**{prompt}** (own)" if prompt == own else prompt
+        lines.append(f"| {label} | {shift:.3f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -259,3 +366,34 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
             e["status"] = f"{r['status']}: {r.get('reason', '')}"
         extra[r["variant"]] = e
     return rows, extra
+
+
+# ---------------------------------------------------------------------------------------------------
+# The paper's numbers (EgoExo4D, metres; SPEC section 11 and the paper's Tables 3-5)
+# ---------------------------------------------------------------------------------------------------
+
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "Static": {"ade": 0.335, "fde": 0.405, "mpjpe": 0.166, "mpjpe_f": 0.179},
+    "CVM": {"ade": 0.346, "fde": 0.467, "mpjpe": 0.166, "mpjpe_f": 0.183},
+    "EgoH4": {"ade": 0.267, "fde": 0.333, "mpjpe": 0.116, "mpjpe_f": 0.141},
+    "EggHand": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
+}
+PAPER_ABLATIONS: dict[str, dict[str, dict[str, float]]] = {
+    # Table 2 is left out: its row labels (which loss terms) were lost in the paper's text extraction.
+    "Table 3: modality corruption": {
+        "noisy vision": {"ade": 0.287, "fde": 0.287, "mpjpe": 0.083, "mpjpe_f": 0.083},
+        "dummy language": {"ade": 0.278, "fde": 0.277, "mpjpe": 0.077, "mpjpe_f": 0.077},
+        "noisy vision + dummy language": {"ade": 0.311, "fde": 0.308, "mpjpe": 0.093, "mpjpe_f": 0.093},
+        "EggHand (clean)": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
+    },
+    "Table 4: top 10% egomotion vs all (ADE, MPJPE)": {
+        "EgoH4 top 10%": {"ade": 0.294, "mpjpe": 0.139}, "EgoH4 all": {"ade": 0.267, "mpjpe": 0.116},
+        "InternVL3.5-1B top 10%": {"ade": 0.303, "mpjpe": 0.112},
+        "InternVL3.5-1B all": {"ade": 0.287, "mpjpe": 0.082},
+        "EggHand top 10%": {"ade": 0.276, "mpjpe": 0.106}, "EggHand all": {"ade": 0.271, "mpjpe": 0.076},
+    },
+    "Table 5: action-head initialisation": {
+        "random head": {"ade": 0.321, "fde": 0.323, "mpjpe": 0.089, "mpjpe_f": 0.089},
+        "GR00T-pretrained head": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
+    },
+}

@@ -14,7 +14,7 @@ False is never drawn, and neither is a bone touching it.
 - projection: ``project_points``, ``visible_in_image``, ``draw_skeleton`` (numpy raster),
   ``overlay_figure`` (matplotlib).
 - matplotlib: ``horizon_error_figure``, ``per_task_bar_figure``, ``ablation_bar_figure``,
-  ``metrics_table_markdown``, ``egomotion_histogram_figure``, ``training_curve_figure``,
+  ``metrics_table_markdown``, ``egomotion_histogram_figure``, ``training_curve_figure``, ``topdown_scatter_figure``,
   ``skeleton_snapshot_figure``; ``save_figure`` writes either kind atomically.
 
 Extrinsics map world -> camera (``X_c = R X_w + t``, OpenCV axes: +z forward, +y down in the image);
@@ -845,6 +845,30 @@ def training_curve_figure(history: Mapping[str, Any], keys: Sequence[str] = ("lo
     ax.legend()
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def topdown_scatter_figure(panels: Mapping[str, Any], axes: tuple[int, int] = (0, 1), title: str | None = None):
+    """Side-by-side 2D scatters of point sets {panel title: (N, 3)} on two coordinate axes (default x, y:
+    a view from above for z up), equal aspect, with the origin marked."""
+    import matplotlib.pyplot as plt
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    names = "xyz"
+    for k, (ax, (name, pts)) in enumerate(zip(axs[0], panels.items(), strict=True)):
+        P = _np(pts).astype(float).reshape(-1, 3)
+        ax.scatter(P[:, axes[0]], P[:, axes[1]], s=6, alpha=0.6, color=_CYCLE[k % len(_CYCLE)])
+        ax.scatter([0], [0], marker="+", s=80, color="k", label="origin")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel(f"{names[axes[0]]} (m)")
+        ax.set_ylabel(f"{names[axes[1]]} (m)")
+        ax.set_title(f"{name} (spread {np.nanstd(P[:, list(axes)], axis=0).mean():.2f} m)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
