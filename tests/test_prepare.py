@@ -162,6 +162,10 @@ def test_interrupted_prepare_resumes(tmp_path, monkeypatch):
     m2 = prepare_dataset(raw, out, size=SIZE, progress=False)  # complete: nothing to do
     assert m2["last_run"] == {"written": 0, "skipped": 3, "removed_stale": 0}
     assert (out / "manifest.json").read_bytes() == before  # deterministic: feature caches stay valid
+    # only one split again: the other stays listed, statistics stay
+    m_val = prepare_dataset(raw, out, splits=["val"], size=SIZE, progress=False)
+    assert set(m_val["splits"]) == {"train", "val"} and m_val["last_run"]["skipped"] == 1
+    assert (out / "manifest.json").read_bytes() == before and (out / "stats.json").is_file()
     fresh = tmp_path / "fresh"
     prepare_dataset(raw, fresh, size=SIZE, progress=False)
     for split in ("train", "val"):
@@ -170,6 +174,14 @@ def test_interrupted_prepare_resumes(tmp_path, monkeypatch):
             np.testing.assert_array_equal(a.frames, b.frames)
             np.testing.assert_array_equal(a.joints, b.joints)
     assert json.loads((out / "stats.json").read_text()) == json.loads((fresh / "stats.json").read_text())
+    # the raw annotations of one take change: only its episode is rewritten, with the new values
+    obj = json.loads(hand_path(raw, takes()[1]).read_text())
+    obj["4"][0]["annotation3D"]["right_wrist"]["z"] += 0.01
+    hand_path(raw, takes()[1]).write_text(json.dumps(obj))
+    m4 = prepare_dataset(raw, out, size=SIZE, progress=False)
+    assert m4["last_run"] == {"written": 1, "skipped": 2, "removed_stale": 0}
+    epB = next(e for e in load_split_episodes(out, "train") if e.take_uid == B)
+    np.testing.assert_allclose(epB.joints[1, 0, 2], obj["4"][0]["annotation3D"]["right_wrist"]["z"], atol=1e-6)
     # other settings in the same folder: refused unless overwrite
     with pytest.raises(ValueError, match="other settings"):
         prepare_dataset(raw, out, size=SIZE + 8, progress=False)

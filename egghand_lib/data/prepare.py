@@ -16,10 +16,11 @@ episodes already written, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import struct
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,25 +53,49 @@ def save_episode(ep: Episode, path: str | Path) -> None:
         "frames": np.ascontiguousarray(ep.frames, np.uint8),
     }
     meta = {k: str(getattr(ep, k)) for k in _META_KEYS}
-    meta.update(episode_index=str(ep.episode_index), format_version=str(FORMAT_VERSION))
+    meta.update(episode_index=str(ep.episode_index), format_version=str(FORMAT_VERSION), digest=episode_digest(ep))
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
 
 
-def load_episode(path: str | Path, mmap: bool = True) -> Episode:
-    """Read an episode file; ``frames`` is a read-only np.memmap when ``mmap`` (nothing decoded or copied)."""
-    path = Path(path)
+def episode_digest(ep: Episode) -> str:
+    """Hash of an episode's annotations and texts (not its frames): a stored file with another digest
+    is out of date (the raw annotations changed) and is rewritten on resume."""
+    h = hashlib.sha256()
+    for a in (ep.frame_numbers, ep.joints, ep.valid, ep.extrinsics, ep.intrinsics):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps([ep.take_uid, ep.episode_index, ep.task, ep.scenario, ep.split]).encode())
+    return h.hexdigest()
+
+
+def _read_header(path: Path) -> tuple[int, dict]:
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
             raise ValueError(f"{path}: not a safetensors file (too short)")
         (n,) = struct.unpack("<Q", head)
         try:
-            header = json.loads(f.read(n))
-        except json.JSONDecodeError:
+            return n, json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValueError(f"{path}: corrupt safetensors header") from None
-        meta = header.pop("__metadata__", {}) or {}
-        arrays = {}
+
+
+def _stored_digest(path: Path) -> str | None:
+    try:
+        return (_read_header(path)[1].get("__metadata__") or {}).get("digest")
+    except (OSError, ValueError):
+        return None
+
+
+def load_episode(path: str | Path, mmap: bool = True) -> Episode:
+    """Read an episode file; ``frames`` is a read-only np.memmap when ``mmap`` (nothing decoded or copied)."""
+    path = Path(path)
+    n, header = _read_header(path)
+    meta = header.pop("__metadata__", {}) or {}
+    arrays = {}
+    with open(path, "rb") as f:
         for name, h in header.items():
             dtype = _ST_DTYPES[h["dtype"]]
             begin, end = h["data_offsets"]
@@ -155,8 +180,7 @@ def prepare_dataset(
         raise ValueError("splits: empty")
     if int(size) < 1:
         raise ValueError(f"size: expected a positive number of pixels, got {size}")
-    cfg = validation or ValidationConfig()
-    cfg.strict = bool(strict)
+    cfg = replace(validation or ValidationConfig(), strict=bool(strict))
     train_split = _training_split(splits, stats_split)
     settings = {"format_version": FORMAT_VERSION, "raw_dir": str(raw_dir), "annotation": annotation,
                 "size": int(size), "up": [float(u) for u in up], "validation": {**asdict(cfg), "strict": None}}
@@ -194,7 +218,7 @@ def prepare_dataset(
             try:
                 for ep in eps:
                     path = folder / f"{ep.key}.safetensors"
-                    if path.is_file():
+                    if path.is_file() and _stored_digest(path) == episode_digest(ep):
                         counts["skipped"] += 1
                         continue
                     load_episode_frames(ep, size)
@@ -216,6 +240,8 @@ def prepare_dataset(
 
     # Statistics of the training split (canonical, valid joints only), from the arrays in memory.
     stats_info = None
+    if train_split is not None and not planned[train_split]:
+        (out_dir / "stats.json").unlink(missing_ok=True)  # an empty training split has no statistics
     if train_split is not None and planned[train_split]:
         from egghand_lib.data.windows import compute_stats, save_stats
 
@@ -226,12 +252,17 @@ def prepare_dataset(
 
     atomic_write_json(out_dir / "report.json", report.to_json())
     atomic_write_text(out_dir / "report.md", report.to_markdown())
+    # Splits prepared by earlier runs (same settings) and not redone now stay listed: their files are there.
+    previous = read_manifest(out_dir) if (out_dir / "manifest.json").is_file() else {"splits": {}}
+    old_splits = {k: v for k, v in previous["splits"].items() if k not in planned}
+    if train_split is None and (out_dir / "stats.json").is_file():
+        stats_info = previous.get("stats")  # no training split this run: the earlier statistics stay
     # The manifest depends only on the data and settings (feature caches fingerprint it), not on the run.
     manifest = {
         "format_version": FORMAT_VERSION,
         "raw_dir": str(raw_dir), "size": int(size), "up": [float(u) for u in up], "annotation": annotation,
         "stats": stats_info,
-        "splits": {
+        "splits": dict(sorted(({
             split: {
                 "episodes": [ep.key for ep in eps],
                 "num_episodes": len(eps),
@@ -240,7 +271,7 @@ def prepare_dataset(
                 "egghand_list": is_egghand_split(split),
             }
             for split, eps in planned.items()
-        },
+        } | old_splits).items())),
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return {**manifest, "last_run": counts}
