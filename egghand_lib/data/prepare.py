@@ -257,21 +257,23 @@ def prepare_dataset(
     old_splits = {k: v for k, v in previous["splits"].items() if k not in planned}
     if train_split is None and (out_dir / "stats.json").is_file():
         stats_info = previous.get("stats")  # no training split this run: the earlier statistics stay
+    entries = {
+        split: {
+            "episodes": [ep.key for ep in eps],
+            "num_episodes": len(eps),
+            "num_windows": int(sum(len(e) for e in eps)),
+            "num_takes": len({e.take_uid for e in eps}),
+            "egghand_list": is_egghand_split(split),
+        }
+        for split, eps in planned.items()
+    }
+    entries.update(old_splits)
     # The manifest depends only on the data and settings (feature caches fingerprint it), not on the run.
     manifest = {
         "format_version": FORMAT_VERSION,
         "raw_dir": str(raw_dir), "size": int(size), "up": [float(u) for u in up], "annotation": annotation,
         "stats": stats_info,
-        "splits": dict(sorted(({
-            split: {
-                "episodes": [ep.key for ep in eps],
-                "num_episodes": len(eps),
-                "num_windows": int(sum(len(e) for e in eps)),
-                "num_takes": len({e.take_uid for e in eps}),
-                "egghand_list": is_egghand_split(split),
-            }
-            for split, eps in planned.items()
-        } | old_splits).items())),
+        "splits": dict(sorted(entries.items())),
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return {**manifest, "last_run": counts}
