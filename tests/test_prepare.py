@@ -240,6 +240,10 @@ def test_cli_prepare(tmp_path, capsys):
     assert code == 0
     assert "train: 1 episodes, 22 windows" in capsys.readouterr().out
     assert read_manifest(out)["splits"]["val"]["num_episodes"] == 1
+    with pytest.raises(ValueError, match="protocol: unknown 'past'"):
+        WindowDataset(out, "val", protocol="past")
+    with pytest.raises(ValueError, match="'test' was not prepared"):
+        WindowDataset(out, "test")
     with pytest.raises(ValueError, match="split: unknown 'tset'"):
         prepare_dataset(raw, tmp_path / "o3", splits=["tset"], progress=False)
     assert not (tmp_path / "o3").exists()

@@ -304,6 +304,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-camera-distance", type=float, default=ValidationConfig.max_camera_distance)
     parser.add_argument("--min-hand-joints", type=int, default=ValidationConfig.min_hand_joints)
     parser.add_argument("--max-bone-length", type=float, default=ValidationConfig.max_bone_length)
+    parser.add_argument("--bone-ratio", type=float, default=ValidationConfig.bone_ratio,
+                        help="a bone longer than this times its median over the take is an outlier")
     parser.add_argument("--overwrite", action="store_true", help="discard a folder prepared with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--lerobot", action="store_true",
@@ -312,7 +314,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = ValidationConfig(max_camera_distance=args.max_camera_distance, min_hand_joints=args.min_hand_joints,
-                           max_bone_length=args.max_bone_length)
+                           max_bone_length=args.max_bone_length, bone_ratio=args.bone_ratio)
     manifest = prepare_dataset(args.raw, args.out, splits=args.splits, strict=args.strict,
                                annotation=args.annotation, size=args.size, stats_split=args.stats_split,
                                validation=cfg, overwrite=args.overwrite, progress=not args.no_progress)
