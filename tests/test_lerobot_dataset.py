@@ -18,7 +18,7 @@ from egghand_lib.data.windows import WindowDataset, compute_stats, minmax_normal
 def exported(tmp_path_factory):
     episodes = make_episodes(2, num_frames=30, size=32)
     root = tmp_path_factory.mktemp("lr") / "egosynth"
-    ds = L.export_lerobot(episodes, root, repo_id="egghand/test")
+    ds = L.export_lerobot(episodes, root, repo_id="egghand/test", image_writer_threads=2)  # PNGs in threads
     return episodes, root, ds
 
 
@@ -176,6 +176,15 @@ def test_export_from_prepared_matches_window_dataset(tmp_path):
     fp = wds.fingerprint()
     assert fp["num_windows"] == 19
     assert fp == L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep", load_frames=False).fingerprint()
+    # a re-run with the same prepared data keeps the export; changed data needs overwrite
+    stamp = (tmp_path / "lr" / "meta" / "info.json").stat().st_mtime_ns
+    L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", progress=False)
+    assert (tmp_path / "lr" / "meta" / "info.json").stat().st_mtime_ns == stamp
+    write_prepared(prep, episodes[:1])
+    with pytest.raises(FileExistsError, match="already exists"):
+        L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", progress=False)
+    L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", progress=False, overwrite=True)
+    assert len(L.LeRobotWindowDataset(tmp_path / "lr", load_frames=False)) == 12
     with pytest.raises(FileNotFoundError, match="no prepared split 'val'"):
         L.export_lerobot_from_prepared(prep, "val", tmp_path / "lr2")
 

@@ -106,6 +106,7 @@ def export_lerobot(
     image_writer_threads: int = 0,
     progress: bool = False,
     stats: NormStats | dict | None = None,
+    source: dict | None = None,
 ) -> Any:
     """Write ``episodes`` (egghand_lib.data.episodes.Episode) as a local LeRobot v3.0 dataset at ``root``.
 
@@ -115,6 +116,7 @@ def export_lerobot(
     ``stats``: the training split's canonical-window statistics (NormStats or lerobot layout), stored as
     ``meta/egghand_stats.json`` and served as ``LeRobotWindowDataset.stats``. LeRobot's own
     ``meta/stats.json`` describes the stored WORLD-frame features and is not what the model normalises with.
+    ``source``: free-form identity of the input (recorded in ``meta/egghand.json``).
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -134,23 +136,27 @@ def export_lerobot(
         h, w = np.shape(first.frames)[1:3]
         ds = LeRobotDataset.create(repo_id, fps=fps, features=lerobot_features(h, w), root=tmp, use_videos=False,
                                    image_writer_threads=image_writer_threads)
-        bar = _progress(progress, "export lerobot")
-        for ep in _chain(first, it):
-            _check_episode(ep)
-            if tuple(np.shape(ep.frames)[1:3]) != (h, w):
-                raise ValueError(f"episode {ep.take_uid}#{ep.episode_index}: frames are "
-                                 f"{np.shape(ep.frames)[1:3]}, the dataset's first episode has {(h, w)}")
-            _add_episode(ds, ep)
-            sidecar.append({
-                "take_uid": ep.take_uid, "episode_index": int(ep.episode_index), "task": ep.task,
-                "scenario": ep.scenario, "split": ep.split, "num_frames": len(ep.frame_numbers),
-                "intrinsics": np.asarray(ep.intrinsics, dtype=np.float64).tolist(),
-            })
-            bar.update(1)
-        bar.close()
-        ds.stop_image_writer()
-        ds.finalize()
-        atomic_write_json(tmp / SIDECAR, {"format": SIDECAR_FORMAT, "fps": fps, "episodes": sidecar})
+        total = len(episodes) if hasattr(episodes, "__len__") else None
+        bar = _progress(progress, "export lerobot", total)
+        try:
+            for ep in _chain(first, it):
+                _check_episode(ep)
+                if tuple(np.shape(ep.frames)[1:3]) != (h, w):
+                    raise ValueError(f"episode {ep.take_uid}#{ep.episode_index}: frames are "
+                                     f"{np.shape(ep.frames)[1:3]}, the dataset's first episode has {(h, w)}")
+                _add_episode(ds, ep)
+                sidecar.append({
+                    "take_uid": ep.take_uid, "episode_index": int(ep.episode_index), "task": ep.task,
+                    "scenario": ep.scenario, "split": ep.split, "num_frames": len(ep.frame_numbers),
+                    "intrinsics": np.asarray(ep.intrinsics, dtype=np.float64).tolist(),
+                })
+                bar.update(1)
+        finally:  # also on failure: no PNG writer threads or open parquet writers left behind
+            bar.close()
+            ds.stop_image_writer()
+            ds.finalize()
+        atomic_write_json(tmp / SIDECAR, {"format": SIDECAR_FORMAT, "fps": fps, "source": source or {},
+                                          "episodes": sidecar})
         if stats is not None:
             save_stats(stats.to_lerobot() if isinstance(stats, NormStats) else stats, tmp / STATS_FILE)
     return LeRobotDataset(repo_id, root=root)
@@ -161,10 +167,10 @@ def _chain(first, rest):
     yield from rest
 
 
-def _progress(enabled: bool, desc: str):
+def _progress(enabled: bool, desc: str, total: int | None = None):
     from tqdm.auto import tqdm
 
-    return tqdm(desc=desc, unit="ep", disable=not enabled)
+    return tqdm(desc=desc, unit="ep", total=total, disable=not enabled)
 
 
 def _add_episode(ds: Any, ep: Any) -> None:
@@ -191,17 +197,37 @@ def _add_episode(ds: Any, ep: Any) -> None:
 
 def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | Path,
                                  repo_id: str = DEFAULT_REPO_ID, overwrite: bool = False,
-                                 progress: bool = True) -> Any:
-    """Export the episodes of a prepared folder's split (``egghand prepare --lerobot``) to ``root``."""
+                                 progress: bool = True, force: bool = False) -> Any:
+    """Export the episodes of a prepared folder's split (``egghand prepare --lerobot``) to ``root``.
+
+    Window i of ``LeRobotWindowDataset(root)`` is window i of ``WindowDataset(prep_dir, split)``, and the
+    prepared training statistics (PREP_DIR/stats.json) travel along. An existing export of the same
+    prepared data (same PREP_DIR/manifest.json hash and split) is kept as it is unless ``force``, so a
+    re-run of ``egghand prepare --lerobot`` is cheap; a different one is replaced only with ``overwrite``.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     from egghand_lib.data.windows import WindowDataset
 
-    prep_dir = Path(prep_dir)
+    prep_dir, root = Path(prep_dir), Path(root)
     ep_dir = prep_dir / "episodes" / split
     if not ep_dir.is_dir():
         raise FileNotFoundError(f"prep_dir: no prepared split {split!r} (missing folder {ep_dir})")
+    manifest = prep_dir / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"prep_dir: {manifest} not found (preparation unfinished?)")
+    source = {"prep_manifest_sha256": _file_sha256(manifest), "split": split}
+    if root.exists() and not force:
+        try:
+            current = read_sidecar(root).get("source") == source
+        except (FileNotFoundError, ValueError):
+            current = False
+        if current:
+            return LeRobotDataset(repo_id, root=root)
     # WindowDataset's episode order, so that window i of both datasets is the same window.
     wd = WindowDataset(prep_dir, split)
-    return export_lerobot(wd.episodes, root, repo_id=repo_id, overwrite=overwrite, progress=progress, stats=wd.stats)
+    return export_lerobot(wd.episodes, root, repo_id=repo_id, overwrite=overwrite or force, progress=progress,
+                          stats=wd.stats, source=source)
 
 
 # ----------------------------------------------------------------------------------------- reading
