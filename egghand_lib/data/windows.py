@@ -5,7 +5,8 @@ offsets -19..0, target offsets per protocol, video offsets -18, -12, -6, 0 (eggh
 Offsets outside the episode are clamped to the nearest frame for extrinsics and video frames and their
 joints are marked invalid. Everything is in the canonical frame of the camera at offset -19 (clamped).
 
-``make_windows`` builds all windows of an episode at once from index arrays and batched einsums.
+``make_windows`` builds all windows of an episode at once from index arrays and batched matrix products
+(no Python loop per window); ``WindowDataset`` serves them with memory-mapped frames.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _gather(n: int, offsets) -> tuple[np.ndarray, np.ndarray]:
 
 def canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints, future_valid, future_extrinsics,
                          frame_valid=None, up=(0.0, 0.0, 1.0), protocol: str | None = None) -> dict[str, np.ndarray]:
-    """World-frame window arrays -> canonical ones (SPEC section 2), in float64, results float32.
+    """World-frame window arrays -> canonical ones (SPEC section 2); poses in float64, joints in float32.
 
     past_joints (N, 20, 42, 3) world, past_valid (N, 20, 42), past_extrinsics (N, 20, 3, 4) world -> camera,
     future_* likewise with 10 frames. frame_valid (N, 30): real frames (not clamped copies outside the
