@@ -16,6 +16,11 @@ the shards already on disk. ``CachedFeatures`` refuses a cache built by another 
 ``cache_key()``) or for other data (different dataset fingerprint) with a message saying what differs.
 ``with_cached_features(dataset, cache)`` adds the four feature keys of ``egghand_lib.batch`` to each
 item; the model skips its encoder when they are present.
+
+Encoders with separate ``encode_video`` / ``encode_text`` halves run text once per unique prompt of a
+shard. ``parts=("text",)`` caches only the text half, also for an encoder whose text half alone is
+frozen (``text_cache_key()``, the "offline" encoder); items then carry only text_tokens / text_mask and
+the model computes the video half itself.
 """
 
 from __future__ import annotations
@@ -158,7 +163,8 @@ def _read_manifest(cache_dir: Path) -> dict:
         raise ValueError(f"{path}: unknown format {m['format']!r}, expected {FORMAT!r}")
     n, s = m["num_windows"], m["shard_size"]
     expect = [_shard_entry(i, s, n) for i in range(_num_shards(n, s))] if s > 0 else None
-    if expect is None or [{k: e.get(k) for k in ("file", "start", "stop")} for e in m["shards"]] != expect:
+    listed = [{k: e.get(k) for k in ("file", "start", "stop")} if isinstance(e, dict) else e for e in m["shards"]]
+    if expect is None or listed != expect:
         raise ValueError(f"{path}: corrupted feature-cache manifest (shard list does not cover "
                          f"{n} windows in shards of {s}); delete the folder and rebuild")
     return m
