@@ -260,11 +260,26 @@ def test_egovideo_other_outputs_tokenizer_and_cache_key(small_egovideo_ckpt, ego
     assert pooled.encode_text(["cut the onion"])[0].dtype == torch.float32
     tok = egovideo.tokenizer
     assert tok.vocab_size == 30522 and tok.tokenize("Cut The ONION") == ["cut", "the", "onion"]
+    from egghand_lib.models.encoders.egovideo import load_bert_uncased_tokenizer
+
+    vocab_dir = small_egovideo_ckpt[0].parent
+    vocab = vocab_dir / "vocab.txt"
+    words = tok.convert_ids_to_tokens(list(range(30522)))
+    vocab.write_text("\n".join(words[:-1]) + "\n")
+    with pytest.raises(ValueError, match="30521 entries, expected 30522"):
+        load_bert_uncased_tokenizer(vocab_dir)
+    vocab.write_text("\n".join(words[:-1] + ["Onion"]) + "\n")
+    with pytest.raises(ValueError, match="cased vocabulary"):
+        load_bert_uncased_tokenizer(vocab)
+    vocab.write_text("\n".join(words) + "\n")
+    assert load_bert_uncased_tokenizer(vocab_dir).tokenize("Cut The ONION") == ["cut", "the", "onion"]
+    with pytest.raises(FileNotFoundError, match="no WordPiece vocabulary"):
+        load_bert_uncased_tokenizer(vocab_dir / "missing")
     key = egovideo.cache_key()
     assert key["name"] == "egovideo-4f" and key["video_output"] == "cls" and key["max_text_len"] == 59
     assert key != all_enc.cache_key()
-    other = tmp = small_egovideo_ckpt[0].with_name("other.pth")
-    torch.save(random_egovideo_state_dict(SMALL_EGOVIDEO, seed=2), tmp)
+    other = small_egovideo_ckpt[0].with_name("other.pth")
+    torch.save(random_egovideo_state_dict(SMALL_EGOVIDEO, seed=2), other)
     assert build_encoder("egovideo", checkpoint=other, config=SMALL_EGOVIDEO).cache_key()["weights"] != key["weights"]
 
 

@@ -384,10 +384,12 @@ def load_bert_uncased_tokenizer(path: str | Path | None = None, vocab_size: int 
         p = p / "vocab.txt"
     if not p.is_file():
         raise FileNotFoundError(f"tokenizer_path: no WordPiece vocabulary at {p} (bert-large-uncased vocab.txt)")
-    with open(p, encoding="utf-8") as f:
-        entries = sum(1 for _ in f)
-    if entries != vocab_size:
-        raise ValueError(f"tokenizer_path: {p} has {entries} entries, expected {vocab_size} (bert-large-uncased)")
+    entries = p.read_text(encoding="utf-8").splitlines()
+    if len(entries) != vocab_size:
+        raise ValueError(f"tokenizer_path: {p} has {len(entries)} entries, expected {vocab_size} (bert-large-uncased)")
+    cased = [w for w in entries if re.search("[A-Z]", w) and not (w.startswith("[") and w.endswith("]"))]
+    if cased:  # an uncased WordPiece vocabulary has no upper-case pieces besides [CLS]-style specials
+        raise ValueError(f"tokenizer_path: {p} is a cased vocabulary (e.g. {cased[:3]}); EgoVideo uses bert-*-uncased")
     return BertTokenizerFast(vocab_file=str(p), do_lower_case=True)
 
 
