@@ -391,3 +391,13 @@ def test_internvl_loads_locally_with_shapes_masks_frozen_and_deterministic(tiny_
 def test_internvl_missing_dir_says_what_to_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="OpenGVLab/InternVL3_5-1B-HF"):
         build_encoder("internvl", model_dir=tmp_path / "InternVL3_5-1B-HF")
+
+
+def test_weights_fingerprint_samples_large_tensors_and_sees_changes():
+    from egghand_lib.models.encoders._utils import state_dict_fingerprint
+
+    big = torch.zeros(2**25 + 7, dtype=torch.uint8)  # float32 index arithmetic would overrun this one
+    a = state_dict_fingerprint({"w": big, "b": torch.ones(3)})
+    big[-1] = 1  # the last element is always sampled
+    b = state_dict_fingerprint({"w": big, "b": torch.ones(3)})
+    assert b != a and b == state_dict_fingerprint({"b": torch.ones(3), "w": big})  # key order does not matter

@@ -89,7 +89,8 @@ def state_dict_fingerprint(state_dict: dict[str, torch.Tensor], samples_per_tens
             raise ValueError(f"state_dict_fingerprint: tensor {name!r} is on the meta device (weights not loaded)")
         flat = t.detach().reshape(-1)
         if flat.numel() > samples_per_tensor:
-            idx = torch.linspace(0, flat.numel() - 1, samples_per_tensor, device=flat.device).long()
+            # integer arithmetic: a float32 linspace rounds past the end for tensors above 2**24 elements
+            idx = torch.arange(samples_per_tensor, device=flat.device) * (flat.numel() - 1) // (samples_per_tensor - 1)
             flat = flat[idx]
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(flat.float().cpu().numpy().tobytes())
