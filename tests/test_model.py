@@ -7,7 +7,6 @@ import pytest
 import torch
 from model_helpers import TEXT_DIM, VIDEO_DIM, TinyEncoder, make_batch, make_stats
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from egghand_lib.models import EggHandConfig, EggHandPolicy
 from egghand_lib.models.configuration_egghand import PRESETS
@@ -115,17 +114,17 @@ def test_same_inputs_same_forecast_independent_of_batch(batch):
 
 
 def test_rollout_composes_the_head_exactly_like_get_action(batch):
-    """With identity action adapters, our differentiable rollout equals lerobot's FlowmatchingActionHead.get_action."""
-    model = tiny_policy(action_dim=126).eval()
-    model.action_in_proj, model.action_out_proj = nn.Identity(), nn.Identity()
+    """Our differentiable K-step Euler equals lerobot's FlowmatchingActionHead.get_action (same noise)."""
     from transformers.feature_extraction_utils import BatchFeature
 
+    model = tiny_policy().eval()
+    A = model.config.action_dim
     with torch.no_grad():
         ctx, mask = model.encode_context(batch)
         state = model.encode_state(batch)
         cond = model._condition(ctx, mask, state)
         torch.manual_seed(123)
-        noise = torch.randn(4, 10, 126)
+        noise = torch.randn(4, 10, A)
         ours = model._integrate(cond, noise, 4)
         torch.manual_seed(123)  # get_action draws its noise from the global generator, same shape
         emb = torch.full((4,), model.config.embodiment_id, dtype=torch.long)
@@ -133,8 +132,14 @@ def test_rollout_composes_the_head_exactly_like_get_action(batch):
             BatchFeature(data={"backbone_features": ctx.clone(), "backbone_attention_mask": mask}),
             BatchFeature(data={"state": state, "embodiment_id": emb}),
         )["action_pred"]
+    assert ref.shape == (4, 10, A)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(ours, noise)
+    # The forecast is that rollout from the seeded noise, decoded 32 -> 126 and denormalised.
+    with torch.no_grad():
+        latent = model._integrate(cond, model._noise(model.config.noise_seed, 4), 4)
+        expected = model.unnormalize(model.action_out_proj(latent), "action").reshape(4, 10, 42, 3)
+    torch.testing.assert_close(model.forecast(batch), expected)
 
 
 # ---------------------------------------------------------------------------------------------- normalisation
@@ -178,7 +183,7 @@ def test_gradients_reach_adapters_and_decoder_not_frozen_encoder(batch):
     model(batch)["loss"].backward()
     assert all(p.grad is None and not p.requires_grad for p in model.encoder.parameters())
     for name in ("video_proj.weight", "text_proj.weight", "video_pos_embed.weight", "text_pos_embed.weight",
-                 "state_proj.weight", "state_time_embed.weight", "action_in_proj.weight", "action_out_proj.weight",
+                 "state_proj.weight", "state_time_embed.weight", "action_out_proj.weight",
                  "action_head.model.transformer_blocks.0.attn1.to_k.weight",
                  "action_head.model.transformer_blocks.1.ff.net.2.weight",
                  "action_head.state_encoder.layer1.W", "action_head.action_encoder.W2.W",
@@ -383,5 +388,6 @@ def test_flow_loss_option(batch):
     torch.testing.assert_close(out["loss"], 0.6 * out["abs"] + 0.2 * out["rel"] + 0.2 * out["pair"] + 0.5 * out["flow"])
     out["loss"].backward()
     assert model.action_out_proj.weight.grad.abs().sum() > 0
+    assert model.action_in_proj.weight.grad.abs().sum() > 0  # encodes the flow target (126 -> 32)
     normalised = tiny_policy(loss_space="normalised")(batch)
     assert torch.isfinite(normalised["loss"]) and normalised["pred"].shape == (4, 10, 42, 3)

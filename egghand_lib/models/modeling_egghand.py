@@ -18,14 +18,19 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
    ``_condition`` + ``_integrate`` compose the head's own submodules exactly as ``get_action`` does
    (process_backbone_output -> vlln + vl_self_attention; state_encoder; per Euler step action_encoder +
    position_embedding, [state, future_tokens, action] tokens, DiT, action_decoder, last H tokens). The
-   flow runs in the normalised 126-d joint space: the adapters ``action_in_proj`` (126 -> 32) and
-   ``action_out_proj`` (32 -> 126) wrap the head's 32-d action interface, so pretrained GR00T weights apply.
+   flow runs in the head's own 32-d action space (``action_dim``), so pretrained GR00T weights apply
+   unchanged; the adapter ``action_out_proj`` (32 -> 126) decodes the integrated actions to normalised
+   joint coordinates and ``action_in_proj`` (126 -> 32) encodes ground truth into that space (used by
+   the optional flow-matching loss). Integrating in 126-d instead would leave the noise outside the
+   32-d span of the velocities in every forecast, which would make ``sample`` meaningless.
 4. Forecast: K-step Euler (default 4) from a fixed noise sample. The noise is drawn from a CPU generator
-   seeded with ``config.noise_seed`` with shape (1, H, 126) and shared by every window of the batch, so it
+   seeded with ``config.noise_seed`` with shape (1, H, 32) and shared by every window of the batch, so it
    never depends on the batch size or order. ``sample(batch, n, seed)`` uses seeds seed, seed+1, ...
 5. Training: ``forward`` back-propagates ``egghand_lib.losses.forecast_loss`` through the K Euler steps
    of the deterministic forecast (in metres by default, ``config.loss_space``), plus optionally
-   ``config.flow_loss_weight`` x the standard flow-matching velocity MSE (noise, time ~ GR00T's Beta).
+   ``config.flow_loss_weight`` x GR00T's flow-matching loss in the 32-d action space (velocity MSE at a
+   Beta-distributed time, with the target ``action_in_proj(gt)``) + the reconstruction MSE of
+   ``action_out_proj(action_in_proj(gt))``, which keeps that encoding from collapsing.
 """
 
 from __future__ import annotations
@@ -191,6 +196,9 @@ class EggHandPolicy(nn.Module):
         for name, dim in (("state", cfg.state_dim), ("action", cfg.out_action_dim)):
             lo, hi = getattr(stats, f"{name}_min"), getattr(stats, f"{name}_max")
             lo, hi = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
+            if name == "action" and lo.shape == hi.shape == (cfg.state_dim,):
+                # The official data files give 138-d action bounds (joints then camera): keep the joints.
+                lo, hi = lo[:dim], hi[:dim]
             if lo.shape != (dim,) or hi.shape != (dim,):
                 shapes = f"{tuple(lo.shape)}/{tuple(hi.shape)}"
                 raise ValueError(f"stats.{name}_min/max: expected shape ({dim},), got {shapes}")
@@ -312,9 +320,9 @@ class EggHandPolicy(nn.Module):
         return self.state_proj(x) + self.state_time_embed.weight[:T]
 
     def _noise(self, seed: int, batch_size: int) -> torch.Tensor:
-        """(B, H, 126) standard normal noise from ``seed``, identical for every window of the batch."""
+        """(B, H, action_dim) standard normal noise from ``seed``, identical for every window of the batch."""
         g = torch.Generator(device="cpu").manual_seed(int(seed))
-        z = torch.randn((1, self.config.action_horizon, self.config.out_action_dim), generator=g)
+        z = torch.randn((1, self.config.action_horizon, self.config.action_dim), generator=g)
         return z.to(self.device).expand(batch_size, -1, -1)
 
     # ------------------------------------------------------------------ the head, composed as get_action
@@ -331,20 +339,20 @@ class EggHandPolicy(nn.Module):
         return {"vl_embs": vl_embs, "state_features": head.state_encoder(state, emb_id), "embodiment_id": emb_id}
 
     def _velocity(self, cond: dict, actions: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        """Predicted velocity (B, H, 126) of normalised actions (B, H, 126) at discrete timesteps (B,)."""
+        """Predicted velocity (B, H, action_dim) of head-space actions (B, H, action_dim) at timesteps (B,)."""
         head = self.action_head
         vl_embs, emb_id = cond["vl_embs"], cond["embodiment_id"]
-        action_features = head.action_encoder(self.action_in_proj(actions), timesteps, emb_id)
+        action_features = head.action_encoder(actions, timesteps, emb_id)
         pos_ids = torch.arange(action_features.shape[1], dtype=torch.long, device=actions.device)
         action_features = action_features + head.position_embedding(pos_ids).unsqueeze(0)
         future_tokens = head.future_tokens.weight.unsqueeze(0).expand(vl_embs.shape[0], -1, -1)
         sa_embs = torch.cat((cond["state_features"], future_tokens, action_features), dim=1)
         model_output = head.model(hidden_states=sa_embs, encoder_hidden_states=vl_embs, timestep=timesteps)
         pred = head.action_decoder(model_output, emb_id)
-        return self.action_out_proj(pred[:, -actions.shape[1]:])
+        return pred[:, -actions.shape[1]:]
 
     def _integrate(self, cond: dict, noise: torch.Tensor, num_steps: int) -> torch.Tensor:
-        """K-step Euler from ``noise`` (B, H, 126) at t=0 to t=1; differentiable. Returns normalised actions."""
+        """K-step Euler from ``noise`` (B, H, action_dim) at t=0 to t=1; differentiable. Head-space actions."""
         actions, dt, B = noise, 1.0 / num_steps, noise.shape[0]
         for k in range(num_steps):
             t_disc = int(k / float(num_steps) * self.config.num_timestep_buckets)
@@ -353,8 +361,14 @@ class EggHandPolicy(nn.Module):
         return actions
 
     def _to_metres(self, actions: torch.Tensor) -> torch.Tensor:
+        """Normalised 126-d actions (B, H, 126) -> (B, H, 42, 3) metres."""
         B, H = actions.shape[:2]
         return self.unnormalize(actions, "action").reshape(B, H, -1, 3)
+
+    def _rollout(self, cond: dict, seed: int, num_steps: int) -> torch.Tensor:
+        """The forecast for the noise of ``seed``: normalised 126-d actions (B, H, 126)."""
+        latent = self._integrate(cond, self._noise(seed, cond["vl_embs"].shape[0]), num_steps)
+        return self.action_out_proj(latent)
 
     # ------------------------------------------------------------------ public API
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -371,7 +385,7 @@ class EggHandPolicy(nn.Module):
         ctx, mask = self.encode_context(batch)
         cond = self._condition(ctx, mask, self.encode_state(batch))
         B = ctx.shape[0]
-        actions = self._integrate(cond, self._noise(self.config.noise_seed, B), self.config.num_inference_steps)
+        actions = self._rollout(cond, self.config.noise_seed, self.config.num_inference_steps)
         pred = self._to_metres(actions)
         gt = batch["future_joints"].to(self.device, torch.float32)
         valid = batch["future_valid"].to(self.device, torch.bool)
@@ -388,16 +402,24 @@ class EggHandPolicy(nn.Module):
         return out
 
     def _flow_loss(self, cond: dict, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """GR00T's flow-matching objective: MSE of the velocity (target - noise) at a random time, valid joints."""
+        """GR00T's flow-matching objective in the head's action space + the in/out adapters' reconstruction.
+
+        Target z = action_in_proj(normalised gt) (B, H, action_dim); velocity MSE of (z - noise) at a time
+        drawn as in GR00T's training; reconstruction MSE of action_out_proj(z) vs gt on valid coordinates.
+        """
         B, H = gt.shape[:2]
+        m = valid.repeat_interleave(3, dim=-1)
         target = self.normalize(gt.reshape(B, H, -1), "action")
-        noise = torch.randn_like(target)
-        t = self.action_head.sample_time(B, device=target.device, dtype=target.dtype)[:, None, None]
-        noisy = (1 - t) * noise + t * target
+        target = torch.where(m, target, torch.zeros_like(target))  # invalid joints: 0 ("unknown"), as the state
+        z = self.action_in_proj(target)
+        noise = torch.randn_like(z)
+        t = self.action_head.sample_time(B, device=z.device, dtype=z.dtype)[:, None, None]
         timesteps = (t[:, 0, 0] * self.config.num_timestep_buckets).long()
-        v = self._velocity(cond, noisy, timesteps)
-        m = valid.repeat_interleave(3, dim=-1).to(v.dtype)
-        return (((v - (target - noise)) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+        v = self._velocity(cond, (1 - t) * noise + t * z, timesteps)
+        velocity = ((v - (z - noise)) ** 2).mean()
+        mf = m.to(z.dtype)
+        recon = (((self.action_out_proj(z) - target) ** 2) * mf).sum() / mf.sum().clamp_min(1.0)
+        return velocity + recon
 
     @contextlib.contextmanager
     def _inference(self):
@@ -417,7 +439,7 @@ class EggHandPolicy(nn.Module):
             cond = self._condition(ctx, mask, self.encode_state(batch))
             seed = self.config.noise_seed if seed is None else seed
             steps = num_steps or self.config.num_inference_steps
-            return self._to_metres(self._integrate(cond, self._noise(seed, ctx.shape[0]), steps))
+            return self._to_metres(self._rollout(cond, seed, steps))
 
     def sample(self, batch: dict, n: int, seed: int = 0, num_steps: int | None = None) -> torch.Tensor:
         """n hypotheses per window (B, n, 10, 42, 3) metres, from the noise seeds seed, seed + 1, ..., seed + n - 1."""
@@ -427,8 +449,7 @@ class EggHandPolicy(nn.Module):
             ctx, mask = self.encode_context(batch)
             cond = self._condition(ctx, mask, self.encode_state(batch))
             steps = num_steps or self.config.num_inference_steps
-            outs = [self._to_metres(self._integrate(cond, self._noise(seed + i, ctx.shape[0]), steps))
-                    for i in range(n)]
+            outs = [self._to_metres(self._rollout(cond, seed + i, steps)) for i in range(n)]
         return torch.stack(outs, dim=1)
 
     # ------------------------------------------------------------------ bookkeeping
