@@ -39,7 +39,8 @@ On-disk layout (ROOT = the output folder; the EgoExo4D reader ``egghand_lib.data
     ROOT/egosynth/gt/{take_uid}.npz
         ground truth before any dropout, per annotated frame: frame_numbers (F,), joints (F, 42, 3),
         valid (F, 42), in_view (F, 42), visible (F, 42) (the joint's own hand is the nearest surface at its
-        pixel), extrinsics (F, 3, 4), intrinsics (3, 3), object_positions (F, O, 3), target_index,
+        pixel), extrinsics (F, 3, 4), intrinsics (3, 3), object_positions (F, O, 3) (base centres),
+        object_centers (F, O, 3), target_index (index into takes.json's egosynth.objects),
         target_pixels (F,) (pixels of the target object in the frame), hand_rgb (2, 3) (right, left base colours
         in [0, 1], before shading).
     ROOT/manifest.json   written LAST: generator version, preset, seed, every parameter, the takes.
@@ -125,8 +126,9 @@ class SynthConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Used by every test of the project: 4 takes of 5-6 s, a few seconds to generate.
-    "tiny": dict(num_takes={"train": 2, "val": 1, "test": 1}, duration_sec=(5.0, 6.0), num_objects=(3, 4)),
+    # Used by every test of the project: 4 takes of 4.5-5.5 s (4 task families), a few seconds to generate.
+    "tiny": dict(num_takes={"train": 2, "val": 1, "test": 1}, duration_sec=(4.5, 5.5), num_objects=(3, 4),
+                 first_frame_range=(3, 24)),
     # Enough for a small model to learn the tasks: 8 families x 9 takes of 10-15 s.
     "bench": dict(num_takes={"train": 48, "val": 12, "test": 12}, duration_sec=(10.0, 15.0), num_objects=(3, 5),
                   workers=2),
@@ -154,7 +156,7 @@ def make_config(preset: str = "tiny", seed: int = 0, **overrides: Any) -> SynthC
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.12, 0.12), "green": (0.12, 0.65, 0.22), "blue": (0.12, 0.28, 0.90),
     "yellow": (0.95, 0.85, 0.10), "purple": (0.55, 0.18, 0.75), "cyan": (0.08, 0.78, 0.85),
-    "black": (0.10, 0.10, 0.12), "white": (0.95, 0.95, 0.95),
+    "white": (0.95, 0.95, 0.95),  # the keyboard only; no black (it would look like a shaded sleeve)
 }
 # kind: shape, size ranges (radius / half extents, height), roles it can play.
 KINDS: dict[str, dict[str, Any]] = {
@@ -1227,6 +1229,8 @@ def _take_files(root: Path, cfg: SynthConfig, plan: TakePlan) -> dict[str, Any]:
     }, indent=None)
     n_video = int(round(plan.duration * FPS))
     _write_video(root / "takes" / plan.take_name / VIDEO_RELPATH, vis["frames"], fn, n_video, cfg.crf)
+    half = np.array([o.height / 2 for o in plan.objects])
+    centers = sim.object_p + sim.object_R[..., :, 2] * half[None, :, None]
     gt_path = root / "egosynth" / "gt" / f"{plan.take_uid}.npz"
     with atomic_path(gt_path) as tmp:
         with open(tmp, "wb") as fh:
@@ -1234,7 +1238,8 @@ def _take_files(root: Path, cfg: SynthConfig, plan: TakePlan) -> dict[str, Any]:
                 fh, frame_numbers=fn[ann], joints=sim.joints[ann].astype(np.float32), valid=valid[ann],
                 in_view=vis["in_view"][ann], visible=vis["visible"][ann],
                 extrinsics=sim.extrinsics[ann].astype(np.float32), intrinsics=K.astype(np.float32),
-                object_positions=sim.object_p[ann].astype(np.float32), target_index=np.int64(plan.target),
+                object_positions=sim.object_p[ann].astype(np.float32), object_centers=centers[ann].astype(np.float32),
+                target_index=np.int64(plan.target),
                 target_pixels=vis["target_pixels"][ann],
                 hand_rgb=np.stack([plan.skin, plan.skin * LEFT_TINT]).astype(np.float32))
     ann_fn = fn[ann]
