@@ -87,6 +87,25 @@ def test_frames_and_offsets_against_episode(exported):
         np.testing.assert_array_equal(item["past_valid"][n_before:].numpy(), ep.valid[max(0, t - 19): t + 1])
 
 
+def test_episodes_and_arrays_back(exported):
+    """Column-wise read-back: the exported Episodes and the vectorised window arrays."""
+    episodes, root, _ = exported
+    wds = L.LeRobotWindowDataset(root, repo_id="egghand/test", protocol="egghand-code")
+    back = wds.to_episodes(frames=True)
+    assert len(back) == len(episodes)
+    for a, b in zip(back, episodes, strict=True):
+        assert (a.take_uid, a.task, a.scenario, a.episode_index) == (b.take_uid, b.task, b.scenario, b.episode_index)
+        np.testing.assert_array_equal(a.frame_numbers, b.frame_numbers)
+        np.testing.assert_array_equal(a.valid, b.valid)
+        np.testing.assert_array_equal(a.joints, b.joints)  # float32 stored exactly; invalid joints are 0 in both
+        np.testing.assert_array_equal(a.extrinsics, b.extrinsics)
+        np.testing.assert_array_equal(a.frames, b.frames)
+    got, want = wds.arrays(), WindowDataset.from_episodes(episodes, protocol="egghand-code").arrays()
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
 def test_windows_without_frames(exported):
     _, root, _ = exported
     wds = L.LeRobotWindowDataset(root, repo_id="egghand/test", load_frames=False)

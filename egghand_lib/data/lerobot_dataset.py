@@ -349,6 +349,41 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         out["scenario"] = ep["scenario"]
         return out
 
+    def to_episodes(self, frames: bool = False) -> list[Any]:
+        """The stored episodes back as ``Episode`` objects (the inverse of ``export_lerobot``), read column-wise.
+
+        ``frames=True`` also decodes every image (needs ``load_frames=True``); otherwise frames is None.
+        """
+        from egghand_lib.data.episodes import Episode
+
+        cols = [STATE, VALID, FRAME_NUMBER, "episode_index"]
+        d = self.lerobot.hf_dataset.with_format("numpy", columns=cols)[:]
+        if frames:
+            if self.images is None:
+                raise ValueError("frames: this dataset was opened with load_frames=False")
+            imgs = self.images.hf_dataset.with_format("numpy", columns=[IMAGE])[:][IMAGE]
+        out = []
+        for e in np.unique(d["episode_index"]):
+            rows = np.nonzero(d["episode_index"] == e)[0]
+            meta = self.sidecar["episodes"][int(e)]
+            state = d[STATE][rows]
+            out.append(Episode(
+                take_uid=meta["take_uid"], episode_index=int(meta["episode_index"]), task=meta["task"],
+                scenario=meta["scenario"], split=meta["split"],
+                frame_numbers=d[FRAME_NUMBER][rows].reshape(-1).astype(np.int64),
+                joints=state[:, : 3 * NUM_JOINTS].reshape(-1, NUM_JOINTS, 3).copy(),
+                valid=d[VALID][rows].astype(bool), extrinsics=state[:, 3 * NUM_JOINTS:].reshape(-1, 3, 4).copy(),
+                intrinsics=np.asarray(meta["intrinsics"], dtype=np.float32),
+                frames=np.stack(imgs[rows]).astype(np.uint8) if frames else None,
+            ))
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All non-image window arrays at once, vectorised (as ``WindowDataset.arrays()``; for baselines/metrics)."""
+        from egghand_lib.data.windows import concat_windows, make_windows
+
+        return concat_windows([make_windows(ep, self.protocol, self.up) for ep in self.to_episodes()])
+
     @staticmethod
     def collate_fn(windows: list[dict]) -> dict:
         from egghand_lib.batch import collate_windows
