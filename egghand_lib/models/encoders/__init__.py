@@ -38,9 +38,12 @@ def available_encoders() -> list[str]:
 def build_encoder(name: str, **kwargs) -> VideoTextEncoder:
     """Build the encoder registered as ``name`` with keyword options (see each encoder's docstring).
 
-    offline:  image_size=64, video_width=128, grid=4, max_text_len=32, text_model_dir=None, ...
-    egovideo: checkpoint (required), tokenizer_path=None, config=None, video_output="cls", max_text_len=59
-    internvl: model_dir (required), image_size=None, max_text_len=32, dtype=float32
+    offline:  image_size=64, video_width=128, grid=4, stem_channels=32, mid_channels=64, max_text_len=32,
+              text_model_dir=None, text_cache_size=50000
+    egovideo: checkpoint (required), tokenizer_path=None, config=None (EgoVideoConfig or dict),
+              video_output="cls" | "all" | "pooled", max_text_len=59, dtype="float32"
+    internvl: model_dir (required), video_tokens="frame_mean" | "all", max_text_len=32, image_size=None,
+              dtype="float32"
     cached:   video_dim, text_dim, num_video_tokens=1, num_text_tokens=None, source_key=None
     """
     if name not in ENCODER_REGISTRY:
