@@ -41,16 +41,6 @@ def frames_to_unit_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float()
 
 
-def resize_images(images: torch.Tensor, size: int | tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """Resize (N, C, H, W) float images to ``size``; area averaging when shrinking (cheap anti-aliasing)."""
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(images.shape[-2:]) == size:
-        return images
-    if images.shape[-2] >= size[0] and images.shape[-1] >= size[1]:
-        return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode=mode, align_corners=False)
-
-
 def short_side_resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C, H, W) float -> (N, C, size, size): resize the short side to ``size`` then centre crop."""
     h, w = images.shape[-2:]
