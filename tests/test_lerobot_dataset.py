@@ -224,3 +224,34 @@ def test_lerobot_stats_agree_with_window_stats_and_normalisation():
     valid = torch.cat([torch.from_numpy(arr["past_valid"]).repeat_interleave(3, -1),
                        torch.ones(*state.shape[:-1], 12, dtype=torch.bool)], -1)
     torch.testing.assert_close(s_n[valid], expect[valid], rtol=1e-5, atol=1e-5)
+
+
+def test_resumable_export_in_parts(tmp_path, monkeypatch):
+    """A long export is written in parts; a re-run after a failure redoes only the missing parts."""
+    import copy
+
+    episodes = make_episodes(3, num_frames=12, size=8)  # 12, 7 and 2 frames
+    broken = copy.copy(episodes[2])
+    broken.frames = None  # fails in the last part, after two parts are on disk
+    root, work = tmp_path / "lr", tmp_path / ".lr.export"
+    with pytest.raises(ValueError, match="frames were not decoded"):
+        L.export_lerobot(episodes[:2] + [broken], root, source={"prep": "x"}, part_size=1)
+    assert not root.exists()
+    assert (work / "part_00001" / "meta" / "egghand.json").is_file()
+    assert not (work / "part_00002").exists()
+    written = []
+    real = L._add_episode
+    monkeypatch.setattr(L, "_add_episode", lambda ds, ep: (written.append(ep.take_uid), real(ds, ep)))
+    L.export_lerobot(episodes, root, source={"prep": "x"}, part_size=1, stats=compute_stats(episodes))
+    assert written == [episodes[2].take_uid]  # parts 0 and 1 were reused
+    assert not work.exists()
+    ref = WindowDataset.from_episodes(episodes)
+    wds = L.LeRobotWindowDataset(root)
+    assert len(wds) == len(ref) == 21 and wds.stats is not None
+    for i in range(len(ref)):
+        got, want = wds[i], ref[i]
+        for key, w in want.items():
+            if isinstance(w, str):
+                assert got[key] == w, key
+            else:
+                torch.testing.assert_close(got[key], w, rtol=0, atol=1e-6, equal_nan=True, msg=key)

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from egghand_lib.batch import (
     target_offsets,
 )
 from egghand_lib.data.windows import canonicalize_windows
-from egghand_lib.io import atomic_dir, atomic_write_json
+from egghand_lib.io import atomic_dir, atomic_write_json, clean_partials
 from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
 
 STATE = "observation.state"
@@ -107,59 +108,132 @@ def export_lerobot(
     progress: bool = False,
     stats: NormStats | dict | None = None,
     source: dict | None = None,
+    part_size: int = 64,
 ) -> Any:
     """Write ``episodes`` (egghand_lib.data.episodes.Episode) as a local LeRobot v3.0 dataset at ``root``.
 
     Works offline (nothing is pushed or pulled). The folder appears atomically: an interrupted export
-    leaves only a hidden ``.name.*.partial`` folder. Returns the dataset re-opened from ``root``.
+    leaves no ``root``, only hidden work folders beside it. Returns the dataset re-opened from ``root``.
     ``image_writer_threads`` > 0 writes PNGs in background threads (lerobot's AsyncImageWriter).
     ``stats``: the training split's canonical-window statistics (NormStats or lerobot layout), stored as
     ``meta/egghand_stats.json`` and served as ``LeRobotWindowDataset.stats``. LeRobot's own
     ``meta/stats.json`` describes the stored WORLD-frame features and is not what the model normalises with.
-    ``source``: free-form identity of the input (recorded in ``meta/egghand.json``).
+    ``source``: identity of the input (recorded in ``meta/egghand.json``). With a ``source`` and a list
+    of more than ``part_size`` episodes the export is RESUMABLE: it writes parts of ``part_size``
+    episodes into ``.{root.name}.export/`` (each part atomically), skips parts already written for the
+    same source and episodes when re-run, and merges them with lerobot's ``aggregate_datasets``.
     """
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     root = Path(root)
     if root.exists() and not overwrite:
         raise FileExistsError(f"root: {root} already exists (pass overwrite=True to replace it)")
     if fps != FPS:
         raise ValueError(f"fps: EggHand windows are defined at {FPS} fps, got {fps}")
+    if part_size < 1:
+        raise ValueError(f"part_size: must be >= 1, got {part_size}")
+    meta = {"format": SIDECAR_FORMAT, "fps": fps, "source": source or {}}
+    stats_dict = stats.to_lerobot() if isinstance(stats, NormStats) else stats
+    if isinstance(episodes, Sequence) and len(episodes) > part_size:
+        _export_in_parts(list(episodes), root, repo_id, overwrite, image_writer_threads, progress, meta,
+                         part_size, resume=source is not None, stats=stats_dict)
+    else:
+        bar = _progress(progress, "export lerobot", len(episodes) if hasattr(episodes, "__len__") else None)
+        with atomic_dir(root, overwrite=overwrite) as tmp:
+            tmp.rmdir()  # LeRobotDataset.create insists on creating the folder itself
+            try:
+                _write_dataset(episodes, tmp, repo_id, image_writer_threads, bar, meta)
+            finally:
+                bar.close()
+            if stats_dict is not None:
+                save_stats(stats_dict, tmp / STATS_FILE)
+    return _open_lerobot(repo_id, root)
+
+
+def _open_lerobot(repo_id: str, root: Path) -> Any:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id, root=root)
+
+
+def _episode_key(ep: Any) -> list:
+    return [ep.take_uid, int(ep.episode_index), int(ep.frame_numbers[0]), len(ep.frame_numbers)]
+
+
+def _write_dataset(episodes: Iterable[Any], folder: Path, repo_id: str, image_writer_threads: int, bar: Any,
+                   meta: dict) -> None:
+    """One pass: a LeRobot dataset at ``folder`` (which must not exist) + its ``meta/egghand.json``."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     it = iter(episodes)
     first = next(it, None)
     if first is None:
         raise ValueError("episodes: nothing to export (empty iterable)")
+    _check_episode(first)
+    h, w = np.shape(first.frames)[1:3]
+    ds = LeRobotDataset.create(repo_id, fps=FPS, features=lerobot_features(h, w), root=folder, use_videos=False,
+                               image_writer_threads=image_writer_threads)
     sidecar: list[dict] = []
+    try:
+        for ep in _chain(first, it):
+            _check_episode(ep)
+            if tuple(np.shape(ep.frames)[1:3]) != (h, w):
+                raise ValueError(f"episode {ep.take_uid}#{ep.episode_index}: frames are "
+                                 f"{np.shape(ep.frames)[1:3]}, the dataset's first episode has {(h, w)}")
+            _add_episode(ds, ep)
+            sidecar.append({
+                "take_uid": ep.take_uid, "episode_index": int(ep.episode_index), "task": ep.task,
+                "scenario": ep.scenario, "split": ep.split, "num_frames": len(ep.frame_numbers),
+                "intrinsics": np.asarray(ep.intrinsics, dtype=np.float64).tolist(),
+            })
+            bar.update(1)
+    finally:  # also on failure: no PNG writer threads or open parquet writers left behind
+        ds.stop_image_writer()
+        ds.finalize()
+    atomic_write_json(folder / SIDECAR, {**meta, "episodes": sidecar})
+
+
+def _export_in_parts(episodes: list, root: Path, repo_id: str, overwrite: bool, image_writer_threads: int,
+                     progress: bool, meta: dict, part_size: int, resume: bool, stats: dict | None) -> None:
+    """Resumable export: parts of ``part_size`` episodes in a work folder, then one aggregated dataset."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+    from lerobot.utils.utils import SuppressProgressBars
+
+    work = root.parent / f".{root.name}.export"
+    parts = [episodes[i: i + part_size] for i in range(0, len(episodes), part_size)]
+    plan = {"repo_id": repo_id, "source": meta["source"], "parts": [[_episode_key(e) for e in p] for p in parts]}
+    plan_path = work / "plan.json"
+    try:
+        same = resume and json.loads(plan_path.read_text()) == json.loads(json.dumps(plan))
+    except (FileNotFoundError, json.JSONDecodeError):
+        same = False
+    if not same:  # another input (or no identity to resume by): start over
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        atomic_write_json(plan_path, plan)
+    clean_partials(work)
+    bar = _progress(progress, "export lerobot", len(episodes))
+    part_roots = []
+    try:
+        for i, part in enumerate(parts):
+            folder = work / f"part_{i:05d}"
+            part_roots.append(folder)
+            if (folder / SIDECAR).is_file():  # parts appear atomically: this one is complete
+                bar.update(len(part))
+                continue
+            with atomic_dir(folder, overwrite=True) as tmp:
+                tmp.rmdir()
+                _write_dataset(part, tmp, repo_id, image_writer_threads, bar, meta)
+    finally:
+        bar.close()
+    sidecars = [read_sidecar(p)["episodes"] for p in part_roots]
     with atomic_dir(root, overwrite=overwrite) as tmp:
-        tmp.rmdir()  # LeRobotDataset.create insists on creating the folder itself
-        _check_episode(first)
-        h, w = np.shape(first.frames)[1:3]
-        ds = LeRobotDataset.create(repo_id, fps=fps, features=lerobot_features(h, w), root=tmp, use_videos=False,
-                                   image_writer_threads=image_writer_threads)
-        total = len(episodes) if hasattr(episodes, "__len__") else None
-        bar = _progress(progress, "export lerobot", total)
-        try:
-            for ep in _chain(first, it):
-                _check_episode(ep)
-                if tuple(np.shape(ep.frames)[1:3]) != (h, w):
-                    raise ValueError(f"episode {ep.take_uid}#{ep.episode_index}: frames are "
-                                     f"{np.shape(ep.frames)[1:3]}, the dataset's first episode has {(h, w)}")
-                _add_episode(ds, ep)
-                sidecar.append({
-                    "take_uid": ep.take_uid, "episode_index": int(ep.episode_index), "task": ep.task,
-                    "scenario": ep.scenario, "split": ep.split, "num_frames": len(ep.frame_numbers),
-                    "intrinsics": np.asarray(ep.intrinsics, dtype=np.float64).tolist(),
-                })
-                bar.update(1)
-        finally:  # also on failure: no PNG writer threads or open parquet writers left behind
-            bar.close()
-            ds.stop_image_writer()
-            ds.finalize()
-        atomic_write_json(tmp / SIDECAR, {"format": SIDECAR_FORMAT, "fps": fps, "source": source or {},
-                                          "episodes": sidecar})
+        tmp.rmdir()
+        with SuppressProgressBars(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            aggregate_datasets([repo_id] * len(part_roots), repo_id, roots=part_roots, aggr_root=tmp)
+        atomic_write_json(tmp / SIDECAR, {**meta, "episodes": [e for sc in sidecars for e in sc]})
         if stats is not None:
-            save_stats(stats.to_lerobot() if isinstance(stats, NormStats) else stats, tmp / STATS_FILE)
-    return LeRobotDataset(repo_id, root=root)
+            save_stats(stats, tmp / STATS_FILE)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _chain(first, rest):
