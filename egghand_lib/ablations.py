@@ -97,19 +97,29 @@ def task_vocabulary(prompts: Sequence[str]) -> list[str]:
     return vocab
 
 
-def dummy_language(batch: dict, vocabulary: Sequence[str], seed: int = 0) -> dict:
+def dummy_language(batch: dict, vocabulary: Sequence[str], seed: int = 0, pool_size: int | None = 16) -> dict:
     """A copy of ``batch`` whose ``task`` prompts are random text: each prompt becomes as many words as
-    it had, drawn uniformly (with replacement) from ``vocabulary``. Every other key is unchanged."""
+    it had, drawn uniformly (with replacement) from ``vocabulary``. Every other key is unchanged.
+
+    ``pool_size`` K: each window picks (by its own seed) one of K random texts per word count, drawn
+    from ``seed``; a text encoder then meets a few hundred distinct prompts instead of one per window
+    (MiniLM runs once per distinct prompt). None: an independent text for every window.
+    """
     if "task" not in batch:
         raise ValueError("batch: dummy_language needs 'task'")
     if not vocabulary:
         raise ValueError("vocabulary: empty")
+    if pool_size is not None and pool_size < 1:
+        raise ValueError(f"pool_size: must be >= 1 or None, got {pool_size}")
     _refuse_cached(batch, "dummy_language")
     vocab = list(vocabulary)
     tasks = []
     for prompt, s in zip(batch["task"], _window_seeds(batch, seed), strict=True):
-        rng = np.random.default_rng(s)
         n = max(1, len(str(prompt).split()))
+        if pool_size is not None:  # text number k of length n, from (seed, n, k) only
+            k = int(np.random.default_rng(s).integers(pool_size))
+            s = int(np.random.SeedSequence([int(seed) % 2**32, n, k]).generate_state(1)[0])
+        rng = np.random.default_rng(s)
         tasks.append(" ".join(vocab[i] for i in rng.integers(0, len(vocab), size=n)))
     return {**batch, "task": tasks}
 

@@ -82,6 +82,13 @@ def test_dummy_language_changes_prompts_only_and_is_seeded(data):
     assert dummy_language(batch, vocab, seed=1)["task"] == out["task"]
     assert dummy_language(batch, vocab, seed=2)["task"] != out["task"]
     assert dummy_language(_batch(test, [4, 5]), vocab, seed=1)["task"] == out["task"][4:6]
+    # A pool of K texts per prompt length keeps the number of distinct prompts small; None: one per window.
+    many = _batch(test, range(len(test)))
+    pooled = dummy_language(many, vocab, seed=1, pool_size=2)["task"]
+    lengths = {len(p.split()) for p in many["task"]}
+    assert len(set(pooled)) <= 2 * len(lengths)
+    free = dummy_language(many, vocab, seed=1, pool_size=None)["task"]
+    assert len(set(free)) > 2 * len(lengths)
 
 
 def test_both_corruptions_and_errors(data):
