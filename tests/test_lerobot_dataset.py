@@ -255,3 +255,14 @@ def test_resumable_export_in_parts(tmp_path, monkeypatch):
                 assert got[key] == w, key
             else:
                 torch.testing.assert_close(got[key], w, rtol=0, atol=1e-6, equal_nan=True, msg=key)
+
+
+def test_up_axis_recorded_and_protocol_checked(tmp_path):
+    episodes = make_episodes(1, num_frames=6, size=8)
+    L.export_lerobot(episodes, tmp_path / "lr", up=(0.0, 1.0, 0.0))
+    wds = L.LeRobotWindowDataset(tmp_path / "lr", load_frames=False)
+    assert wds.up == (0.0, 1.0, 0.0)
+    ref = WindowDataset.from_episodes(episodes, up=(0.0, 1.0, 0.0))
+    torch.testing.assert_close(wds[3]["canonical_T"], ref[3]["canonical_T"], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="protocol"):
+        L.LeRobotWindowDataset(tmp_path / "lr", protocol="past")

@@ -109,6 +109,7 @@ def export_lerobot(
     stats: NormStats | dict | None = None,
     source: dict | None = None,
     part_size: int = 64,
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0),
 ) -> Any:
     """Write ``episodes`` (egghand_lib.data.episodes.Episode) as a local LeRobot v3.0 dataset at ``root``.
 
@@ -122,6 +123,7 @@ def export_lerobot(
     of more than ``part_size`` episodes the export is RESUMABLE: it writes parts of ``part_size``
     episodes into ``.{root.name}.export/`` (each part atomically), skips parts already written for the
     same source and episodes when re-run, and merges them with lerobot's ``aggregate_datasets``.
+    ``up``: the world's up axis, recorded for the reader's canonical frame.
     """
     root = Path(root)
     if root.exists() and not overwrite:
@@ -130,7 +132,7 @@ def export_lerobot(
         raise ValueError(f"fps: EggHand windows are defined at {FPS} fps, got {fps}")
     if part_size < 1:
         raise ValueError(f"part_size: must be >= 1, got {part_size}")
-    meta = {"format": SIDECAR_FORMAT, "fps": fps, "source": source or {}}
+    meta = {"format": SIDECAR_FORMAT, "fps": fps, "up": [float(u) for u in up], "source": source or {}}
     stats_dict = stats.to_lerobot() if isinstance(stats, NormStats) else stats
     if isinstance(episodes, Sequence) and len(episodes) > part_size:
         _export_in_parts(list(episodes), root, repo_id, overwrite, image_writer_threads, progress, meta,
@@ -301,7 +303,7 @@ def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | P
     # WindowDataset's episode order, so that window i of both datasets is the same window.
     wd = WindowDataset(prep_dir, split)
     return export_lerobot(wd.episodes, root, repo_id=repo_id, overwrite=overwrite or force, progress=progress,
-                          stats=wd.stats, source=source)
+                          stats=wd.stats, source=source, up=wd.up)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -338,21 +340,24 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
 
     Item i is the window whose current frame is LeRobot frame i (one window per frame, like
     ``WindowDataset``). ``load_frames=False`` skips image decoding (items then have no "frames").
+    ``stats``: the training statistics exported with the data (NormStats) or None.
     """
 
     def __init__(self, root: str | Path, repo_id: str = DEFAULT_REPO_ID, protocol: str = "future",
-                 up: tuple[float, float, float] = (0.0, 0.0, 1.0), load_frames: bool = True,
+                 up: tuple[float, float, float] | None = None, load_frames: bool = True,
                  episodes: list[int] | None = None):
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         self.root = Path(root)
         if not (self.root / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"root: {self.root / 'meta' / 'info.json'} not found; not a LeRobot dataset")
+        target_offsets(protocol)  # validates the name
         self.protocol = protocol
-        self.up = tuple(float(u) for u in up)
         self.load_frames = load_frames
         self.repo_id = repo_id
         self.sidecar = read_sidecar(self.root)
+        # The up axis the export recorded (the prepared data's), unless given.
+        self.up = tuple(float(u) for u in (up if up is not None else self.sidecar.get("up", (0.0, 0.0, 1.0))))
         stats_path = self.root / STATS_FILE
         self.stats: NormStats | None = None  # the training split's canonical statistics, if exported with them
         if stats_path.is_file():
