@@ -263,14 +263,14 @@ def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, 
     ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
     gt = np.asarray(window["future_joints"])[None]
     valid = np.asarray(window["future_valid"])[None]
-    lines = ["| prompt | final-wrist shift vs own prompt (m) | ADE | MPJPE |", "|---|---|---|---|"]
+    lines = ["| prompt | final-wrist shift vs own prompt (mm) | ADE (m) | MPJPE (m) |", "|---|---|---|---|"]
     for prompt, pred in forecasts.items():
         pred = np.asarray(pred)
         w = list(WRIST_INDICES)
         shift = float(np.linalg.norm(pred[-1, w] - ref[-1, w], axis=-1).mean())
         m = forecast_metrics(pred[None], gt, valid)
         label = f"**{prompt}** (own)" if prompt == own else prompt
-        lines.append(f"| {label} | {shift:.3f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+        lines.append(f"| {label} | {1000 * shift:.1f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
     return "\n".join(lines)
 
 
