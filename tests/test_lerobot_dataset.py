@@ -266,3 +266,16 @@ def test_up_axis_recorded_and_protocol_checked(tmp_path):
     torch.testing.assert_close(wds[3]["canonical_T"], ref[3]["canonical_T"], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="protocol"):
         L.LeRobotWindowDataset(tmp_path / "lr", protocol="past")
+
+
+def test_never_reaches_the_hub(tmp_path, monkeypatch):
+    """Export and read-back work from the local folder alone: every hub entry point of lerobot fails here."""
+    import lerobot.datasets.lerobot_dataset as lds
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("lerobot tried to reach the Hugging Face hub")
+
+    for name in ("snapshot_download", "get_safe_version", "HfApi"):
+        monkeypatch.setattr(lds, name, no_hub)
+    L.export_lerobot(make_episodes(1, num_frames=5, size=8), tmp_path / "lr")
+    assert L.LeRobotWindowDataset(tmp_path / "lr")[4]["frames"].shape == (4, 3, 8, 8)
