@@ -112,22 +112,30 @@ def ensure_prepared(raw_dir: Path, prep_dir: Path, tiny: bool) -> Path:
     return prep_dir
 
 
-def find_demo_outputs(root: Path = REPO / "demo_results") -> dict[str, Path]:
-    """Folders a finished ``egghand demo`` left under ``root``: raw EgoSynth, prepared data, trained model.
+DEMO_ROOTS = (REPO / "egghand_demo", REPO / "demo_results")  # `egghand demo` defaults to ./egghand_demo
+
+
+def find_demo_outputs(roots: tuple[Path, ...] = DEMO_ROOTS) -> dict[str, Path]:
+    """Folders a finished ``egghand demo`` left: raw EgoSynth, prepared data, trained model.
 
     Recognised by their marker files (EgoSynth: manifest.json + takes.json; prepared: manifest.json +
-    settings.json; model: config.json + model.safetensors). Missing ones are absent from the result.
+    settings.json; model: a folder named ``model`` with config.json + model.safetensors). Missing ones
+    are absent from the result; the first root holding anything wins.
     """
-    found: dict[str, Path] = {}
-    if not root.is_dir():
-        return found
-    for p in sorted(root.rglob("*")):
-        if not p.is_dir() or len(p.relative_to(root).parts) > 4:
+    for root in roots:
+        found: dict[str, Path] = {}
+        if not root.is_dir():
             continue
-        if "raw" not in found and (p / "takes.json").is_file() and (p / "manifest.json").is_file():
-            found["raw"] = p
-        elif "prep" not in found and (p / "settings.json").is_file() and (p / "manifest.json").is_file():
-            found["prep"] = p
-        elif "model" not in found and (p / "config.json").is_file() and (p / "model.safetensors").is_file():
-            found["model"] = p
-    return found
+        for p in sorted(root.rglob("*")):
+            if not p.is_dir() or len(p.relative_to(root).parts) > 4:
+                continue
+            if "raw" not in found and (p / "takes.json").is_file() and (p / "manifest.json").is_file():
+                found["raw"] = p
+            elif "prep" not in found and (p / "settings.json").is_file() and (p / "manifest.json").is_file():
+                found["prep"] = p
+            elif ("model" not in found and p.name == "model" and (p / "config.json").is_file()
+                  and (p / "model.safetensors").is_file()):
+                found["model"] = p
+        if found:
+            return found
+    return {}

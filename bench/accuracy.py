@@ -69,6 +69,11 @@ def main() -> int:
         raw = args.raw or demo.get("raw") or ensure_egosynth(args.work / f"raw_{tag}", args.tiny)
         prep = ensure_prepared(raw, args.work / f"prep_{tag}", args.tiny)
     ckpt = args.checkpoint or (demo.get("model") if args.prep is None and args.raw is None else None)
+    if ckpt is not None and args.checkpoint is None:  # reuse the demo's model only if it is cpu-small
+        import json
+
+        if json.loads((ckpt / "config.json").read_text()).get("preset_name") != "cpu-small":
+            ckpt = None
 
     train_s = None
     if ckpt is not None:

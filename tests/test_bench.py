@@ -20,8 +20,10 @@ LINE = re.compile(r"^([A-Za-z0-9_]+): (\S+)$")
 
 # script -> figures it must print (a subset of what it prints)
 EXPECTED = {
-    "data_prep.py": ("windows", "library_windows_per_s", "reference_windows_per_s", "speedup_windowing",
-                     "speedup_files_to_windows", "library_peak_traced_mb"),
+    "data_prep.py": ("windows", "library_windows_per_s", "reference_python_windows_per_s",
+                     "reference_numpy_windows_per_s", "speedup_windowing_vs_python_loop",
+                     "speedup_windowing_vs_numpy_loop", "speedup_files_to_windows_vs_python_loop",
+                     "library_peak_traced_mb"),
     "accuracy.py": ("static_ade", "cvm_ade", "egghand_ade", "egghand_mpjpe", "egghand_fde", "egghand_mpjpe_f",
                     "egghand_over_cvm_ade", "egghand_over_cvm_mpjpe", "noisy_vision_mpjpe", "dummy_language_mpjpe",
                     "noisy_vision_over_clean_mpjpe", "dummy_language_over_clean_ade"),
