@@ -492,7 +492,22 @@ def _masked_feature_stats(values: np.ndarray, valid: np.ndarray, groups: list[li
     return out
 
 
-def window_stats(windows: Iterable[dict]) -> dict[str, dict[str, np.ndarray]]:
+def _chunked(windows: Iterable[dict], min_rows: int):
+    """Concatenate consecutive window dicts until they hold >= ``min_rows`` observed frames (fewer lerobot calls)."""
+    keys = ("past_joints", "past_valid", "past_extrinsics", "future_joints", "future_valid")
+    buf: list[dict] = []
+    rows = 0
+    for w in windows:
+        buf.append({k: _np(w[k]) for k in keys})
+        rows += buf[-1]["past_joints"].size // (3 * NUM_JOINTS)
+        if rows >= min_rows:
+            yield {k: np.concatenate([b[k].reshape(-1, *b[k].shape[-2:]) for b in buf]) for k in keys}
+            buf, rows = [], 0
+    if buf:
+        yield {k: np.concatenate([b[k].reshape(-1, *b[k].shape[-2:]) for b in buf]) for k in keys}
+
+
+def window_stats(windows: Iterable[dict], chunk_rows: int = 200_000) -> dict[str, dict[str, np.ndarray]]:
     """Min-max (and mean/std/quantile) statistics of canonical windows, valid joints only (SPEC 3).
 
     ``windows``: an iterable of window-array dicts (``make_windows`` output, a ``WindowDataset.arrays()``
@@ -501,7 +516,8 @@ def window_stats(windows: Iterable[dict]) -> dict[str, dict[str, np.ndarray]]:
     "action": {...}}`` with (138,) / (126,) arrays per statistic; statistics of each joint use only the
     frames where it is valid, computed by ``lerobot.datasets.compute_stats.get_feature_stats`` per chunk
     and merged with ``aggregate_feature_stats``. ``count`` is the number of frames seen. A coordinate
-    never valid gets min = max = 0 (a constant, which normalises to 0).
+    never valid gets min = max = 0 (a constant, which normalises to 0). Inputs are gathered into chunks
+    of about ``chunk_rows`` frames (each lerobot call builds 5000-bin histograms: few large calls are fast).
     """
     from lerobot.datasets.compute_stats import aggregate_feature_stats
 
@@ -509,9 +525,9 @@ def window_stats(windows: Iterable[dict]) -> dict[str, dict[str, np.ndarray]]:
     parts: dict[str, list[list[dict]]] = {"state": [[] for _ in range(NUM_JOINTS + 1)],
                                           "action": [[] for _ in range(NUM_JOINTS)]}
     counts = {"state": 0, "action": 0}
-    for w in windows:
-        pj, pv, pe = (_np(w[k]) for k in ("past_joints", "past_valid", "past_extrinsics"))
-        fj, fv = _np(w["future_joints"]), _np(w["future_valid"])
+    for w in _chunked(windows, chunk_rows):
+        pj, pv, pe = (w[k] for k in ("past_joints", "past_valid", "past_extrinsics"))
+        fj, fv = w["future_joints"], w["future_valid"]
         pj, pv, pe = pj.reshape(-1, NUM_JOINTS * 3), pv.reshape(-1, NUM_JOINTS).astype(bool), pe.reshape(-1, 12)
         fj, fv = fj.reshape(-1, NUM_JOINTS * 3), fv.reshape(-1, NUM_JOINTS).astype(bool)
         counts["state"] += len(pj)
