@@ -97,6 +97,7 @@ def test_build_and_read_equal_encoder_outputs(tmp_path, prep):
     torch.testing.assert_close(clone[11]["text_tokens"], item["text_tokens"], rtol=0, atol=0)
     batch = collate_windows([wrapped[i] for i in range(5)])
     assert batch["video_tokens"].shape == (5, 4, 6) and batch["text_tokens"].shape == (5, 12, 5)
+    assert cache.token_shape("video") == (4, 6) and cache.token_shape("text") == (12, 5)
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["encoder"]["cache_key"]["weights_sha256"] == "seed-0" and manifest["complete"]
     assert manifest["dataset"]["split"] == "train" and manifest["dataset"]["num_windows"] == len(ds)

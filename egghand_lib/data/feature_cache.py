@@ -433,7 +433,15 @@ class CachedFeatures:
 
     @property
     def encoder(self) -> dict:
+        """``{"name", "cache_key", "parts"}`` of the encoder that built the cache."""
         return self.manifest["encoder"]
+
+    def token_shape(self, part: str) -> tuple[int, int]:
+        """(tokens per item, width) of the cached "video" or "text" features (e.g. to size a CachedEncoder)."""
+        if part not in self.parts:
+            raise ValueError(f"part: {part!r} is not cached in {self.cache_dir} (parts {self.parts})")
+        n, d = (self.manifest.get("token_shapes") or _token_shapes(self.cache_dir, self.manifest))[part]
+        return int(n), int(d)
 
     def __getstate__(self) -> dict:  # open safetensors handles do not pickle (DataLoader workers)
         state = dict(self.__dict__)
