@@ -173,3 +173,30 @@ def test_named_configs_and_errors(tmp_path):
         train(TrainConfig.named("tiny"), tmp_path / "unused", progress=False)
     with pytest.raises(ValueError, match="warmup_ratio"):
         toy_config(warmup_ratio=1.5).validate()
+
+
+def test_tiny_egghand_run_lowers_its_loss(tmp_path):
+    from experiments_helpers import fake_datasets, single_thread, tiny_model
+
+    from egghand_lib.batch import collate_windows
+
+    train_ds, test_ds = fake_datasets()
+    with single_thread():
+        model = tiny_model(train_ds)
+        batch = collate_windows([test_ds[i] for i in range(0, len(test_ds), 3)])
+        model.eval()
+        with torch.no_grad():
+            before = float(model(batch)["loss"])
+        cfg = TrainConfig.named("tiny", max_steps=20, eval_every=10)
+        result = train(cfg, tmp_path, model=model, train_dataset=train_ds, eval_dataset=test_ds, progress=False)
+        model.eval()
+        with torch.no_grad():
+            after = float(model(batch)["loss"])
+    assert after < 0.95 * before
+    assert result.finished and (tmp_path / "model" / "config.json").is_file()
+    assert {"val_loss", "val_ade", "val_mpjpe"} <= set(result.eval_metrics)
+    # The saved model reloads with the same forecasts.
+    from egghand_lib.training import load_trained
+
+    with single_thread(), torch.no_grad():
+        assert torch.allclose(load_trained(tmp_path).forecast(batch), model.forecast(batch), atol=1e-6)
