@@ -650,7 +650,7 @@ def _script_task(s: Script, family: str, hand: str, other: str, duration: float)
     p, rng = s.p, s.rng
     k = p.target
     for h in HANDS:
-        s.pause(h, 0.2, 1.2)
+        s.pause(h, 0.1, 0.6)
     while min(s.clock.values()) < duration:
         if family == "pick_lift":
             w, e, c = s.grasp(hand, k)
@@ -837,7 +837,7 @@ def _script_task(s: Script, family: str, hand: str, other: str, duration: float)
                 s.add(hand, 0.18, w + np.array([0, 0, 0.035]), eul, point)
             s.go_rest(hand)
         for h in HANDS:
-            s.pause(h, 0.3, 1.5)
+            s.pause(h, 0.2, 0.8)
 
 
 def plan_take(cfg: SynthConfig, index: int, split: str, family: str) -> TakePlan:
@@ -1300,6 +1300,14 @@ def _manifest(cfg: SynthConfig, takes: list[dict]) -> dict[str, Any]:
     }
 
 
+def _same_data(old_config: dict | None, cfg: SynthConfig) -> bool:
+    """True if a stored config generates the same data as ``cfg`` (``workers`` does not change the data)."""
+    if not isinstance(old_config, dict):
+        return False
+    new = json.loads(json.dumps(asdict(cfg)))
+    return {k: v for k, v in old_config.items() if k != "workers"} == {k: v for k, v in new.items() if k != "workers"}
+
+
 def generate_egosynth(out_dir: str | Path, preset: str = "tiny", seed: int = 0, overwrite: bool = False,
                       progress: bool = True, **overrides: Any) -> Path:
     """Generate an EgoSynth dataset in the EgoExo4D layout at ``out_dir`` and return its path.
@@ -1316,8 +1324,7 @@ def generate_egosynth(out_dir: str | Path, preset: str = "tiny", seed: int = 0, 
                 old = json.loads(manifest_path.read_text())
             except json.JSONDecodeError:
                 old = None
-            if old is not None and old.get("config") == _manifest(cfg, [])["config"] and old.get(
-                    "version") == GENERATOR_VERSION:
+            if old is not None and old.get("version") == GENERATOR_VERSION and _same_data(old.get("config"), cfg):
                 return out_dir
         raise FileExistsError(f"out_dir: {out_dir} already exists (and is not this very generation); "
                               "pass overwrite=True (CLI: --overwrite) to replace it")
