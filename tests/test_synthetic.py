@@ -229,8 +229,12 @@ def test_projected_joints_land_on_hand_pixels(tiny):
 def test_target_object_visible_and_motion_goes_to_it(tiny):
     for t in _takes(tiny):
         gt = S.load_ground_truth(tiny, t["take_uid"])
-        obs = gt["target_pixels"]
-        assert (obs > 15).mean() > 0.8  # the target is in (nearly) every observed frame
+        seen = gt["target_pixels"] > 15
+        assert seen.mean() > 0.7
+        # Every 2 s observation window (20 frames at 10 fps) sees the target in at least a third of its frames
+        # (a hand may cover a small object while grasping it, or a head turn may look away briefly).
+        per_window = np.convolve(seen, np.ones(20), mode="valid")
+        assert per_window.min() >= 7, per_window.min()
         # Some hand comes close to the target object: the motion depends on where it is.
         target = gt["object_positions"][:, int(gt["target_index"])]
         tips = gt["joints"][:, list(skeleton.FINGERTIP_INDICES) + [0, 21]]
@@ -243,7 +247,7 @@ def test_target_object_visible_and_motion_goes_to_it(tiny):
         n = len(gt["frame_numbers"])
         colour = t["egosynth"]["target_object"].split()[0]
         shows = _is_shade_of(frames, S.COLOURS[colour], tol=20).reshape(n, -1).sum(1)
-        assert (shows >= 8).mean() > 0.8
+        assert (shows >= 8).mean() > 0.7
         in_scene = {o.split()[0] for o in t["egosynth"]["objects"]}
         absent = [c for c in S.COLOURS if c not in in_scene and c != "white"]  # white looks like the grey table
         assert absent
