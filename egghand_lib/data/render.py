@@ -90,7 +90,7 @@ def _cat(parts: list, shape: tuple) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(shape, np.float32)
 
 
-def _pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
+def pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H, W, 3) camera-frame ray directions through pixel centres, with z = 1."""
     u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     x = (u - K[0, 2]) / K[0, 0]
@@ -211,7 +211,7 @@ def render(
     E = np.asarray(E, np.float32)
     R, tc = E[:, :3], E[:, 3]
     if rays is None:
-        rays = _pixel_rays(K, width, height)
+        rays = pixel_rays(K, width, height)
     flat_rays = rays.reshape(-1, 3)
     HW = height * width
     light = R @ (np.asarray(light_dir, np.float32) / np.linalg.norm(light_dir))

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from egghand_lib import skeleton
-from egghand_lib.data.render import Primitives, _pixel_rays, render
+from egghand_lib.data.render import Primitives, pixel_rays, render
 from egghand_lib.geometry import look_at_extrinsics
 from egghand_lib.io import atomic_dir, atomic_path, atomic_write_json
 
@@ -1094,7 +1094,7 @@ def render_take(cfg: SynthConfig, plan: TakePlan, sim: TakeSim) -> dict[str, np.
     """
     S = cfg.image_size
     K = sim.intrinsics
-    rays = _pixel_rays(K, S, S)
+    rays = pixel_rays(K, S, S)
     F = len(sim.frame_numbers)
     frames = np.zeros((F, S, S, 3), np.uint8)
     in_view = np.zeros((F, 42), bool)
