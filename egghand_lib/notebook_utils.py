@@ -207,8 +207,10 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
     if (out / "model" / "config.json").is_file() and saved.is_file():
         import json
 
-        if {k: v for k, v in json.loads(saved.read_text()).items() if k not in cfg._BOOKKEEPING} == {
-                k: v for k, v in cfg.to_dict().items() if k not in cfg._BOOKKEEPING}:
+        # Compare as JSON (tuples and lists alike), ignoring fields that do not change the weights.
+        now = json.loads(json.dumps(cfg.to_dict()))
+        then = json.loads(saved.read_text())
+        if all(then.get(k) == v for k, v in now.items() if k not in cfg._BOOKKEEPING):
             return load_trained(out).eval(), out
     result = train(cfg, out, prep_dir=prep_dir, progress=progress, resume=True)
     return result.model.eval(), out

@@ -432,7 +432,7 @@ EVAL_MAX_WINDOWS = 64       # None = the whole test split'''),
             results = evaluate(prep_dir, test_split, model, out_dir=run_dir / "eval", max_windows=EVAL_MAX_WINDOWS,
                                progress=False)
             display(Markdown(viz.metrics_table_markdown(nu.metrics_rows(results))))
-            display(Markdown("The paper on EgoExo4D (Table 1), for reference:\n\n"
+            display(Markdown("The paper on EgoExo4D (Table 1), for reference:\\n\\n"
                              + viz.metrics_table_markdown(nu.PAPER_TABLE1, bold_best=False)))'''),
             code('''
             fig = viz.horizon_error_figure(nu.horizon_curves(results, "mpjpe"), ylabel="MPJPE (m)",
