@@ -415,8 +415,9 @@ def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batc
             batch = batch_to(collate([dataset[i] for i in indices[lo:lo + batch_size]]), device)
             out = model(batch)
             losses.append(float(out["loss"]) * len(indices[lo:lo + batch_size]))
-            if hasattr(model, "forecast"):
-                preds.append(model.forecast(batch).float().cpu())
+            if "pred" in out or hasattr(model, "forecast"):
+                # in eval mode forward's "pred" is the deterministic forecast: no second pass needed
+                preds.append((out["pred"] if "pred" in out else model.forecast(batch)).float().cpu())
                 gts.append(batch["future_joints"].cpu())
                 valids.append(batch["future_valid"].cpu())
     model.train(was_training)
