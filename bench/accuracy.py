@@ -36,6 +36,27 @@ VARIANTS = {"noisy_vision": "noisy vision", "dummy_language": "dummy language",
             "noisy_vision_dummy_language": "noisy vision + dummy language"}
 
 
+def load_model(path: Path):
+    """(model, description) from a finished run folder, a saved model folder, or a training checkpoint
+    (``run/checkpoints/step_XXXXXX``, or a run folder without ``model/``: its latest checkpoint)."""
+    import json
+
+    from egghand_lib.training import TrainConfig, build_model, list_checkpoints, load_checkpoint, load_trained
+
+    if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
+        return load_trained(path), f"loaded from {path}"
+    ckpt = path if (path / "state.json").is_file() else (list_checkpoints(path) or [None])[-1]
+    if ckpt is None:
+        raise FileNotFoundError(f"--checkpoint {path}: no saved model, run folder or training checkpoint")
+    run_dir = ckpt.parent.parent
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "train_config.json").read_text()))
+    model = build_model(cfg)
+    state = load_checkpoint(ckpt, model)  # trainable weights + buffers (normalisation statistics included)
+    total = state.get("total_steps")
+    status = "finished" if total is not None and state["step"] >= total else "training NOT finished"
+    return model, f"checkpoint {ckpt} (config {cfg.name}, step {state['step']} of {total}: {status})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="tiny EgoSynth and a few training steps (CI)")
@@ -60,7 +81,7 @@ def main() -> int:
         subset_indices,
     )
     from egghand_lib.metrics import forecast_metrics
-    from egghand_lib.training import TrainConfig, load_trained, train
+    from egghand_lib.training import TrainConfig, train
 
     tag = "tiny" if args.tiny else "bench"
     demo = {} if args.tiny else find_demo_outputs()
@@ -77,8 +98,7 @@ def main() -> int:
 
     train_s = None
     if ckpt is not None:
-        model = load_trained(ckpt)
-        source = f"loaded from {ckpt}"
+        model, source = load_model(Path(ckpt))
     else:
         over = {"eval_split": None, "max_steps": args.max_steps or (8 if args.tiny else None),
                 "train_split": args.train_split}
