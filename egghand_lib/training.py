@@ -459,7 +459,7 @@ def _accelerator(config: TrainConfig):
 
 
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    now = config.to_dict()
+    now = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
     diff = sorted(k for k in now if k not in TrainConfig._BOOKKEEPING and saved.get(k) != now[k])
     if diff:
         raise ValueError(f"{path}: the run in this folder used a different config ({diff}); "

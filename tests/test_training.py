@@ -89,6 +89,10 @@ def test_resume_refuses_changed_config(tmp_path):
     train(toy_config(), tmp_path, model=ToyRegressor(), train_dataset=ds, stop_at_step=2, progress=False)
     with pytest.raises(ValueError, match="different config"):
         train(toy_config(lr=5e-3), tmp_path, model=ToyRegressor(), train_dataset=ds, progress=False)
+    # Tuples inside model_overrides survive the JSON round trip of the stored config.
+    tup = toy_config(model_overrides={"loss_weights": (0.6, 0.0, 0.2)})
+    train(tup, tmp_path / "t", model=ToyRegressor(), train_dataset=ds, stop_at_step=1, progress=False)
+    assert train(tup, tmp_path / "t", model=ToyRegressor(), train_dataset=ds, stop_at_step=2, progress=False).step == 2
     # Bookkeeping fields may change; resume=False starts over.
     out = train(toy_config(log_every=3), tmp_path, model=ToyRegressor(), train_dataset=ds, progress=False)
     assert out.finished
