@@ -419,6 +419,21 @@ def explorer_update(window: Mapping[str, Any], prompt: str | None, forecast_fn: 
     return window_figure(w, pred, frame=frame, **figure_kwargs), w, pred
 
 
+def figure_output(fig: Any) -> dict:
+    """A plotly figure as a notebook ``display_data`` output: the plotly JSON mimetype (JupyterLab, VS Code)
+    plus self-contained-enough HTML (classic Notebook, Colab; plotly.js from its CDN)."""
+    import json
+
+    return {
+        "output_type": "display_data", "metadata": {},
+        "data": {
+            "application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+            "text/html": fig.to_html(full_html=False, include_plotlyjs="cdn"),
+            "text/plain": f"<plotly figure: {len(fig.data)} traces, {len(fig.frames)} frames>",
+        },
+    }
+
+
 def forecast_explorer(get_window: Callable[[int], Mapping[str, Any]], num_windows: int,
                       forecast_fn: Callable[[dict], Any], frame: str = "canonical", **figure_kwargs):
     """An ipywidgets panel: a window slider, a prompt box, a frame toggle and a Forecast button.
@@ -429,7 +444,6 @@ def forecast_explorer(get_window: Callable[[int], Mapping[str, Any]], num_window
     last "figure", "window" and "forecast") so it can be driven from code and tests.
     """
     import ipywidgets as widgets
-    from IPython.display import display
 
     if num_windows < 1:
         raise ValueError(f"num_windows: expected at least 1, got {num_windows}")
@@ -448,9 +462,9 @@ def forecast_explorer(get_window: Callable[[int], Mapping[str, Any]], num_window
         fig, w, pred = explorer_update(get_window(index.value), prompt.value, forecast_fn, frame=frame_w.value,
                                        **figure_kwargs)
         state.update(figure=fig, window=w, forecast=pred)
-        output.clear_output(wait=True)
-        with output:
-            display(fig)
+        # Replace the output area's content directly: no `with output:` capture, which can hang headless
+        # notebook runners (nbclient) and misbehaves when a callback runs outside the cell that built the panel.
+        output.outputs = (figure_output(fig),)
 
     index.observe(on_index, names="value")
     button.on_click(on_run)

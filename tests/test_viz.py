@@ -258,6 +258,12 @@ def test_explorer_update_and_widget_wiring():
     ui.frame.value = "world"
     ui.button.click()
     assert seen[-1] == "twist the lid" and "world" in ui.state["figure"].layout.title.text
+    assert len(ui.output.outputs) == 1  # the figure replaced whatever the panel showed before
+    data = ui.output.outputs[0]["data"]
+    assert data["application/vnd.plotly.v1+json"]["layout"]["title"]["text"].startswith("twist the lid")
+    assert len(data["application/vnd.plotly.v1+json"]["frames"]) == 30 and "<div" in data["text/html"]
+    ui.button.click()
+    assert len(ui.output.outputs) == 1
 
 
 def test_result_figures_and_table():
