@@ -1,0 +1,111 @@
+"""egghand_lib.notebook_utils: the helpers the notebooks rely on, on small in-memory data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from egghand_lib import notebook_utils as nu
+from egghand_lib.data.episodes import Episode
+from egghand_lib.data.windows import WindowDataset
+from egghand_lib.geometry import look_at_extrinsics
+
+
+def episodes(n: int = 2, length: int = 32) -> list[Episode]:
+    """Episodes whose head turns and walks while two hands move in front of it (world frame, z up)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 0.03, (42, 3))
+    base[21:, 1] += 0.25
+    out = []
+    for e in range(n):
+        t = np.arange(length)
+        eye = np.stack([1.0 + 0.01 * t, 2.0 + 0.02 * e * t, np.full(length, 1.5)], 1)
+        yaw = 0.3 * e + 0.02 * t
+        target = eye + np.stack([np.cos(yaw), np.sin(yaw), np.full(length, -0.5)], 1)
+        ext = np.stack([look_at_extrinsics(a, b) for a, b in zip(eye, target, strict=True)]).astype(np.float32)
+        joints = (target[:, None] - [0, 0.1, 0] + base[None] + 0.005 * t[:, None, None]).astype(np.float32)
+        valid = rng.random((length, 42)) > 0.1
+        out.append(Episode(
+            take_uid=f"take{e}", episode_index=e, task=f"task {e}", scenario="s", split="train",
+            frame_numbers=np.arange(30, 30 + 3 * length, 3), joints=np.where(valid[..., None], joints, 0),
+            valid=valid, extrinsics=ext, intrinsics=np.array([[100, 0, 64], [0, 100, 64], [0, 0, 1]], np.float32),
+            frames=np.zeros((length, 16, 16, 3), np.uint8),
+        ))
+    return out
+
+
+def test_canonical_checks_and_wrist_positions():
+    ds = WindowDataset.from_episodes(episodes())
+    checks = nu.canonical_checks(ds)
+    for name, (value, expected) in checks.items():
+        if expected == "0":
+            assert abs(value) < 1e-4, name
+        else:
+            assert value > 0.5, name  # the cameras look ahead and 27 degrees down: forward part cos(27) > 0.5
+    md = nu.checks_markdown(checks)
+    assert md.count("\n") == len(checks) + 1 and "stored world joints" in md
+    assert nu.episode_of(ds, len(ds) - 1).take_uid == "take1"
+    assert np.allclose(nu.window_intrinsics(ds, 0), [[100, 0, 64], [0, 100, 64], [0, 0, 1]])
+    pos = nu.wrist_positions(ds)
+    a = ds.arrays()
+    assert len(pos["world frame"]) == len(pos["canonical frame"]) == int(a["past_valid"][:, -1, 0].sum())
+    # Canonical positions are the world positions seen from the first observed camera: closer to the origin.
+    assert np.linalg.norm(pos["canonical frame"], axis=1).max() < np.linalg.norm(pos["world frame"], axis=1).min()
+    picks = nu.pick_windows(ds, 5)
+    assert len(picks) == 5 and picks == sorted(picks) and len(set(picks)) == 5
+
+
+def test_result_tables_from_results_dicts():
+    res = {"methods": ["CVM", "EggHand"],
+           "metrics": {m: {"egghand": {"all": {"ade": v, "fde": v, "mpjpe": v, "mpjpe_f": v}}}
+                       for m, v in (("CVM", 0.3), ("EggHand", 0.2))},
+           "per_horizon": {m: {"egghand": {"ade": [0.1, 0.2], "mpjpe": [0.0, 0.1]}} for m in ("CVM", "EggHand")},
+           "per_group": {"CVM": {"pour": {"ade": 0.3}, "all": {"ade": 0.3}}, "EggHand": {"pour": {"ade": 0.2}}}}
+    assert nu.metrics_rows(res)["EggHand"]["ade"] == 0.2
+    assert nu.horizon_curves(res, "mpjpe")["CVM"].tolist() == [0.0, 0.1]
+    assert nu.per_group_table(res) == {"pour": {"CVM": 0.3, "EggHand": 0.2}}  # "all" is not a group
+    abl = {"rows": [
+        {"table": "2 loss", "variant": "L_abs", "status": "ok", "reason": "", "weights": [0.6, 0.0, 0.0],
+         "ade": 0.3, "fde": 0.3, "mpjpe": 0.1, "mpjpe_f": 0.1},
+        {"table": "3 modality", "variant": "noisy vision", "status": "ok", "reason": "", "ade_vs_clean": 0.05,
+         "ade": 0.31, "fde": 0.3, "mpjpe": 0.1, "mpjpe_f": 0.1},
+        {"table": "5 head init", "variant": "GR00T-pretrained head", "status": "not run", "reason": "no weights",
+         "ade": None, "fde": None, "mpjpe": None, "mpjpe_f": None}]}
+    rows, extra = nu.ablation_table(abl, "2 loss")
+    assert rows == {"L_abs": {"ade": 0.3, "fde": 0.3, "mpjpe": 0.1, "mpjpe_f": 0.1}}
+    assert extra["L_abs"] == {"L_abs": "✓", "L_rel": "", "L_pair": ""}
+    _, extra = nu.ablation_table(abl, "3 modality")
+    assert extra["noisy vision"] == {"vision": "noise", "language": "✓", "ADE vs clean": "+5.0%"}
+    rows, extra = nu.ablation_table(abl, "5 head init")
+    assert rows == {"GR00T-pretrained head": {}} and extra["GR00T-pretrained head"]["status"] == "not run: no weights"
+
+
+def test_paper_setup_status_and_steering_table(tmp_path):
+    st = nu.paper_setup_status(None, str(tmp_path))
+    assert not st["use_paper"]
+    assert any("EgoVideo" in r for r in st["reasons"])
+    assert any("model.safetensors.index.json" in r for r in st["reasons"])
+    (tmp_path / "ckpt.pth").write_bytes(b"x")
+    (tmp_path / "model.safetensors.index.json").write_text("{}")
+    st = nu.paper_setup_status(str(tmp_path / "ckpt.pth"), str(tmp_path))
+    assert st["use_paper"] == st["cuda"] and all("CUDA" in r for r in st["reasons"])
+    cfg = nu.paper_train_config(str(tmp_path / "ckpt.pth"), str(tmp_path), max_steps=3)
+    assert cfg.model_preset == "gr00t-n1.5" and cfg.max_steps == 3
+    assert cfg.model_overrides["decoder_init"] == "gr00t" and cfg.model_overrides["gr00t_path"] == str(tmp_path)
+
+    ds = WindowDataset.from_episodes(episodes(1))
+    w = ds[5]
+    own = w["future_joints"].numpy()
+    moved = own.copy()
+    moved[:, [0, 21]] += [0.0, 0.1, 0.0]  # both wrists 10 cm to the side
+    md = nu.steering_markdown({w["task"]: own, "other": moved}, w).splitlines()
+    assert md[2].startswith("| **task 0** (own) | 0.0 | 0.000 |")
+    assert md[3].startswith("| other | 100.0 | 0.100 |")
+
+
+def test_training_history_reads_the_log(tmp_path):
+    (tmp_path / "metrics.csv").write_text("step,loss,val_loss\n5,1.0,\n10,0.5,0.7\n")
+    h = nu.training_history(tmp_path)
+    assert h["step"].tolist() == [5, 10] and np.isnan(h["val_loss"][0]) and h["val_loss"][1] == 0.7
+    with pytest.raises(FileNotFoundError, match="metrics.csv"):
+        nu.training_history(tmp_path / "nope")
