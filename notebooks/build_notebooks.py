@@ -429,8 +429,8 @@ EVAL_MAX_WINDOWS = 64       # None = the whole test split'''),
             code('''
             from egghand_lib.evaluation import evaluate
 
-            results = evaluate(prep_dir, test_split, model, out_dir=run_dir / "eval", max_windows=EVAL_MAX_WINDOWS,
-                               progress=False)
+            results = evaluate(prep_dir, test_split, model, out_dir=run_dir / "eval", train_split=config.train_split,
+                               max_windows=EVAL_MAX_WINDOWS, progress=False)
             display(Markdown(viz.metrics_table_markdown(nu.metrics_rows(results))))
             display(Markdown("The paper on EgoExo4D (Table 1), for reference:\\n\\n"
                              + viz.metrics_table_markdown(nu.PAPER_TABLE1, bold_best=False)))'''),
@@ -483,6 +483,8 @@ def ablations() -> nbformat.NotebookNode:
 TRAIN_CONFIG = "tiny"      # config of the base model and of every retrained variant
 MAX_STEPS = 5              # optimizer steps per training run; None = the config's own
 MODEL = None               # a trained run folder to ablate instead of training a base model here
+PREP_DIR = None            # your prepared folder (e.g. EgoExo4D); None = EgoSynth below
+TEST_SPLIT, TRAIN_SPLIT = "test", "train"  # EgoExo4D with the paper's lists: "egghand-val", "egghand-train"
 WHICH = ("modality", "egomotion", "loss", "head_init", "encoder")
 MAX_WINDOWS = 32           # evaluated test windows; None = all
 EGOVIDEO_CHECKPOINT = None # Table 4 encoder swap needs both of these ...
@@ -493,14 +495,15 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             from egghand_lib.ablations import run_ablations
             from egghand_lib.training import TrainConfig
 
-            prep_dir = nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
-            train_config = TrainConfig.named(TRAIN_CONFIG, max_steps=MAX_STEPS, eval_split=None)
+            prep_dir = Path(PREP_DIR) if PREP_DIR else nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
+            tag = f"{Path(PREP_DIR).name if PREP_DIR else f'{SYNTH_PRESET}-seed{SEED}'}-{TRAIN_CONFIG}-{MAX_STEPS}"
+            train_config = TrainConfig.named(TRAIN_CONFIG, max_steps=MAX_STEPS, eval_split=None,
+                                             train_split=TRAIN_SPLIT)
             if MODEL is None:
-                base_run = out_root / "models" / f"{SYNTH_PRESET}-seed{SEED}-{TRAIN_CONFIG}-{MAX_STEPS}"
-                model, base_run = nu.train_or_load(train_config, prep_dir, base_run)
+                model, base_run = nu.train_or_load(train_config, prep_dir, out_root / "models" / tag)
             else:
                 base_run = Path(MODEL)
-            ablation_dir = out_root / "03_ablations" / f"{SYNTH_PRESET}-seed{SEED}-{TRAIN_CONFIG}-{MAX_STEPS}"'''),
+            ablation_dir = out_root / "03_ablations" / tag'''),
             md("""
             ## Run everything
 
@@ -509,8 +512,9 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             """),
             code('''
             res = run_ablations(prep_dir, ablation_dir, model=base_run, which=WHICH, train_config=train_config,
-                                max_windows=MAX_WINDOWS, egovideo_path=EGOVIDEO_CHECKPOINT, internvl_path=INTERNVL_DIR,
-                                gr00t_path=GR00T_DIR, progress=False)
+                                split=TEST_SPLIT, train_split=TRAIN_SPLIT, max_windows=MAX_WINDOWS,
+                                egovideo_path=EGOVIDEO_CHECKPOINT, internvl_path=INTERNVL_DIR, gr00t_path=GR00T_DIR,
+                                progress=False)
             print(f"{len(res['rows'])} rows, {res['num_windows']} {res['split']} windows; files in {ablation_dir}")'''),
             md("""
             ## Table 2 · Loss terms
