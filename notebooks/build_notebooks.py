@@ -165,7 +165,8 @@ EVAL_MAX_WINDOWS = 64   # None = the whole test split'''),
             **Static** repeats the mean training pose; **CVM** extrapolates every joint at constant velocity. ADE/FDE
             measure the wrists (average / final frame), MPJPE the wrist-relative hand shape (metres, EggHand
             convention). With the tiny defaults the model has seen a few hundred windows for a few steps: expect it
-            to lose to CVM here. With `cpu-small` on `bench` data it beats both clearly.
+            to lose to CVM here. The `cpu-small` model trained on `bench` data is the one meant to beat both (its
+            figures are in the README / BENCHMARKS.md).
             """),
             code('''
             from egghand_lib.evaluation import evaluate
@@ -477,7 +478,8 @@ def ablations() -> nbformat.NotebookNode:
 
             Tiny defaults retrain each variant for a few steps, which shows the machinery, not the effects. For
             meaningful numbers use `SYNTH_PRESET = "bench"`, `TRAIN_CONFIG = "cpu-small"`, `MAX_STEPS = None` and
-            `MAX_WINDOWS = None` (about an hour on 2 cores with all variants), or pass your trained run as `MODEL`.
+            `MAX_WINDOWS = None` (roughly an hour on 2 cores: six cpu-small trainings of about 10 minutes each), or
+            pass your trained run as `MODEL`.
             """),
             params(DATA_PARAMS + '''
 TRAIN_CONFIG = "tiny"      # config of the base model and of every retrained variant
