@@ -24,7 +24,8 @@ def _one_thread():
 def tiny_policy(seed: int = 0, frozen: bool = True, batches: tuple = (), **overrides) -> EggHandPolicy:
     torch.manual_seed(seed)
     batches = batches or (make_batch(4),)
-    config = EggHandConfig.preset("tiny", **overrides)
+    # The official action space (normalised absolute coordinates) unless a test asks for the anchored one.
+    config = EggHandConfig.preset("tiny", **{"anchor": "none", **overrides})
     return EggHandPolicy(config, make_stats(*batches), encoder=TinyEncoder(frozen=frozen))
 
 
@@ -175,6 +176,27 @@ def test_output_is_denormalised_once(batch):
     torch.testing.assert_close(model.forecast(batch), before + 1.0, atol=1e-5, rtol=1e-5)
 
 
+def test_anchor_last_is_offsets_from_the_last_valid_observation(batch):
+    """anchor="last": zero actions forecast 'hold each joint's last valid observed position'."""
+    model = tiny_policy(anchor="last", anchor_scale=0.5)
+    past, valid = batch["past_joints"], batch["past_valid"].clone()
+    valid[0, -1, 3] = False  # joint 3 of window 0 last seen one frame earlier
+    valid[1, :, 7] = False  # joint 7 of window 1 never seen: anchors at the centre of the action stats
+    b = {**batch, "past_valid": valid}
+    anchor = model.anchor_pose(b)
+    assert torch.equal(anchor[0, 3], past[0, -2, 3]) and torch.equal(anchor[2, 5], past[2, -1, 5])
+    lo, hi = model.stats.action_min.view(42, 3), model.stats.action_max.view(42, 3)
+    torch.testing.assert_close(anchor[1, 7], (lo[7] + hi[7]) / 2)
+    zeros = torch.zeros(4, 10, 126)
+    assert torch.equal(model._to_metres(zeros, anchor), anchor[:, None].expand(4, 10, 42, 3))
+    one = model._to_metres(torch.ones(4, 10, 126), anchor)
+    torch.testing.assert_close(one - anchor[:, None], torch.full_like(one, 0.5))
+    gt = batch["future_joints"]
+    torch.testing.assert_close(model._to_metres(model._to_actions(gt, anchor), anchor), gt, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="anchor"):
+        EggHandConfig.preset("tiny", anchor="first")
+
+
 # ---------------------------------------------------------------------------------------------- gradients
 def test_gradients_reach_adapters_and_decoder_not_frozen_encoder(batch):
     model = tiny_policy(frozen=True)
@@ -214,8 +236,8 @@ def test_cached_features_skip_the_encoder(batch):
               "text_tokens": out.text_tokens, "text_mask": out.text_mask}
     with_enc = tiny_policy()
     torch.manual_seed(0)
-    no_enc = EggHandPolicy(EggHandConfig.preset("tiny", encoder="cached", video_dim=VIDEO_DIM, text_dim=TEXT_DIM),
-                           make_stats(batch))
+    config = EggHandConfig.preset("tiny", encoder="cached", video_dim=VIDEO_DIM, text_dim=TEXT_DIM, anchor="none")
+    no_enc = EggHandPolicy(config, make_stats(batch))
     assert no_enc.encoder is None
     no_enc.load_state_dict({k: v for k, v in with_enc.state_dict().items() if not k.startswith("encoder.")})
     torch.testing.assert_close(no_enc.forecast(cached), with_enc.forecast(batch))

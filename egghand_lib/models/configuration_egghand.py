@@ -30,6 +30,7 @@ DECODER_PARTS = (
     "future_tokens", "position_embedding",
 )
 LOSS_SPACES = ("metres", "normalised")
+ANCHORS = ("none", "last")
 
 
 @dataclass
@@ -86,6 +87,12 @@ class EggHandConfig:
     loss_space: str = "metres"  # forecast_loss on metres (default) or on min-max normalised coordinates
     flow_loss_weight: float = 0.0  # optional auxiliary flow-matching velocity loss (0 disables)
     protocol: str = "future"
+    # What the decoder's actions mean. "none" (the official code): min-max normalised absolute canonical
+    # coordinates. "last": offsets from each joint's last valid observed position, in units of
+    # `anchor_scale` metres; a decoder trained from scratch then starts at "hold the last pose" instead of
+    # having to learn to copy the state first (an option of this toolkit, used by the CPU presets).
+    anchor: str = "none"
+    anchor_scale: float = 0.25
 
     def __post_init__(self) -> None:
         self.loss_weights = tuple(float(w) for w in self.loss_weights)
@@ -104,6 +111,10 @@ class EggHandConfig:
             raise bad("gr00t_path", "decoder_init='gr00t' needs the GR00T-N1.5-3B directory")
         if self.protocol not in TARGET_OFFSETS:
             raise bad("protocol", f"expected one of {sorted(TARGET_OFFSETS)}")
+        if self.anchor not in ANCHORS:
+            raise bad("anchor", f"expected one of {ANCHORS}")
+        if not self.anchor_scale > 0:
+            raise bad("anchor_scale", "must be > 0")
         if self.loss_space not in LOSS_SPACES:
             raise bad("loss_space", f"expected one of {LOSS_SPACES}")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
@@ -184,7 +195,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         backbone_embedding_dim=128, hidden_size=128, input_embedding_dim=128, num_layers=4, num_heads=4,
         head_dim=32, vl_self_attention_layers=1, vl_num_heads=4, vl_head_dim=32, dit_output_dim=128,
         max_state_dim=64, action_dim=32, num_future_tokens=8, max_num_embodiments=32, embodiment_id=31,
-        max_seq_len=32, dropout=0.0, max_video_tokens=256, max_text_tokens=64,
+        max_seq_len=32, dropout=0.0, max_video_tokens=256, max_text_tokens=64, anchor="last",
     ),
     # For tests and smoke runs: ~0.1 M decoder parameters and a narrow offline video CNN.
     "tiny": dict(
@@ -192,6 +203,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         backbone_embedding_dim=32, hidden_size=32, input_embedding_dim=32, num_layers=2, num_heads=2,
         head_dim=16, vl_self_attention_layers=1, vl_num_heads=2, vl_head_dim=16, dit_output_dim=32,
         max_state_dim=16, action_dim=8, num_future_tokens=4, max_num_embodiments=2, embodiment_id=1,
-        max_seq_len=16, dropout=0.0, max_video_tokens=64, max_text_tokens=64,
+        max_seq_len=16, dropout=0.0, max_video_tokens=64, max_text_tokens=64, anchor="last",
     ),
 }

@@ -360,10 +360,36 @@ class EggHandPolicy(nn.Module):
             actions = actions + dt * self._velocity(cond, actions, timesteps)
         return actions
 
-    def _to_metres(self, actions: torch.Tensor) -> torch.Tensor:
-        """Normalised 126-d actions (B, H, 126) -> (B, H, 42, 3) metres."""
+    def anchor_pose(self, batch: dict) -> torch.Tensor | None:
+        """(B, 42, 3) metres: each joint's last valid observed position (config.anchor == "last"), else None.
+
+        A joint never observed in the window anchors at the centre of the action statistics.
+        """
+        if self.config.anchor == "none":
+            return None
+        joints = batch["past_joints"].to(self.device, torch.float32)  # (B, T, J, 3)
+        valid = batch["past_valid"].to(self.device, torch.bool)  # (B, T, J)
+        T = joints.shape[1]
+        steps = torch.arange(T, device=self.device).view(1, T, 1)
+        last = torch.where(valid, steps, torch.full_like(steps, -1)).amax(dim=1)  # (B, J)
+        idx = last.clamp_min(0)[:, None, :, None].expand(-1, 1, -1, 3)
+        pose = torch.gather(joints, 1, idx)[:, 0]  # (B, J, 3)
+        centre = self._minmax("action")[0].view(1, -1, 3)
+        return torch.where((last >= 0)[..., None], pose, centre)
+
+    def _to_metres(self, actions: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder actions (B, H, 126) -> (B, H, 42, 3) metres (see config.anchor)."""
         B, H = actions.shape[:2]
-        return self.unnormalize(actions, "action").reshape(B, H, -1, 3)
+        if anchor is None:
+            return self.unnormalize(actions, "action").reshape(B, H, -1, 3)
+        return anchor[:, None] + actions.reshape(B, H, -1, 3) * self.config.anchor_scale
+
+    def _to_actions(self, joints: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """Inverse of _to_metres: (B, H, 42, 3) metres -> decoder actions (B, H, 126)."""
+        B, H = joints.shape[:2]
+        if anchor is None:
+            return self.normalize(joints.reshape(B, H, -1), "action")
+        return ((joints - anchor[:, None]) / self.config.anchor_scale).reshape(B, H, -1)
 
     def _rollout(self, cond: dict, seed: int, num_steps: int) -> torch.Tensor:
         """The forecast for the noise of ``seed``: normalised 126-d actions (B, H, 126)."""
@@ -384,24 +410,25 @@ class EggHandPolicy(nn.Module):
                 raise ValueError(f"batch: missing key {key!r}")
         ctx, mask = self.encode_context(batch)
         cond = self._condition(ctx, mask, self.encode_state(batch))
-        B = ctx.shape[0]
+        anchor = self.anchor_pose(batch)
         actions = self._rollout(cond, self.config.noise_seed, self.config.num_inference_steps)
-        pred = self._to_metres(actions)
+        pred = self._to_metres(actions, anchor)
         gt = batch["future_joints"].to(self.device, torch.float32)
         valid = batch["future_valid"].to(self.device, torch.bool)
         if self.config.loss_space == "metres":
             losses = forecast_loss(pred, gt, valid, weights=self.config.loss_weights)
         else:
-            gt_n = self.normalize(gt.reshape(B, gt.shape[1], -1), "action").reshape(gt.shape)
+            gt_n = self._to_actions(gt, anchor).reshape(gt.shape)
             losses = forecast_loss(actions.reshape(gt.shape), gt_n, valid, weights=self.config.loss_weights)
         out = {"loss": losses["total"], "abs": losses["abs"], "rel": losses["rel"], "pair": losses["pair"],
                "pred": pred}
         if self.config.flow_loss_weight > 0:
-            out["flow"] = self._flow_loss(cond, gt, valid)
+            out["flow"] = self._flow_loss(cond, gt, valid, anchor)
             out["loss"] = out["loss"] + self.config.flow_loss_weight * out["flow"]
         return out
 
-    def _flow_loss(self, cond: dict, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _flow_loss(self, cond: dict, gt: torch.Tensor, valid: torch.Tensor,
+                   anchor: torch.Tensor | None = None) -> torch.Tensor:
         """GR00T's flow-matching objective in the head's action space + the in/out adapters' reconstruction.
 
         Target z = action_in_proj(normalised gt) (B, H, action_dim); velocity MSE of (z - noise) at a time
@@ -409,7 +436,7 @@ class EggHandPolicy(nn.Module):
         """
         B, H = gt.shape[:2]
         m = valid.repeat_interleave(3, dim=-1)
-        target = self.normalize(gt.reshape(B, H, -1), "action")
+        target = self._to_actions(gt, anchor)
         target = torch.where(m, target, torch.zeros_like(target))  # invalid joints: 0 ("unknown"), as the state
         z = self.action_in_proj(target)
         noise = torch.randn_like(z)
@@ -439,7 +466,7 @@ class EggHandPolicy(nn.Module):
             cond = self._condition(ctx, mask, self.encode_state(batch))
             seed = self.config.noise_seed if seed is None else seed
             steps = num_steps or self.config.num_inference_steps
-            return self._to_metres(self._rollout(cond, seed, steps))
+            return self._to_metres(self._rollout(cond, seed, steps), self.anchor_pose(batch))
 
     def sample(self, batch: dict, n: int, seed: int = 0, num_steps: int | None = None) -> torch.Tensor:
         """n hypotheses per window (B, n, 10, 42, 3) metres, from the noise seeds seed, seed + 1, ..., seed + n - 1."""
@@ -449,7 +476,8 @@ class EggHandPolicy(nn.Module):
             ctx, mask = self.encode_context(batch)
             cond = self._condition(ctx, mask, self.encode_state(batch))
             steps = num_steps or self.config.num_inference_steps
-            outs = [self._to_metres(self._rollout(cond, seed + i, steps)) for i in range(n)]
+            anchor = self.anchor_pose(batch)
+            outs = [self._to_metres(self._rollout(cond, seed + i, steps), anchor) for i in range(n)]
         return torch.stack(outs, dim=1)
 
     # ------------------------------------------------------------------ bookkeeping
