@@ -75,6 +75,9 @@ class TrainConfig:
     save_every: int = 0
     keep_checkpoints: int = 2
     num_workers: int = 0
+    # Folder of frozen-encoder feature caches, one sub-folder per split (`egghand cache`): training then
+    # reads the encoder's outputs instead of running it, and the model is built with encoder="cached".
+    feature_cache: str | None = None
 
     # Fields that do not change the trained weights: they may differ between a run and its resume.
     _BOOKKEEPING = ("name", "log_every", "eval_every", "eval_max_windows", "save_every", "keep_checkpoints",
@@ -391,6 +394,23 @@ def build_model(config: TrainConfig, stats=None) -> nn.Module:
     return EggHandPolicy(mcfg, stats=stats)
 
 
+def attach_feature_cache(dataset, cache_root: str | Path, split: str) -> tuple[Any, dict[str, Any]]:
+    """Wrap ``dataset`` so its items carry the precomputed features of ``cache_root/split`` (frames dropped).
+
+    Returns the wrapped dataset and the EggHandConfig overrides of a model that reads them
+    (encoder="cached" with the cached widths). A cache of other data is refused (StaleCacheError).
+    """
+    from egghand_lib.data.feature_cache import CachedFeatures, with_cached_features
+
+    cache = CachedFeatures(Path(cache_root) / split, dataset=dataset)
+    if set(cache.parts) != {"video", "text"}:
+        raise ValueError(f"{Path(cache_root) / split}: training on cached features needs both video and text "
+                         f"features, this cache holds {cache.parts}")
+    overrides = {"encoder": "cached", "video_dim": cache.token_shape("video")[1],
+                 "text_dim": cache.token_shape("text")[1]}
+    return with_cached_features(dataset, cache, drop_frames=True), overrides
+
+
 def eval_indices(num_items: int, max_windows: int | None) -> list[int]:
     """Evenly spaced window indices (all when ``max_windows`` is None or large enough)."""
     if max_windows is None or num_items <= max_windows:
@@ -501,6 +521,11 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
                 eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol)
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
+    cache_overrides: dict[str, Any] = {}
+    if config.feature_cache:
+        train_dataset, cache_overrides = attach_feature_cache(train_dataset, config.feature_cache, config.train_split)
+        if eval_dataset is not None and config.eval_split:
+            eval_dataset, _ = attach_feature_cache(eval_dataset, config.feature_cache, config.eval_split)
     collate = getattr(train_dataset, "collate_fn", collate_windows)
 
     # Resume or start over
@@ -522,7 +547,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
 
     set_seed(config.seed)
     if model is None:
-        model = build_model(config, stats=getattr(train_dataset, "stats", None))
+        model = build_model(config.replace(model_overrides={**config.model_overrides, **cache_overrides}),
+                            stats=getattr(train_dataset, "stats", None))
     model.to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -671,6 +697,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="any TrainConfig field (JSON value), e.g. --set eval_every=100")
     parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="EggHandConfig override (JSON value), e.g. --model-set decoder_init='\"random\"'")
+    parser.add_argument("--feature-cache", help="folder of precomputed encoder features (egghand cache --out)")
+    parser.add_argument("--egovideo", help="EgoVideo ckpt_4frames.pth (encoder='egovideo' configs)")
+    parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory: initialise the action head from its weights")
     parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -695,7 +724,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise ValueError(f"--model-set: expected FIELD=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         model_over[k] = _parse_value(v)
-    return cfg.replace(model_overrides=model_over)
+    if getattr(args, "egovideo", None):
+        model_over["encoder_kwargs"] = {**model_over.get("encoder_kwargs", {}), "checkpoint": args.egovideo}
+    if getattr(args, "gr00t", None):
+        model_over.update(decoder_init="gr00t", gr00t_path=args.gr00t)
+    extra = {"feature_cache": args.feature_cache} if getattr(args, "feature_cache", None) else {}
+    return cfg.replace(model_overrides=model_over, **extra)
 
 
 def run(args: argparse.Namespace) -> int:

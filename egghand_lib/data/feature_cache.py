@@ -542,3 +542,42 @@ def _dataset_fp_if_possible(dataset: Any) -> dict | None:
 
 __all__ = ["FEATURE_KEYS", "CachedFeatureDataset", "CachedFeatures", "StaleCacheError", "build_feature_cache",
            "dataset_fingerprint", "encoder_identity", "with_cached_features"]
+
+
+# ----------------------------------------------------------------------------------------------
+# `egghand cache`: one cache per split, in the layout `egghand train --feature-cache` reads.
+
+
+def configure_parser(parser: Any) -> None:
+    parser.add_argument("--prep", required=True, help="prepared data folder (egghand prepare --out)")
+    parser.add_argument("--out", required=True, help="cache folder; one sub-folder per split")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"])
+    parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--encoder", default="egovideo", help="a frozen encoder: egovideo or internvl")
+    parser.add_argument("--checkpoint", help="EgoVideo ckpt_4frames.pth")
+    parser.add_argument("--model-dir", help="InternVL3.5-1B-HF directory")
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--fp16", action="store_true", help="store features as float16")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: Any) -> int:
+    from egghand_lib.data.windows import WindowDataset
+    from egghand_lib.models.encoders import build_encoder
+
+    kwargs = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    if args.model_dir:
+        kwargs["model_dir"] = args.model_dir
+    encoder = build_encoder(args.encoder, **kwargs)
+    if not getattr(encoder, "frozen", False):
+        raise ValueError(f"--encoder {args.encoder}: only frozen encoders can be cached")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    encoder.to(device)
+    for split in args.splits:
+        ds = WindowDataset(args.prep, split, protocol=args.protocol)
+        cache = build_feature_cache(encoder, ds, Path(args.out) / split, batch_size=args.batch_size,
+                                    progress=not args.no_progress,
+                                    store_dtype=torch.float16 if args.fp16 else None)
+        print(f"[cache] {split}: {len(cache)} windows -> {cache.cache_dir}")
+    return 0
