@@ -335,7 +335,7 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
              batch_size: int = 32, num_samples: int = 0, conventions: Sequence[str] = CONVENTIONS,
              top_fraction: float = 0.1, group_key: str = "scenario", max_windows: int | None = None,
              device: str | None = None, progress: bool = True, name: str = "evaluation",
-             dataset=None, train_dataset=None) -> dict[str, Any]:
+             dataset=None, train_dataset=None, feature_cache: str | Path | None = None) -> dict[str, Any]:
     """Evaluate Static, CVM and (optionally) a model on ``split`` of a prepared folder.
 
     ``model``: an nn.Module, a finished training run folder or a ``save_pretrained`` folder.
@@ -343,9 +343,14 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
     an evenly spaced subset. Writes ``name``.{json,md,csv} (+ per-horizon / per-group CSVs) to
     ``out_dir`` when given; returns the results dict (see ``compute_results``).
     ``dataset`` / ``train_dataset``: WindowDatasets to use instead of ``prep_dir`` (the evaluated
-    windows and those the Static pose is fitted on).
+    windows and those the Static pose is fitted on). ``feature_cache``: a folder of precomputed encoder
+    features (`egghand cache`), for a model trained on them (encoder="cached").
     """
     ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
+    if feature_cache is not None:
+        from egghand_lib.training import attach_feature_cache
+
+        ds, _ = attach_feature_cache(ds, feature_cache, split)
     idx = subset_indices(len(ds), max_windows)
     arrays = _select(ds.arrays(), idx)
     preds = baseline_forecasts(arrays, train_ds.arrays(), protocol)
@@ -409,6 +414,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=0, help="K sampled forecasts per window (best-of-K, spread)")
     parser.add_argument("--max-windows", type=int, help="evaluate an evenly spaced subset")
     parser.add_argument("--group-key", default="scenario", help="per-group table key: scenario or task")
+    parser.add_argument("--feature-cache", help="precomputed encoder features (egghand cache --out)")
     parser.add_argument("--device")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -416,7 +422,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, train_split=args.train_split,
                    batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,
-                   group_key=args.group_key, device=args.device, progress=not args.no_progress)
+                   group_key=args.group_key, device=args.device, progress=not args.no_progress,
+                   feature_cache=args.feature_cache)
     print(summary_line(res))
     print(f"[evaluate] results in {args.out}")
     return 0

@@ -67,6 +67,15 @@ def test_training_reads_the_cache_and_never_runs_an_encoder(tmp_path, prep):
     base = model.forecast(batch)
     batch["video_tokens"] = batch["video_tokens"] + 5.0
     assert not torch.allclose(model.forecast(batch), base)
+    # Evaluation of that model reads the same cache; its numbers equal forecast_metrics on its forecasts.
+    from egghand_lib.evaluation import evaluate
+    from egghand_lib.metrics import forecast_metrics
+
+    res = evaluate(prep, "train", model, feature_cache=tmp_path / "cache", progress=False)
+    all_items = ds.collate_fn([wrapped[i] for i in range(len(ds))])
+    ref = forecast_metrics(model.forecast(all_items), all_items["future_joints"], all_items["future_valid"])
+    got = res["metrics"]["EggHand"]["egghand"]["all"]
+    assert got["ade"] == pytest.approx(ref["ade"], rel=1e-4) and got["mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-4)
 
 
 def test_a_cache_of_other_data_is_refused(tmp_path, prep):
