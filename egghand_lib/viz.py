@@ -718,14 +718,7 @@ def horizon_error_figure(curves: Mapping[str, Any], offsets: Sequence[int] | Non
         if len(x) != len(y):
             raise ValueError(f"curves[{name!r}]: {len(y)} values for {len(x)} offsets")
         ax.plot(x, y, marker="o", markersize=3, label=name, color=method_color(name, i))
-    ax.set_xlabel("forecast horizon (s)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _finish_line_plot(fig, ax, "forecast horizon (s)", ylabel, title)
 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:
@@ -853,8 +846,13 @@ def training_curve_figure(history: Mapping[str, Any], keys: Sequence[str] = ("lo
         y = _np(history[k]).astype(float)
         ok = np.isfinite(y) & np.isfinite(step)
         ax.plot(step[ok], y[ok], marker="o", markersize=3, label=k, color=_CYCLE[i % len(_CYCLE)])
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
+    return _finish_line_plot(fig, ax, "optimizer step", "loss", title)
+
+
+def _finish_line_plot(fig, ax, xlabel: str, ylabel: str, title: str | None):
+    """Labels, grid, legend and title of a one-axes line plot; returns the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
     if title:
