@@ -67,7 +67,17 @@ def test_read_takes_splits_and_files(raw):
     assert np.isnan(E[1]).all()
 
 
-def test_absent_joints_stay_missing_and_bad_values_are_listed(tmp_path):
+@pytest.fixture(params=["orjson", "stdlib-json"])
+def json_decoder(request, monkeypatch):
+    """Run a test with the fast decoder and again with the standard-library fallback."""
+    if request.param == "stdlib-json":
+        monkeypatch.setattr(ex, "orjson", None)
+    else:
+        assert ex.orjson is not None, "orjson is in requirements.txt"
+    return request.param
+
+
+def test_absent_joints_stay_missing_and_bad_values_are_listed(tmp_path, json_decoder):
     path = tmp_path / "h.json"
     path.write_text(json.dumps({
         "30": [{"annotation3D": {"right_wrist": {"x": 1, "y": 2, "z": 3, "num_views_for_3d": 2},
@@ -86,7 +96,24 @@ def test_absent_joints_stay_missing_and_bad_values_are_listed(tmp_path):
     assert sorted((f, n) for f, n, _ in ann.bad_values) == [(30, "left_index_2"), (30, "left_wrist")]
 
 
-def test_form_errors_name_the_file(tmp_path):
+def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
+    # Python's json.dump writes NaN / Infinity literals, which strict JSON parsers refuse: still read.
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({
+        "6": {"annotation3D": {"right_wrist": {"x": float("nan"), "y": 0, "z": 0},
+                               "left_wrist": {"x": 1.5, "y": float("inf"), "z": 0}}},
+        "9": [{"annotation3D": {"right_wrist": {"x": 1, "y": 1, "z": 1}}},
+              {"annotation3D": {"right_wrist": {"x": 2, "y": 2, "z": 2, "num_views_for_3d": 4}}}],
+    }))
+    ann = ex.read_hand_annotation(path)
+    assert np.isnan(ann.joints[0]).all()
+    assert sorted(n for _, n, why in ann.bad_values if "NaN/inf" in why) == ["left_wrist", "right_wrist"]
+    # Two entries for one frame: the later value wins (as the file is read top to bottom).
+    np.testing.assert_array_equal(ann.joints[1, 0], (2, 2, 2))
+    assert ann.num_views[1, 0] == 4
+
+
+def test_form_errors_name_the_file(tmp_path, json_decoder):
     trunc = tmp_path / "trunc.json"
     trunc.write_text('{"3": [{"annotation3D": {"right_wrist": {"x": 1')
     with pytest.raises(ValueError, match="trunc.json.*not valid JSON"):
