@@ -1,5 +1,6 @@
 """Forecast accuracy on the EgoSynth bench test split: Static, CVM and EggHand cpu-small, plus the
-noisy-vision and dummy-language corruptions of the trained model (paper Table 3 style).
+noisy-vision and dummy-language corruptions of the trained model (paper Table 3 style), and LastPose
+(every joint held where it was last seen) as the bar a model must clear to have learnt any motion.
 
 Data: --prep (a prepared folder), else the outputs of a finished ``egghand demo`` under demo_results/,
 else EgoSynth "bench" generated and prepared through the library into --work (minutes).
@@ -73,6 +74,8 @@ def main() -> int:
     args = ap.parse_args()
     setup_env(args.threads or (1 if args.tiny else None))
     from egghand_lib.ablations import make_corruption, task_vocabulary
+    from egghand_lib.baselines import LastPose, StaticPose
+    from egghand_lib.batch import target_offsets
     from egghand_lib.evaluation import (
         _select,
         baseline_forecasts,
@@ -115,6 +118,10 @@ def main() -> int:
     arrays = _select(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
     preds = baseline_forecasts(arrays, train_ds.arrays(), model.config.protocol)
+    offsets = target_offsets(model.config.protocol)
+    static = StaticPose().fit(train_ds.arrays()["past_joints"], train_ds.arrays()["past_valid"])
+    preds["LastPose"] = LastPose(static).predict(arrays["past_joints"], arrays["past_valid"],
+                                                 horizon=len(offsets), first_offset=offsets[0])
     t0 = time.perf_counter()
     preds["EggHand"] = predict_model(model, ds, idx, batch_size=32, progress=False)[0]
     forecast_s = time.perf_counter() - t0
@@ -129,9 +136,11 @@ def main() -> int:
         label = name.lower()
         for k in KEYS:
             figs[f"{label}_{k}"] = m[k]
-        if name in ("Static", "EggHand"):
+        if name in ("Static", "LastPose", "EggHand"):
             for k in KEYS:
                 figs[f"{label}_over_cvm_{k}"] = m[k] / metrics["CVM"][k]
+    for k in KEYS:
+        figs[f"egghand_over_lastpose_{k}"] = metrics["EggHand"][k] / metrics["LastPose"][k]
     for key in VARIANTS:
         for k in ("ade", "mpjpe"):
             figs[f"{key}_over_clean_{k}"] = metrics[key][k] / metrics["EggHand"][k]
@@ -144,6 +153,8 @@ def main() -> int:
         r = figs[f"egghand_over_cvm_{k}"]
         status = "met" if r <= target else "NOT met"
         verdict.append(f"EggHand/CVM {k.upper()} {r:.3f} (target <= {target:.2f}: {status})")
+    beats = [k.upper() for k in KEYS if metrics["EggHand"][k] < metrics["LastPose"][k]]
+    verdict.append(f"EggHand beats LastPose (holding the last pose) on: {', '.join(beats) or 'nothing'}")
     for key in VARIANTS:
         worse = all(metrics[key][k] > metrics["EggHand"][k] for k in ("ade", "mpjpe"))
         ade_x, mpjpe_x = figs[f"{key}_over_clean_ade"], figs[f"{key}_over_clean_mpjpe"]

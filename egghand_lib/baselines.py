@@ -1,6 +1,8 @@
-"""Non-learned baselines of paper Sec. 4.2 (SPEC section 7): Static and constant velocity (CVM).
+"""Non-learned baselines of paper Sec. 4.2 (SPEC section 7): Static and constant velocity (CVM), plus
+LastPose (each joint held where it was last seen), not in the paper but the bar to clear on data where
+hands are often still.
 
-Both predict (N, horizon, 42, 3) canonical joints from the observed window and return the input's array
+All predict (N, horizon, 42, 3) canonical joints from the observed window and return the input's array
 type (numpy float32, or a torch tensor with the input's dtype and device). Target frame h of a protocol
 is at offset ``first_offset + h`` (10 fps steps) from the current frame, the last observed one:
 ``first_offset=1`` for the ``future`` protocol (+1..+10), ``0`` for ``egghand-code`` (0..+9).
@@ -97,6 +99,8 @@ class ConstantVelocity:
     sample, and the origin if that hand was not observed at all (never NaN).
     """
 
+    extrapolate = True  # False: LastPose
+
     def __init__(self, static: StaticPose | None = None) -> None:
         if static is not None and static.pose_ is None:
             raise ValueError("static: the StaticPose is not fitted; call fit(poses, valid) first")
@@ -113,7 +117,7 @@ class ConstantVelocity:
         b = np.where(v & (frame < a[:, None]), frame, -1).max(1)  # the valid frame before it
         x_a = np.take_along_axis(x, np.maximum(a, 0)[:, None, :, None], axis=1)[:, 0]  # (N, 42, 3)
         x_b = np.take_along_axis(x, np.maximum(b, 0)[:, None, :, None], axis=1)[:, 0]
-        moving = (b >= 0)[..., None]
+        moving = (b >= 0)[..., None] & self.extrapolate
         vel = np.where(moving, (x_a - x_b) / np.maximum(a - b, 1)[..., None], 0.0)
 
         offsets = first_offset + np.arange(int(horizon))  # (H,)
@@ -136,3 +140,10 @@ class ConstantVelocity:
             mean = (x_a[:, hand] * seen[:, hand, None]).sum(1) / np.maximum(count, 1)[:, None]
             out[:, hand] = mean[:, None]  # 0 where the hand was never seen
         return out
+
+
+class LastPose(ConstantVelocity):
+    """Each joint's last valid observed position, held for every target frame (CVM with zero velocity);
+    never-observed joints fall back as in ConstantVelocity."""
+
+    extrapolate = False

@@ -7,7 +7,7 @@ from foundation_testutils import FAST, fill_invalid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egghand_lib.baselines import ConstantVelocity, StaticPose
+from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 
 
 @FAST
@@ -111,3 +111,19 @@ def test_bad_inputs():
         StaticPose().fit(bad, valid)
     with pytest.raises(ValueError, match="valid: mask shape"):
         StaticPose().fit(past, valid[0])
+
+
+def test_last_pose_holds_each_joints_last_valid_observation():
+    rng = np.random.default_rng(0)
+    past = rng.normal(size=(3, 20, 42, 3))
+    valid = rng.random((3, 20, 42)) > 0.3
+    valid[0, :, 5] = False  # never observed: the Static pose
+    static = StaticPose().fit(past, valid)
+    out = LastPose(static).predict(past, valid, horizon=10)
+    assert out.shape == (3, 10, 42, 3) and out.dtype == np.float32
+    for n, j in [(0, 0), (1, 7), (2, 41)]:
+        last = np.flatnonzero(valid[n, :, j])[-1]
+        np.testing.assert_allclose(out[n, :, j], np.broadcast_to(past[n, last, j], (10, 3)), rtol=1e-6)
+    np.testing.assert_allclose(out[0, :, 5], np.broadcast_to(static.pose_[5], (10, 3)), rtol=1e-6)
+    # CVM on the same input differs wherever a joint moved between its last two observations
+    assert not np.allclose(ConstantVelocity(static).predict(past, valid), out)
