@@ -143,7 +143,7 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
     ),
     # Tests and --quick: seconds.
     "tiny": TrainConfig(
-        model_preset="tiny", model_overrides={"encoder_kwargs": TINY_ENCODER}, lr=1e-2, weight_decay=0.0,
+        model_preset="tiny", model_overrides={"encoder_kwargs": TINY_ENCODER}, lr=3e-3, weight_decay=0.0,
         warmup_ratio=0.05, batch_size=8, grad_accum_steps=1, max_steps=30, log_every=5, eval_every=0,
         save_every=0, eval_max_windows=64,
     ),

@@ -90,3 +90,21 @@ def make_stats(*batches: dict) -> NormStats:
     a_min = torch.where(av, a, torch.inf).amin(0)
     a_max = torch.where(av, a, -torch.inf).amax(0)
     return NormStats(s_min, s_max, a_min, a_max)
+
+
+def motion_windows(n: int, seed: int) -> dict:
+    """n windows where each hand moves at its own constant velocity (up to 0.5 m/s) and the future
+    continues it: the future is a function of the observed joints alone (frames and prompt carry nothing)."""
+    g = torch.Generator().manual_seed(seed)
+    hand_of = torch.arange(42) // 21
+    base = torch.randn(n, 1, 42, 3, generator=g) * 0.05 + torch.randn(n, 1, 2, 3, generator=g)[:, :, hand_of] * 0.2
+    vel = (torch.rand(n, 1, 2, 3, generator=g) * 2 - 1)[:, :, hand_of] * 0.05  # metres per 10 fps frame
+    t_past = torch.arange(-19, 1).float().view(1, 20, 1, 1)
+    t_fut = torch.arange(1, 11).float().view(1, 10, 1, 1)
+    return {
+        "past_joints": base + vel * t_past, "past_valid": torch.ones(n, 20, 42, dtype=torch.bool),
+        "past_extrinsics": torch.eye(3, 4).expand(n, 20, 3, 4).clone(),
+        "future_joints": base + vel * t_fut, "future_valid": torch.ones(n, 10, 42, dtype=torch.bool),
+        "future_extrinsics": torch.eye(3, 4).expand(n, 10, 3, 4).clone(),
+        "frames": torch.zeros(n, 4, 3, 8, 8, dtype=torch.uint8), "task": ["move the hands"] * n,
+    }

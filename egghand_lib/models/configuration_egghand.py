@@ -30,6 +30,7 @@ DECODER_PARTS = (
     "future_tokens", "position_embedding",
 )
 LOSS_SPACES = ("metres", "normalised")
+
 ANCHORS = ("none", "last")
 
 
@@ -93,6 +94,16 @@ class EggHandConfig:
     # having to learn to copy the state first (an option of this toolkit, used by the CPU presets).
     anchor: str = "none"
     anchor_scale: float = 0.25
+    # With an anchor, also give the decoder the observed joints as offsets from that anchor pose (in units of
+    # `anchor_scale`, invalid joints 0): min-max normalised absolute coordinates squeeze a centimetre of motion
+    # into ~0.01, so velocities are hard to read from them; offsets make the recent motion large and explicit.
+    state_offsets: bool = False
+    # Width of an MLP from the whole observed state (20 frames of state_inputs, flattened) straight to the
+    # decoder's 10 x 126 actions, added to the flow's output; 0 = none (the official model). The GR00T head
+    # reads the past only through attention over 20 similar state tokens, and trained from scratch on a CPU
+    # budget it learnt to hold the last pose and nothing of the motion (its offsets were uncorrelated with
+    # the truth); this path learns the motion quickly. Its last layer starts at zero.
+    motion_mlp: int = 0
 
     def __post_init__(self) -> None:
         self.loss_weights = tuple(float(w) for w in self.loss_weights)
@@ -115,6 +126,8 @@ class EggHandConfig:
             raise bad("anchor", f"expected one of {ANCHORS}")
         if not self.anchor_scale > 0:
             raise bad("anchor_scale", "must be > 0")
+        if self.state_offsets and self.anchor == "none":
+            raise bad("state_offsets", "needs an anchor (anchor='last')")
         if self.loss_space not in LOSS_SPACES:
             raise bad("loss_space", f"expected one of {LOSS_SPACES}")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
@@ -133,6 +146,8 @@ class EggHandConfig:
             raise bad("embodiment_id", f"must be in [0, max_num_embodiments={self.max_num_embodiments})")
         if self.num_inference_steps < 1:
             raise bad("num_inference_steps", "must be >= 1")
+        if self.motion_mlp < 0:
+            raise bad("motion_mlp", "must be >= 0 (0 = no motion MLP)")
         if self.lora_rank < 0:
             raise bad("lora_rank", "must be >= 0")
         if self.max_seq_len < self.action_horizon:
@@ -196,6 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         head_dim=32, vl_self_attention_layers=1, vl_num_heads=4, vl_head_dim=32, dit_output_dim=128,
         max_state_dim=64, action_dim=32, num_future_tokens=8, max_num_embodiments=32, embodiment_id=31,
         max_seq_len=32, dropout=0.0, max_video_tokens=256, max_text_tokens=64, anchor="last",
+        state_offsets=True, motion_mlp=256,
     ),
     # For tests and smoke runs: ~0.1 M decoder parameters and a narrow offline video CNN.
     "tiny": dict(
@@ -204,5 +220,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         head_dim=16, vl_self_attention_layers=1, vl_num_heads=2, vl_head_dim=16, dit_output_dim=32,
         max_state_dim=16, action_dim=8, num_future_tokens=4, max_num_embodiments=2, embodiment_id=1,
         max_seq_len=16, dropout=0.0, max_video_tokens=64, max_text_tokens=64, anchor="last",
+        state_offsets=True, motion_mlp=64,
     ),
 }

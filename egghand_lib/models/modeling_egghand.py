@@ -11,9 +11,10 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
 2. State (Eq. 9). Per observed frame: 126 joint coordinates + 12 camera numbers (the 3x4 canonical ->
    camera matrix), min-max normalised to [-1, 1] with the training statistics (a constant dimension maps
    to 0), invalid joints set to 0 AFTER normalisation, and the 42 validity flags concatenated
-   (138 + 42 = 180 numbers). A linear adapter maps them to GR00T's ``max_state_dim`` (64) and a learned
-   per-frame embedding tells the frames apart (the DiT has no positional embedding of its own).
-   The 20 frames become 20 state tokens of the head's ``state_encoder``.
+   (138 + 42 = 180 numbers; + 126 offsets from the anchor pose with ``config.state_offsets``). A linear
+   adapter maps them to GR00T's ``max_state_dim`` (64) and a learned per-frame embedding tells the frames
+   apart (the DiT has no positional embedding of its own). The 20 frames become 20 state tokens of the
+   head's ``state_encoder``.
 3. Decoder: lerobot's FlowmatchingActionHead, used as a dependency. ``get_action`` runs under no_grad, so
    ``_condition`` + ``_integrate`` compose the head's own submodules exactly as ``get_action`` does
    (process_backbone_output -> vlln + vl_self_attention; state_encoder; per Euler step action_encoder +
@@ -23,6 +24,13 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
    joint coordinates and ``action_in_proj`` (126 -> 32) encodes ground truth into that space (used by
    the optional flow-matching loss). Integrating in 126-d instead would leave the noise outside the
    32-d span of the velocities in every forecast, which would make ``sample`` meaningless.
+   Options of this toolkit (the CPU presets; the paper preset is the official model): ``config.anchor``
+   "last" makes the decoded actions offsets from each joint's last observed position (``action_out_proj``
+   then starts at zero: the untrained model holds the last pose), and ``config.motion_mlp`` adds an MLP
+   from the 20 frames' state numbers straight to the 10 x 126 actions. Trained from scratch on a CPU
+   budget, the head alone learnt to hold the last pose and nothing of the motion (offsets uncorrelated
+   with the truth, BENCHMARKS.md); the MLP learns the motion within a few hundred steps and the head
+   adds what the frames and the prompt tell.
 4. Forecast: K-step Euler (default 4) from a fixed noise sample. The noise is drawn from a CPU generator
    seeded with ``config.noise_seed`` with shape (1, H, 32) and shared by every window of the batch, so it
    never depends on the batch size or order. ``sample(batch, n, seed)`` uses seeds seed, seed+1, ...
@@ -147,13 +155,31 @@ class EggHandPolicy(nn.Module):
         self.text_pos_embed = nn.Embedding(config.max_text_tokens, D)
         # State adapter (official code: 138 -> 64), here with the 42 validity flags appended.
         n_joints = config.out_action_dim // 3
-        self.state_proj = nn.Linear(config.state_dim + n_joints, config.max_state_dim)
+        n_offsets = config.out_action_dim if config.state_offsets else 0
+        self.state_proj = nn.Linear(config.state_dim + n_joints + n_offsets, config.max_state_dim)
         self.state_time_embed = nn.Embedding(config.num_obs, config.max_state_dim)
         # Action adapters (official code: 126 <-> 32).
         self.action_in_proj = nn.Linear(config.out_action_dim, config.action_dim)
         self.action_out_proj = nn.Linear(config.action_dim, config.out_action_dim)
+        if config.anchor != "none":
+            # Anchored: the untrained decoder forecasts "hold the last pose" exactly (its actions are 0). Otherwise
+            # its output starts as a large constant (the decoded noise), L1's sign gradients say only "remove the
+            # constant" for many steps, and a motion MLP beside it learns nothing meanwhile.
+            nn.init.zeros_(self.action_out_proj.weight)
+            nn.init.zeros_(self.action_out_proj.bias)
         for emb in (self.video_pos_embed, self.text_pos_embed, self.state_time_embed):
             nn.init.normal_(emb.weight, std=0.02)
+
+        # Optional direct path from the observed state to the forecast (config.motion_mlp), zero at the start.
+        self.motion_mlp = None
+        if config.motion_mlp > 0:
+            n_in = config.num_obs * (config.state_dim + n_joints + n_offsets)
+            self.motion_mlp = nn.Sequential(
+                nn.Linear(n_in, config.motion_mlp), nn.GELU(), nn.Linear(config.motion_mlp, config.motion_mlp),
+                nn.GELU(), nn.Linear(config.motion_mlp, config.action_horizon * config.out_action_dim),
+            )
+            nn.init.zeros_(self.motion_mlp[-1].weight)
+            nn.init.zeros_(self.motion_mlp[-1].bias)
 
         self.action_head = build_action_head(config)
         self.gr00t_report: LoadReport | None = None
@@ -297,6 +323,12 @@ class EggHandPolicy(nn.Module):
 
     def encode_state(self, batch: dict) -> torch.Tensor:
         """State tokens before the head's state_encoder: (B, 20, max_state_dim)."""
+        x = self.state_inputs(batch)
+        return self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]]
+
+    def state_inputs(self, batch: dict) -> torch.Tensor:
+        """Per observed frame: normalised joints + camera (138), validity flags (42) [+ anchored offsets (126)].
+        (B, 20, 180 or 306)."""
         for key in REQUIRED_KEYS:
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
@@ -316,8 +348,12 @@ class EggHandPolicy(nn.Module):
         cam_valid = torch.ones_like(valid[..., :1]).expand(B, T, 12)  # the camera pose is always known
         coord_valid = torch.cat([valid.repeat_interleave(3, dim=-1), cam_valid], dim=-1)
         state = torch.where(coord_valid, state, torch.zeros_like(state))  # after normalisation: 0 = "unknown"
-        x = torch.cat([state, valid.to(state.dtype)], dim=-1)
-        return self.state_proj(x) + self.state_time_embed.weight[:T]
+        parts = [state, valid.to(state.dtype)]
+        if self.config.state_offsets:
+            offsets = (joints - self.anchor_pose(batch)[:, None]) / self.config.anchor_scale  # (B, T, J, 3)
+            offsets = torch.where(valid[..., None], offsets, torch.zeros_like(offsets))
+            parts.append(offsets.reshape(B, T, -1))
+        return torch.cat(parts, dim=-1)
 
     def _noise(self, seed: int, batch_size: int) -> torch.Tensor:
         """(B, H, action_dim) standard normal noise from ``seed``, identical for every window of the batch."""
@@ -391,10 +427,21 @@ class EggHandPolicy(nn.Module):
             return self.normalize(joints.reshape(B, H, -1), "action")
         return ((joints - anchor[:, None]) / self.config.anchor_scale).reshape(B, H, -1)
 
+    def _conditioning(self, batch: dict) -> dict:
+        """Everything the rollout needs from a batch: the head's conditioning (+ the motion MLP's output)."""
+        ctx, mask = self.encode_context(batch)
+        x = self.state_inputs(batch)  # (B, T, F)
+        cond = self._condition(ctx, mask, self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]])
+        if self.motion_mlp is not None:
+            B, H = x.shape[0], self.config.action_horizon
+            cond["motion"] = self.motion_mlp(x.flatten(1)).view(B, H, self.config.out_action_dim)
+        return cond
+
     def _rollout(self, cond: dict, seed: int, num_steps: int) -> torch.Tensor:
-        """The forecast for the noise of ``seed``: normalised 126-d actions (B, H, 126)."""
+        """The forecast for the noise of ``seed``: decoder actions (B, H, 126) (+ the motion MLP's, if any)."""
         latent = self._integrate(cond, self._noise(seed, cond["vl_embs"].shape[0]), num_steps)
-        return self.action_out_proj(latent)
+        actions = self.action_out_proj(latent)
+        return actions + cond["motion"] if "motion" in cond else actions
 
     # ------------------------------------------------------------------ public API
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -408,8 +455,7 @@ class EggHandPolicy(nn.Module):
         for key in ("future_joints", "future_valid"):
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
-        ctx, mask = self.encode_context(batch)
-        cond = self._condition(ctx, mask, self.encode_state(batch))
+        cond = self._conditioning(batch)
         anchor = self.anchor_pose(batch)
         actions = self._rollout(cond, self.config.noise_seed, self.config.num_inference_steps)
         pred = self._to_metres(actions, anchor)
@@ -462,8 +508,7 @@ class EggHandPolicy(nn.Module):
         """Deterministic forecast (B, 10, 42, 3) metres: K-step Euler from the noise of ``seed``
         (default config.noise_seed), K = ``num_steps`` (default config.num_inference_steps). No grad."""
         with self._inference():
-            ctx, mask = self.encode_context(batch)
-            cond = self._condition(ctx, mask, self.encode_state(batch))
+            cond = self._conditioning(batch)
             seed = self.config.noise_seed if seed is None else seed
             steps = num_steps or self.config.num_inference_steps
             return self._to_metres(self._rollout(cond, seed, steps), self.anchor_pose(batch))
@@ -473,8 +518,7 @@ class EggHandPolicy(nn.Module):
         if n < 1:
             raise ValueError(f"n: must be >= 1, got {n}")
         with self._inference():
-            ctx, mask = self.encode_context(batch)
-            cond = self._condition(ctx, mask, self.encode_state(batch))
+            cond = self._conditioning(batch)
             steps = num_steps or self.config.num_inference_steps
             anchor = self.anchor_pose(batch)
             outs = [self._to_metres(self._rollout(cond, seed + i, steps), anchor) for i in range(n)]
