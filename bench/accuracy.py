@@ -32,6 +32,7 @@ from _common import (
 )
 
 TARGETS = {"mpjpe": 0.40, "ade": 0.60}  # EggHand / CVM (the paper reaches 0.46 and 0.78 on EgoExo4D)
+MEASURABLE = 1.01  # a corrupted input counts as "worse" when ADE or MPJPE grows by >= 1% (and neither shrinks)
 KEYS = ("ade", "fde", "mpjpe", "mpjpe_f")
 VARIANTS = {"noisy_vision": "noisy vision", "dummy_language": "dummy language",
             "noisy_vision_dummy_language": "noisy vision + dummy language"}
@@ -156,10 +157,10 @@ def main() -> int:
     beats = [k.upper() for k in KEYS if metrics["EggHand"][k] < metrics["LastPose"][k]]
     verdict.append(f"EggHand beats LastPose (holding the last pose) on: {', '.join(beats) or 'nothing'}")
     for key in VARIANTS:
-        worse = all(metrics[key][k] > metrics["EggHand"][k] for k in ("ade", "mpjpe"))
         ade_x, mpjpe_x = figs[f"{key}_over_clean_ade"], figs[f"{key}_over_clean_mpjpe"]
-        verdict.append(f"{VARIANTS[key]}: {'worse than' if worse else 'NOT worse than'} the full model on ADE and "
-                       f"MPJPE (x{ade_x:.3f} ADE, x{mpjpe_x:.3f} MPJPE)")
+        worse = min(ade_x, mpjpe_x) >= 1.0 and max(ade_x, mpjpe_x) >= MEASURABLE
+        verdict.append(f"{VARIANTS[key]}: {'measurably worse than' if worse else 'NOT measurably worse than'} the "
+                       f"full model (x{ade_x:.3f} ADE, x{mpjpe_x:.3f} MPJPE; measurable = x{MEASURABLE} or more)")
     notes = machine_notes() + [
         f"data: {prep}, split {args.split} ({len(idx)} windows), Static fitted on {args.train_split}",
         f"model: EggHand {model.config.preset_name} {source}",
