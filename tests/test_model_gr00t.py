@@ -64,8 +64,8 @@ def expected_adapter_params(c: EggHandConfig) -> int:
     C = c.backbone_embedding_dim
     per_frame = 138 + 42 + (126 if c.state_offsets else 0)  # state, validity flags [, anchored offsets]
     motion = 0
-    if c.motion_mlp:  # 20 frames flattened -> width -> width -> 10 x 126
-        motion = lin(20 * per_frame, c.motion_mlp) + lin(c.motion_mlp, c.motion_mlp) + lin(c.motion_mlp, 1260)
+    if c.motion_mlp:  # 20 frames flattened + mean video and text tokens -> width -> width -> 10 x 126
+        motion = lin(20 * per_frame + 2 * C, c.motion_mlp) + lin(c.motion_mlp, c.motion_mlp) + lin(c.motion_mlp, 1260)
     return (lin(c.video_dim, C) + lin(c.text_dim, C) + c.max_video_tokens * C + c.max_text_tokens * C
             + lin(per_frame, c.max_state_dim) + 20 * c.max_state_dim + lin(126, c.action_dim) + lin(c.action_dim, 126)
             + motion)

@@ -81,6 +81,12 @@ def _quiet_meta_safe():
         Distribution.set_default_validate_args(old)
 
 
+def _masked_token_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of tokens (B, N, D) over mask (B, N) -> (B, D); 0 for a row without tokens."""
+    m = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
 def build_action_head(config: EggHandConfig) -> nn.Module:
     """lerobot's FlowmatchingActionHead with the sizes of ``config`` (GR00T-N1.5-3B layout)."""
     from lerobot.policies.groot.action_head.flow_matching_action_head import (
@@ -173,7 +179,8 @@ class EggHandPolicy(nn.Module):
         # Optional direct path from the observed state to the forecast (config.motion_mlp), zero at the start.
         self.motion_mlp = None
         if config.motion_mlp > 0:
-            n_in = config.num_obs * (config.state_dim + n_joints + n_offsets)
+            # + the mean projected video token and the mean projected text token (2 x D)
+            n_in = config.num_obs * (config.state_dim + n_joints + n_offsets) + 2 * D
             self.motion_mlp = nn.Sequential(
                 nn.Linear(n_in, config.motion_mlp), nn.GELU(), nn.Linear(config.motion_mlp, config.motion_mlp),
                 nn.GELU(), nn.Linear(config.motion_mlp, config.action_horizon * config.out_action_dim),
@@ -275,7 +282,13 @@ class EggHandPolicy(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def encode_context(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context tokens (B, Nv + Nt, D) and mask (B, Nv + Nt) bool.
+        """Context tokens (B, Nv + Nt, D) and mask (B, Nv + Nt) bool (padded tokens zeroed)."""
+        v, vm, t, tm = self._context_streams(batch)
+        ctx, mask = torch.cat([v, t], dim=1), torch.cat([vm, tm], dim=1)
+        return ctx * mask.unsqueeze(-1).to(ctx.dtype), mask
+
+    def _context_streams(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """Projected video (B, Nv, D) + mask (B, Nv) and text (B, Nt, D) + mask (B, Nt).
 
         Features the batch carries (feature cache: video_tokens / text_tokens [+ masks]) are used as they
         are; only the missing half is computed by the encoder (e.g. cached MiniLM text + trained video CNN).
@@ -317,9 +330,7 @@ class EggHandPolicy(nn.Module):
                 raise ValueError(f"{name} tokens: {tok.shape[1]} tokens exceed config.max_{name}_tokens={n_max}")
         v = self.video_proj(vt) + self.video_pos_embed.weight[: vt.shape[1]]
         t = self.text_proj(tt) + self.text_pos_embed.weight[: tt.shape[1]]
-        ctx = torch.cat([v, t], dim=1)
-        mask = torch.cat([vm, tm], dim=1)
-        return ctx * mask.unsqueeze(-1).to(ctx.dtype), mask
+        return v, vm, t, tm
 
     def encode_state(self, batch: dict) -> torch.Tensor:
         """State tokens before the head's state_encoder: (B, 20, max_state_dim)."""
@@ -429,12 +440,16 @@ class EggHandPolicy(nn.Module):
 
     def _conditioning(self, batch: dict) -> dict:
         """Everything the rollout needs from a batch: the head's conditioning (+ the motion MLP's output)."""
-        ctx, mask = self.encode_context(batch)
+        v, vm, t, tm = self._context_streams(batch)
+        ctx, mask = torch.cat([v, t], dim=1), torch.cat([vm, tm], dim=1)
+        ctx = ctx * mask.unsqueeze(-1).to(ctx.dtype)
         x = self.state_inputs(batch)  # (B, T, F)
         cond = self._condition(ctx, mask, self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]])
         if self.motion_mlp is not None:
             B, H = x.shape[0], self.config.action_horizon
-            cond["motion"] = self.motion_mlp(x.flatten(1)).view(B, H, self.config.out_action_dim)
+            pooled = [_masked_token_mean(v, vm), _masked_token_mean(t, tm)]  # 2 x (B, D)
+            motion_in = torch.cat([x.flatten(1), *pooled], dim=-1)
+            cond["motion"] = self.motion_mlp(motion_in).view(B, H, self.config.out_action_dim)
         return cond
 
     def _rollout(self, cond: dict, seed: int, num_steps: int) -> torch.Tensor:
