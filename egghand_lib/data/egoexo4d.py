@@ -190,10 +190,7 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     n = len(frames)
     # One pass in plain Python collecting (frame, joint) cells and their numbers, one numpy scatter at the
     # end: per-joint numpy calls would cost more than the parsing (~270k joints in a 15 s take set).
-    rows: list[int] = []
-    cols: list[int] = []
-    xyz_flat: list[float] = []
-    view_cells: list[tuple[int, int, int]] = []
+    cells: list[tuple] = []  # (frame row, joint, x, y, z, num_views or -1): one append per joint
     unknown: dict[str, int] = {}
     bad: list[tuple[int, str, str]] = []
     joint_index, isfinite = _JOINT_INDEX, math.isfinite
@@ -219,20 +216,16 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
                 if not (isfinite(x) and isfinite(y) and isfinite(z)):
                     bad.append((fn, name, "NaN/inf coordinate"))  # stays NaN = missing, but is reported
                     continue
-                rows.append(i)
-                cols.append(j)
-                xyz_flat += (x, y, z)
                 nv = p.get("num_views_for_3d")
-                if nv is not None:
-                    view_cells.append((i, j, int(nv)))
+                cells.append((i, j, x, y, z, -1 if nv is None else int(nv)))
     joints = np.full((n, NUM_JOINTS, 3), np.nan)
     views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
-    if rows:
+    if cells:
+        c = np.asarray(cells, dtype=np.float64)  # (K, 6); frame rows, joints and view counts are exact in float64
+        rows, cols = c[:, 0].astype(np.int64), c[:, 1].astype(np.int64)
         # A joint given twice in a frame keeps its last value, as sequential assignment would.
-        joints[rows, cols] = np.asarray(xyz_flat, dtype=np.float64).reshape(-1, 3)
-    if view_cells:
-        vi = np.asarray(view_cells, dtype=np.int64)
-        views[vi[:, 0], vi[:, 1]] = vi[:, 2]
+        joints[rows, cols] = c[:, 2:5]
+        views[rows, cols] = c[:, 5].astype(np.int16)
     fnums = np.array([f for f, _ in frames], dtype=np.int64)
     return HandAnnotation(path, fnums, joints, views, unknown, bad)
 
@@ -297,9 +290,16 @@ def read_camera_pose(path: str | Path, camera: str | None = None) -> CameraPose:
     if not isinstance(ext, dict):
         raise ValueError(f"{path}: {camera}/camera_extrinsics: expected an object keyed by frame number")
     items = sorted((_parse_frame_number(k, path), v) for k, v in ext.items())
-    E = np.zeros((len(items), 3, 4))
-    for i, (fn, v) in enumerate(items):
-        E[i] = _as_matrix(v, (3, 4), path, f"{camera}/camera_extrinsics/{fn}")
+    try:  # all frames at once; on any irregularity, frame by frame to name the bad one
+        A = np.asarray([v for _, v in items], dtype=np.float64)
+    except (TypeError, ValueError):
+        A = None
+    if A is not None and A.ndim == 3 and A.shape[1:] in ((3, 4), (4, 4)):
+        E = A[:, :3]
+    else:
+        E = np.zeros((len(items), 3, 4))
+        for i, (fn, v) in enumerate(items):
+            E[i] = _as_matrix(v, (3, 4), path, f"{camera}/camera_extrinsics/{fn}")
     return CameraPose(path, camera, K, np.array([f for f, _ in items], dtype=np.int64), E)
 
 
