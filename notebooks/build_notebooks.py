@@ -534,6 +534,9 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
 
             Noisy vision removes where the objects are; dummy language removes what the person intends. If the model
             uses them, both corruptions hurt and together they hurt most (paper: ADE 0.271 → 0.287 / 0.278 / 0.311).
+            On EgoSynth, cpu-small trained by `egghand demo` (600 CPU steps) uses the prompt (dummy language: +10%
+            ADE) but not the frames (noisy vision: no change; see BENCHMARKS.md): its small video CNN, trained from
+            scratch, has not learnt where the objects are. The tiny defaults here are too short to show either.
             """),
             code('''
             rows, extra = nu.ablation_table(res, "3 modality")
