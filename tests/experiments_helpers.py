@@ -70,6 +70,19 @@ def tiny_model(train_ds, seed: int = 0):
     return copy.deepcopy(_TINY_CACHE[seed])
 
 
+def input_dependent(model):
+    """An untrained anchored model forecasts "hold the last pose" whatever its frames, prompt or noise (its
+    output adapter and motion MLP start at zero); give both small random weights so that tests of the
+    evaluation plumbing see forecasts that depend on every input, as a trained model's do."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in (model.action_out_proj, model.motion_mlp[-1]):
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * 0.05)
+    return model
+
+
 def single_thread():
     """Context manager: torch on one thread (the 2 CI cores are shared), restored afterwards."""
     import contextlib

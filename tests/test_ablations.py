@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from experiments_helpers import fake_datasets, single_thread, tiny_model
+from experiments_helpers import fake_datasets, input_dependent, single_thread, tiny_model
 
 from egghand_lib.ablations import (
     MODALITY_VARIANTS,
@@ -108,7 +108,7 @@ def test_both_corruptions_and_errors(data):
 
 def test_run_ablations_modality_and_egomotion(tmp_path, data):
     train, test = data
-    model = tiny_model(train)
+    model = input_dependent(tiny_model(train))
     idx = np.linspace(0, len(test) - 1, 30).round().astype(int)  # what max_windows=30 selects
     res = run_ablations(None, tmp_path, model=model, which=("modality", "egomotion", "encoder"), dataset=test,
                         train_dataset=train, batch_size=64, max_windows=30, progress=False)

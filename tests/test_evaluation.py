@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from experiments_helpers import fake_datasets, single_thread, tiny_model
+from experiments_helpers import fake_datasets, input_dependent, single_thread, tiny_model
 
 from egghand_lib.baselines import ConstantVelocity, StaticPose
 from egghand_lib.batch import collate_windows
@@ -36,7 +36,7 @@ def _approx(d: dict, ref: dict):
 
 def test_evaluate_equals_forecast_metrics(tmp_path, data):
     train, test = data
-    model = tiny_model(train)
+    model = input_dependent(tiny_model(train))
     res = evaluate(None, "test", model, tmp_path, dataset=test, train_dataset=train, batch_size=40, num_samples=2,
                    progress=False)
     a = test.arrays()
