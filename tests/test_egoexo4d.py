@@ -93,7 +93,8 @@ def test_absent_joints_stay_missing_and_bad_values_are_listed(tmp_path, json_dec
     assert ann.num_views[1, 0] == 2 and ann.num_views[1, 1] == -1
     assert np.isnan(ann.joints[1, 1:]).all()
     assert ann.unknown_joints == {"right_wirst": 1}
-    assert sorted((f, n) for f, n, _ in ann.bad_values) == [(30, "left_index_2"), (30, "left_wrist")]
+    assert sorted(ann.bad_values) == [(30, "left_index_2", "NaN/inf coordinate"),
+                                      (30, "left_wrist", "non-numeric or incomplete x/y/z")]
 
 
 def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
@@ -104,6 +105,7 @@ def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
                                "left_wrist": {"x": 1.5, "y": float("inf"), "z": 0}}},
         "9": [{"annotation3D": {"right_wrist": {"x": 1, "y": 1, "z": 1}}},
               {"annotation3D": {"right_wrist": {"x": 2, "y": 2, "z": 2, "num_views_for_3d": 4}}}],
+        "12": {"annotation3D": {"left_wrist": {"x": "0.5", "y": 0, "z": 0, "num_views_for_3d": None}}},
     }))
     ann = ex.read_hand_annotation(path)
     assert np.isnan(ann.joints[0]).all()
@@ -111,6 +113,9 @@ def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
     # Two entries for one frame: the later value wins (as the file is read top to bottom).
     np.testing.assert_array_equal(ann.joints[1, 0], (2, 2, 2))
     assert ann.num_views[1, 0] == 4
+    # numbers written as text are read as numbers; a null view count is "not given"
+    np.testing.assert_array_equal(ann.joints[2, 21], (0.5, 0, 0))
+    assert ann.num_views[2, 21] == -1 and len(ann.bad_values) == 2
 
 
 def test_form_errors_name_the_file(tmp_path, json_decoder):

@@ -17,7 +17,6 @@ with the *content* are left to ``egghand_lib.data.validation``. Problems with th
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -179,6 +178,24 @@ def _parse_frame_number(key, path: Path) -> int:
         raise ValueError(f"{path}: frame key {key!r} is not an integer frame number") from None
 
 
+def _checked_joint_cells(i: int, fn: int, ann: dict, unknown: dict[str, int], bad: list) -> list[tuple]:
+    """The cells of one frame's annotation3D, joint by joint: unknown names counted, values that are not
+    numbers listed in ``bad`` (non-finite ones are left to the caller's vectorised check)."""
+    out = []
+    for name, p in ann.items():
+        j = _JOINT_INDEX.get(name)
+        if j is None:
+            unknown[name] = unknown.get(name, 0) + 1
+            continue
+        try:
+            x, y, z = float(p["x"]), float(p["y"]), float(p["z"])
+            nv = p.get("num_views_for_3d")
+            out.append((i, j, x, y, z, -1 if nv is None else int(nv)))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            bad.append((fn, name, "non-numeric or incomplete x/y/z"))  # reported by validation
+    return out
+
+
 def read_hand_annotation(path: str | Path) -> HandAnnotation:
     """Parse one ego_pose hand annotation file: {"<frame>": [{"annotation3D": {joint: {x, y, z, ...}}}]}."""
     path = Path(path)
@@ -190,10 +207,13 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     n = len(frames)
     # One pass in plain Python collecting (frame, joint) cells and their numbers, one numpy scatter at the
     # end: per-joint numpy calls would cost more than the parsing (~270k joints in a 15 s take set).
-    cells: list[tuple] = []  # (frame row, joint, x, y, z, num_views or -1): one append per joint
+    # (frame row, joint, x, y, z, num_views or -1) per annotated joint. A frame whose joints are all known
+    # names with x/y/z takes one list comprehension (values converted and checked in one numpy call at the
+    # end); anything else takes the per-joint loop that names each problem.
+    cells: list[tuple] = []
     unknown: dict[str, int] = {}
     bad: list[tuple[int, str, str]] = []
-    joint_index, isfinite = _JOINT_INDEX, math.isfinite
+    joint_index = _JOINT_INDEX
     for i, (fn, entry) in enumerate(frames):
         # Real files hold a list with one dict per frame; accept a bare dict too.
         items = entry if isinstance(entry, list) else [entry]
@@ -203,29 +223,33 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
             ann = item.get("annotation3D", {})
             if not isinstance(ann, dict):
                 raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
-            for name, p in ann.items():
-                j = joint_index.get(name)
-                if j is None:
-                    unknown[name] = unknown.get(name, 0) + 1
-                    continue
-                try:
-                    x, y, z = float(p["x"]), float(p["y"]), float(p["z"])
-                except (TypeError, KeyError, ValueError):
-                    bad.append((fn, name, "non-numeric or incomplete x/y/z"))  # reported by validation
-                    continue
-                if not (isfinite(x) and isfinite(y) and isfinite(z)):
-                    bad.append((fn, name, "NaN/inf coordinate"))  # stays NaN = missing, but is reported
-                    continue
-                nv = p.get("num_views_for_3d")
-                cells.append((i, j, x, y, z, -1 if nv is None else int(nv)))
+            try:
+                cells += [(i, joint_index[name], p["x"], p["y"], p["z"], p.get("num_views_for_3d", -1))
+                          for name, p in ann.items()]
+            except (KeyError, TypeError, AttributeError):
+                cells += _checked_joint_cells(i, fn, ann, unknown, bad)
+    try:  # numpy reads numbers given as text like float() does, and None as NaN (told apart below)
+        c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
+    except (TypeError, ValueError):  # a value numpy cannot convert: check every joint one by one
+        bad.clear()  # the second pass lists every problem of the file again, in file order
+        cells = [cell for i, (fn, entry) in enumerate(frames)
+                 for item in (entry if isinstance(entry, list) else [entry])
+                 for cell in _checked_joint_cells(i, fn, item.get("annotation3D", {}), {}, bad)]
+        c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
+    finite = np.isfinite(c[:, 2:5]).all(axis=1)
+    for r in np.flatnonzero(~finite):  # stays NaN = missing, but is reported
+        why = "non-numeric or incomplete x/y/z" if None in cells[r][2:5] else "NaN/inf coordinate"
+        bad.append((int(frames[int(c[r, 0])][0]), JOINT_NAMES[int(c[r, 1])], why))
+    c = c[finite]
+    c[np.isnan(c[:, 5]), 5] = -1  # a null view count: not given
+    cells = c
     joints = np.full((n, NUM_JOINTS, 3), np.nan)
     views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
-    if cells:
-        c = np.asarray(cells, dtype=np.float64)  # (K, 6); frame rows, joints and view counts are exact in float64
-        rows, cols = c[:, 0].astype(np.int64), c[:, 1].astype(np.int64)
+    if len(cells):
+        rows, cols = cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64)  # exact in float64
         # A joint given twice in a frame keeps its last value, as sequential assignment would.
-        joints[rows, cols] = c[:, 2:5]
-        views[rows, cols] = c[:, 5].astype(np.int16)
+        joints[rows, cols] = cells[:, 2:5]
+        views[rows, cols] = cells[:, 5].astype(np.int16)
     fnums = np.array([f for f, _ in frames], dtype=np.int64)
     return HandAnnotation(path, fnums, joints, views, unknown, bad)
 
