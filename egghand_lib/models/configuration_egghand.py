@@ -98,8 +98,9 @@ class EggHandConfig:
     # `anchor_scale`, invalid joints 0): min-max normalised absolute coordinates squeeze a centimetre of motion
     # into ~0.01, so velocities are hard to read from them; offsets make the recent motion large and explicit.
     state_offsets: bool = False
-    # Width of an MLP from the whole observed state (20 frames of state_inputs, flattened) straight to the
-    # decoder's 10 x 126 actions, added to the flow's output; 0 = none (the official model). The GR00T head
+    # Width of an MLP from the whole observed state (20 frames of state_inputs, flattened) and the mean
+    # projected video and text tokens straight to the decoder's 10 x 126 actions, added to the flow's
+    # output; 0 = none (the official model). The GR00T head
     # reads the past only through attention over 20 similar state tokens, and trained from scratch on a CPU
     # budget it learnt to hold the last pose and nothing of the motion (its offsets were uncorrelated with
     # the truth); this path learns the motion quickly. Its last layer starts at zero.
