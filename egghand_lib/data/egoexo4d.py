@@ -205,36 +205,34 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     # Everything but a possible "metadata" entry is keyed by frame number.
     frames = sorted((_parse_frame_number(k, path), v) for k, v in data.items() if k != "metadata")
     n = len(frames)
-    # One pass in plain Python collecting (frame, joint) cells and their numbers, one numpy scatter at the
-    # end: per-joint numpy calls would cost more than the parsing (~270k joints in a 15 s take set).
-    # (frame row, joint, x, y, z, num_views or -1) per annotated joint. A frame whose joints are all known
-    # names with x/y/z takes one list comprehension (values converted and checked in one numpy call at the
-    # end); anything else takes the per-joint loop that names each problem.
-    cells: list[tuple] = []
-    unknown: dict[str, int] = {}
-    bad: list[tuple[int, str, str]] = []
-    joint_index = _JOINT_INDEX
+    # (frame row, joint, x, y, z, num_views or -1) per annotated joint, converted and checked by one numpy
+    # call at the end (per-joint numpy calls would cost more than the parsing). A frame whose joints are all
+    # known names with x/y/z takes one list comprehension; anything else takes the per-joint path that
+    # names each problem.
+    anns: list[tuple[int, int, dict]] = []  # (frame row, frame number, annotation3D)
     for i, (fn, entry) in enumerate(frames):
         # Real files hold a list with one dict per frame; accept a bare dict too.
-        items = entry if isinstance(entry, list) else [entry]
-        for item in items:
+        for item in entry if isinstance(entry, list) else [entry]:
             if not isinstance(item, dict):
                 raise ValueError(f"{path}: frame {fn}: expected a dict with 'annotation3D', got {type(item).__name__}")
             ann = item.get("annotation3D", {})
             if not isinstance(ann, dict):
                 raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
-            try:
-                cells += [(i, joint_index[name], p["x"], p["y"], p["z"], p.get("num_views_for_3d", -1))
-                          for name, p in ann.items()]
-            except (KeyError, TypeError, AttributeError):
-                cells += _checked_joint_cells(i, fn, ann, unknown, bad)
+            anns.append((i, fn, ann))
+    cells: list[tuple] = []
+    unknown: dict[str, int] = {}
+    bad: list[tuple[int, str, str]] = []
+    for i, fn, ann in anns:
+        try:
+            cells += [(i, _JOINT_INDEX[name], p["x"], p["y"], p["z"], p.get("num_views_for_3d", -1))
+                      for name, p in ann.items()]
+        except (KeyError, TypeError, AttributeError):
+            cells += _checked_joint_cells(i, fn, ann, unknown, bad)
     try:  # numpy reads numbers given as text like float() does, and None as NaN (told apart below)
         c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
     except (TypeError, ValueError):  # a value numpy cannot convert: check every joint one by one
-        bad.clear()  # the second pass lists every problem of the file again, in file order
-        cells = [cell for i, (fn, entry) in enumerate(frames)
-                 for item in (entry if isinstance(entry, list) else [entry])
-                 for cell in _checked_joint_cells(i, fn, item.get("annotation3D", {}), {}, bad)]
+        bad.clear()  # this pass lists every problem of the file again, in file order
+        cells = [cell for i, fn, ann in anns for cell in _checked_joint_cells(i, fn, ann, {}, bad)]
         c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
     finite = np.isfinite(c[:, 2:5]).all(axis=1)
     for r in np.flatnonzero(~finite):  # stays NaN = missing, but is reported
@@ -242,14 +240,12 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
         bad.append((int(frames[int(c[r, 0])][0]), JOINT_NAMES[int(c[r, 1])], why))
     c = c[finite]
     c[np.isnan(c[:, 5]), 5] = -1  # a null view count: not given
-    cells = c
     joints = np.full((n, NUM_JOINTS, 3), np.nan)
     views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
-    if len(cells):
-        rows, cols = cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64)  # exact in float64
-        # A joint given twice in a frame keeps its last value, as sequential assignment would.
-        joints[rows, cols] = cells[:, 2:5]
-        views[rows, cols] = cells[:, 5].astype(np.int16)
+    rows, cols = c[:, 0].astype(np.int64), c[:, 1].astype(np.int64)  # exact in float64
+    # A joint given twice in a frame keeps its last value, as sequential assignment would.
+    joints[rows, cols] = c[:, 2:5]
+    views[rows, cols] = c[:, 5].astype(np.int16)
     fnums = np.array([f for f, _ in frames], dtype=np.int64)
     return HandAnnotation(path, fnums, joints, views, unknown, bad)
 
