@@ -30,7 +30,6 @@ DECODER_PARTS = (
     "future_tokens", "position_embedding",
 )
 LOSS_SPACES = ("metres", "normalised")
-
 ANCHORS = ("none", "last")
 
 
@@ -100,10 +99,10 @@ class EggHandConfig:
     state_offsets: bool = False
     # Width of an MLP from the whole observed state (20 frames of state_inputs, flattened) and the mean
     # projected video and text tokens straight to the decoder's 10 x 126 actions, added to the flow's
-    # output; 0 = none (the official model). The GR00T head
-    # reads the past only through attention over 20 similar state tokens, and trained from scratch on a CPU
-    # budget it learnt to hold the last pose and nothing of the motion (its offsets were uncorrelated with
-    # the truth); this path learns the motion quickly. Its last layer starts at zero.
+    # output; 0 = none (the official model). The GR00T head reads the past only through attention over 20
+    # similar state tokens, and trained from scratch on a CPU budget it learnt to hold the last pose and
+    # nothing of the motion (its offsets were uncorrelated with the truth); this path learns the motion
+    # quickly. Its last layer starts at zero.
     motion_mlp: int = 0
 
     def __post_init__(self) -> None:

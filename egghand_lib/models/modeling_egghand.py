@@ -27,10 +27,10 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
    Options of this toolkit (the CPU presets; the paper preset is the official model): ``config.anchor``
    "last" makes the decoded actions offsets from each joint's last observed position (``action_out_proj``
    then starts at zero: the untrained model holds the last pose), and ``config.motion_mlp`` adds an MLP
-   from the 20 frames' state numbers straight to the 10 x 126 actions. Trained from scratch on a CPU
-   budget, the head alone learnt to hold the last pose and nothing of the motion (offsets uncorrelated
-   with the truth, BENCHMARKS.md); the MLP learns the motion within a few hundred steps and the head
-   adds what the frames and the prompt tell.
+   from the 20 frames' state numbers and the mean video and text tokens straight to the 10 x 126 actions.
+   Trained from scratch on a CPU budget, the head alone learnt to hold the last pose and nothing of the
+   motion (offsets uncorrelated with the truth, BENCHMARKS.md); the MLP learns the motion within a few
+   hundred steps.
 4. Forecast: K-step Euler (default 4) from a fixed noise sample. The noise is drawn from a CPU generator
    seeded with ``config.noise_seed`` with shape (1, H, 32) and shared by every window of the batch, so it
    never depends on the batch size or order. ``sample(batch, n, seed)`` uses seeds seed, seed+1, ...
@@ -176,7 +176,8 @@ class EggHandPolicy(nn.Module):
         for emb in (self.video_pos_embed, self.text_pos_embed, self.state_time_embed):
             nn.init.normal_(emb.weight, std=0.02)
 
-        # Optional direct path from the observed state to the forecast (config.motion_mlp), zero at the start.
+        # Optional direct path from the observed state and context to the forecast (config.motion_mlp),
+        # zero at the start.
         self.motion_mlp = None
         if config.motion_mlp > 0:
             # + the mean projected video token and the mean projected text token (2 x D)
@@ -283,7 +284,11 @@ class EggHandPolicy(nn.Module):
     # ------------------------------------------------------------------ inputs
     def encode_context(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Context tokens (B, Nv + Nt, D) and mask (B, Nv + Nt) bool (padded tokens zeroed)."""
-        v, vm, t, tm = self._context_streams(batch)
+        return self._joined_context(*self._context_streams(batch))
+
+    @staticmethod
+    def _joined_context(v, vm, t, tm) -> tuple[torch.Tensor, torch.Tensor]:
+        """concat(video, text) tokens with padded ones zeroed, and their mask."""
         ctx, mask = torch.cat([v, t], dim=1), torch.cat([vm, tm], dim=1)
         return ctx * mask.unsqueeze(-1).to(ctx.dtype), mask
 
@@ -334,7 +339,10 @@ class EggHandPolicy(nn.Module):
 
     def encode_state(self, batch: dict) -> torch.Tensor:
         """State tokens before the head's state_encoder: (B, 20, max_state_dim)."""
-        x = self.state_inputs(batch)
+        return self._state_tokens(self.state_inputs(batch))
+
+    def _state_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """state_inputs (B, T, F) -> state tokens (B, T, max_state_dim)."""
         return self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]]
 
     def state_inputs(self, batch: dict) -> torch.Tensor:
@@ -441,10 +449,8 @@ class EggHandPolicy(nn.Module):
     def _conditioning(self, batch: dict) -> dict:
         """Everything the rollout needs from a batch: the head's conditioning (+ the motion MLP's output)."""
         v, vm, t, tm = self._context_streams(batch)
-        ctx, mask = torch.cat([v, t], dim=1), torch.cat([vm, tm], dim=1)
-        ctx = ctx * mask.unsqueeze(-1).to(ctx.dtype)
         x = self.state_inputs(batch)  # (B, T, F)
-        cond = self._condition(ctx, mask, self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]])
+        cond = self._condition(*self._joined_context(v, vm, t, tm), self._state_tokens(x))
         if self.motion_mlp is not None:
             B, H = x.shape[0], self.config.action_horizon
             pooled = [_masked_token_mean(v, vm), _masked_token_mean(t, tm)]  # 2 x (B, D)
