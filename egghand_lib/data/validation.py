@@ -202,6 +202,19 @@ def _rigid_ok(E: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     return finite & ortho & (np.linalg.det(R) > 0)
 
 
+def _masked_median(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-column median of ``x`` (F, B) over the rows where ``mask``; inf for a column with none.
+
+    One sort for all columns instead of an ``np.median`` call per column (the per-call overhead dominated
+    validation); the same values as ``np.median``: the middle element, or the mean of the two middle ones.
+    """
+    s = np.sort(np.where(mask, x, np.inf), axis=0)  # masked-out entries sort last
+    k = mask.sum(axis=0)
+    cols = np.arange(x.shape[1])
+    lo, hi = np.maximum((k - 1) // 2, 0), k // 2
+    return (s[lo, cols] + s[hi, cols]) / 2  # k // 2 < F: in range
+
+
 def validate_take(
     take_uid: str,
     ann: HandAnnotation | None,
@@ -267,7 +280,7 @@ def validate_take(
         par, chi = np.array(BONES).T
         length = np.linalg.norm(joints[:, chi] - joints[:, par], axis=-1)  # (F, 40)
         both = valid[:, par] & valid[:, chi]
-        med = np.array([np.median(length[both[:, b], b]) if both[:, b].any() else np.inf for b in range(len(par))])
+        med = _masked_median(length, both)
         out = both & ((length > cfg.max_bone_length) | (length > cfg.bone_ratio * med))
         for i, b in zip(*np.nonzero(out), strict=True):
             report.add(take_uid, "bone_length_outlier", ann_file, frame=int(frames[i]),
