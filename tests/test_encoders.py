@@ -403,3 +403,54 @@ def test_weights_fingerprint_samples_large_tensors_and_sees_changes():
     big[-1] = 1  # the last element is always sampled
     b = state_dict_fingerprint({"w": big, "b": torch.ones(3)})
     assert b != a and b == state_dict_fingerprint({"b": torch.ones(3), "w": big})  # key order does not matter
+
+
+def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, small_egovideo_ckpt, egovideo):
+    """`egghand cache` (EgoVideo of another size via --encoder-config), then `egghand train --feature-cache`."""
+    import dataclasses
+    import json
+
+    from lerobot_fixtures import make_episodes, write_prepared
+
+    from egghand_lib.cli import main
+    from egghand_lib.data import feature_cache as FC
+    from egghand_lib.data.windows import WindowDataset, compute_stats, save_stats
+    from egghand_lib.models.modeling_egghand import EggHandPolicy
+
+    episodes = make_episodes(2, num_frames=30, size=28)
+    prep = write_prepared(tmp_path / "prep", episodes)
+    save_stats(compute_stats(episodes), prep / "stats.json")
+    cfg_file = tmp_path / "egovideo_small.json"
+    cfg_file.write_text(json.dumps(dataclasses.asdict(SMALL_EGOVIDEO)))
+    cache_dir = tmp_path / "cache"
+    args = ["cache", "--prep", str(prep), "--out", str(cache_dir), "--splits", "train", "--encoder", "egovideo",
+            "--checkpoint", str(small_egovideo_ckpt[0]), "--device", "cpu", "--no-progress"]
+    assert main(args + ["--encoder-config", str(cfg_file)]) == 0
+    # The cached features are the encoder's own outputs for those windows.
+    ds = WindowDataset(prep, "train")
+    cache = FC.CachedFeatures(cache_dir / "train", dataset=ds, encoder_key=egovideo)
+    idx = [0, len(ds) - 1]
+    batch = ds.collate_fn([ds[i] for i in idx])
+    with torch.no_grad():
+        direct = egovideo(batch["frames"], batch["task"])
+    for j, i in enumerate(idx):
+        assert torch.allclose(cache[i]["video_tokens"], direct.video_tokens[j], atol=1e-5)
+        n = int(direct.text_mask[j].sum())
+        assert torch.allclose(cache[i]["text_tokens"][:n], direct.text_tokens[j, :n], atol=1e-5)
+    # Training from the cache via the command line: a model on cached EgoVideo-sized features.
+    run = tmp_path / "run"
+    assert main(["train", "--prep", str(prep), "--out", str(run), "--config", "tiny", "--steps", "2",
+                 "--batch-size", "4", "--feature-cache", str(cache_dir), "--set", "eval_split=null",
+                 "--no-progress"]) == 0
+    model = EggHandPolicy.from_pretrained(run / "model")
+    assert model.config.encoder == "cached" and model.config.video_dim == SMALL_EGOVIDEO.width
+    # Wrong config files are named in the error; a config of the wrong size is refused by the strict loader.
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json must hold a JSON object"):
+        main(args + ["--encoder-config", str(bad)])
+    bad.write_text(json.dumps({"widht": 32}))
+    with pytest.raises(ValueError, match="unknown field.*widht"):
+        main(args + ["--encoder-config", str(bad)])
+    with pytest.raises(Exception, match="ckpt_small.pth"):
+        main(args)  # the release size does not fit the small checkpoint

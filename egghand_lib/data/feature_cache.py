@@ -556,19 +556,44 @@ def configure_parser(parser: Any) -> None:
     parser.add_argument("--encoder", default="egovideo", help="a frozen encoder: egovideo or internvl")
     parser.add_argument("--checkpoint", help="EgoVideo ckpt_4frames.pth")
     parser.add_argument("--model-dir", help="InternVL3.5-1B-HF directory")
+    parser.add_argument("--tokenizer",
+                        help="EgoVideo: bert-large-uncased vocab.txt (default: the copy shipped offline)")
+    parser.add_argument("--video-output", choices=["cls", "all", "pooled"],
+                        help="EgoVideo video tokens: cls (EggHand's, default), all patch tokens, or the pooled one")
+    parser.add_argument("--encoder-config", metavar="JSON",
+                        help="EgoVideo: a JSON object of EgoVideoConfig fields, for a checkpoint of another size")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--fp16", action="store_true", help="store features as float16")
     parser.add_argument("--no-progress", action="store_true")
 
 
+def _read_encoder_config(path: Path) -> dict:
+    """The --encoder-config file: a JSON object of the encoder's config fields."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--encoder-config: no file {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--encoder-config: {path} is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--encoder-config: {path} must hold a JSON object of config fields, got {type(cfg).__name__}")
+    return cfg
+
+
 def run(args: Any) -> int:
     from egghand_lib.data.windows import WindowDataset
     from egghand_lib.models.encoders import build_encoder
 
-    kwargs = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    kwargs: dict[str, Any] = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     if args.model_dir:
         kwargs["model_dir"] = args.model_dir
+    if args.tokenizer:
+        kwargs["tokenizer_path"] = args.tokenizer
+    if args.video_output:
+        kwargs["video_output"] = args.video_output
+    if args.encoder_config:
+        kwargs["config"] = _read_encoder_config(Path(args.encoder_config))
     encoder = build_encoder(args.encoder, **kwargs)
     if not getattr(encoder, "frozen", False):
         raise ValueError(f"--encoder {args.encoder}: only frozen encoders can be cached")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pickle
 import re
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -487,6 +487,9 @@ def build_egovideo_encoder(
 ) -> EgoVideoEncoder:
     """build_encoder("egovideo", checkpoint=...): strict checkpoint load + tokenizer -> frozen encoder."""
     if isinstance(config, dict):
+        unknown = sorted(set(config) - {f.name for f in fields(EgoVideoConfig)})
+        if unknown:
+            raise ValueError(f"EgoVideo config: unknown field(s) {unknown}; see EgoVideoConfig")
         config = replace(EgoVideoConfig(), **config)
     model = load_egovideo_checkpoint(checkpoint, config, dtype=dtype)
     tokenizer = load_bert_uncased_tokenizer(tokenizer_path, model.cfg.vocab_size)
