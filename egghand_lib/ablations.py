@@ -167,7 +167,7 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                   protocol: str = "future", train_config: Any = "cpu-small", seed: int = 0, batch_size: int = 32,
                   max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
                   internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
-                  dataset=None, train_dataset=None) -> dict[str, Any]:
+                  dataset=None, train_dataset=None, frame_encoder: nn.Module | None = None) -> dict[str, Any]:
     """Run the ablations in ``which`` (names from ABLATIONS) and write ablations.{md,csv,json} to ``out_dir``.
 
     ``model``: the trained model (module, run folder or saved model folder) for the evaluation-time
@@ -179,6 +179,10 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     ("ok" | "not run"), reason, ade, fde, mpjpe, mpjpe_f and, for the modality rows, the change vs clean.
     ``dataset`` / ``train_dataset``: WindowDatasets to use instead of ``prep_dir``'s splits (the
     retrained variants still need ``prep_dir``).
+    A model trained on cached encoder features (``egghand train --feature-cache``) must re-encode the
+    corrupted frames and prompts: give the frozen encoder that built the cache as ``frame_encoder``, or
+    ``egovideo_path`` (EgoVideo, EggHand's encoder); without either, its modality and egomotion rows are
+    "not run".
     """
     from egghand_lib.evaluation import (
         MODEL_NAME,
@@ -227,6 +231,21 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
         else:
             net = load_model(model)
             res["model"] = "in-memory" if isinstance(model, nn.Module) else str(model)
+        if getattr(net, "encoder", True) is None:  # trained on cached features
+            if frame_encoder is None and egovideo_path:
+                from egghand_lib.models.encoders import build_encoder
+
+                frame_encoder = build_encoder("egovideo", checkpoint=egovideo_path)
+            if frame_encoder is None:
+                reason = ("the model reads cached encoder features; corrupting its inputs needs the frozen encoder "
+                          "that built them (egovideo_path / --egovideo, or frame_encoder)")
+                skipped = [("3 modality", v) for v in MODALITY_VARIANTS if "modality" in which]
+                skipped += [("4 egomotion", "all methods")] if "egomotion" in which else []
+                rows += [_row(table, variant, status="not run", reason=reason) for table, variant in skipped]
+                which = [w for w in which if w not in needs_model]
+                net = None
+            else:
+                net.attach_encoder(frame_encoder)
     clean_pred = forecast(net, desc="clean") if net is not None else None
 
     if "modality" in which:
@@ -371,7 +390,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-windows", type=int)
-    parser.add_argument("--egovideo", help="EgoVideo ckpt_4frames.pth (encoder ablation)")
+    parser.add_argument("--egovideo", help="EgoVideo ckpt_4frames.pth (encoder ablation; also re-encodes the "
+                        "corrupted frames of a model trained on cached EgoVideo features)")
     parser.add_argument("--internvl", help="InternVL3.5-1B-HF directory (encoder ablation)")
     parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory (head-init ablation)")
     parser.add_argument("--no-progress", action="store_true")

@@ -454,3 +454,18 @@ def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, 
         main(args + ["--encoder-config", str(bad)])
     with pytest.raises(Exception, match="ckpt_small.pth"):
         main(args)  # the release size does not fit the small checkpoint
+    # Modality ablation of that model: it re-encodes the corrupted frames with the encoder that built the cache.
+    from egghand_lib.ablations import run_ablations
+    from egghand_lib.evaluation import evaluate
+
+    res = run_ablations(prep, tmp_path / "abl0", run, which=["modality", "egomotion"], split="train", progress=False)
+    assert [r["status"] for r in res["rows"]] == ["not run"] * 5 and "--egovideo" in res["rows"][0]["reason"]
+    res = run_ablations(prep, tmp_path / "abl", run, which=["modality"], split="train", progress=False,
+                        frame_encoder=egovideo)
+    rows = {r["variant"]: r for r in res["rows"]}
+    assert all(r["status"] == "ok" for r in rows.values())
+    cached = evaluate(prep, "train", run, feature_cache=cache_dir, progress=False)["metrics"]["EggHand"]["egghand"]
+    assert rows["clean"]["ade"] == pytest.approx(cached["all"]["ade"], rel=1e-4)  # re-encoded == cached features
+    assert rows["noisy vision"]["ade_vs_clean"] != 0.0
+    with pytest.raises(ValueError, match="already has an encoder"):
+        EggHandPolicy.from_pretrained(run / "model", encoder=egovideo).attach_encoder(egovideo)

@@ -263,6 +263,26 @@ class EggHandPolicy(nn.Module):
     def device(self) -> torch.device:
         return self.norm_state_min.device
 
+    def attach_encoder(self, encoder: nn.Module) -> EggHandPolicy:
+        """Give a model trained on cached features (no encoder) the frozen encoder that computed them.
+
+        It then forecasts from frames and prompts too, e.g. corrupted ones (modality ablation). Only the
+        widths can be checked here: pass the encoder (checkpoint, options) the cache was built with.
+        """
+        if self.encoder is not None:
+            raise ValueError(f"attach_encoder: the model already has an encoder ({type(self.encoder).__name__})")
+        if not getattr(encoder, "frozen", False):
+            raise ValueError(f"attach_encoder: {type(encoder).__name__} is trainable; cached features come from a "
+                             "frozen encoder")
+        for name in ("video_dim", "text_dim"):
+            want, have = getattr(self.config, name), int(getattr(encoder, name))
+            if want != have:
+                raise ValueError(f"attach_encoder: the model was trained on {name}={want} features, "
+                                 f"{type(encoder).__name__} gives {have}")
+        self.encoder = encoder.to(self.device).requires_grad_(False).eval()
+        self.encoder_frozen = True
+        return self
+
     # ------------------------------------------------------------------ normalisation (SPEC section 3)
     def _minmax(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         lo, hi = getattr(self, f"norm_{name}_min"), getattr(self, f"norm_{name}_max")
