@@ -77,7 +77,7 @@ def test_prepare_writes_episodes_stats_report_manifest(tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["truncated_json", "wrong_shape", "not_in_takes_json", "missing_video",
-                                     "nan_joint", "missing_camera_frames"])
+                                     "short_video", "nan_joint", "missing_camera_frames"])
 def test_malformed_inputs_lenient_report_and_strict_error(tmp_path, variant):
     tks = takes()
     bad = tks[0]
@@ -86,6 +86,8 @@ def test_malformed_inputs_lenient_report_and_strict_error(tmp_path, variant):
         unlisted = (A,)
     if variant == "missing_camera_frames":
         bad.camera_frames = np.delete(bad.frames, [5])
+    if variant == "short_video":  # the video ends one frame before the last annotated one
+        bad.video_frames = int(bad.frames.max())
     raw = write_dataset(tmp_path / "raw", tks, unlisted=unlisted)
     if variant == "truncated_json":
         text = hand_path(raw, bad).read_text()
@@ -105,6 +107,7 @@ def test_malformed_inputs_lenient_report_and_strict_error(tmp_path, variant):
         "wrong_shape": ("file_error", f"{A}.json", None, True),
         "not_in_takes_json": ("take_not_in_takes_json", "takes.json", None, True),
         "missing_video": ("missing_video", "aria01_214-1.mp4", None, True),
+        "short_video": ("missing_video", "aria01_214-1.mp4", None, True),  # found at planning, before any output
         "nan_joint": ("nan_joint", f"{A}.json", 36, False),
         "missing_camera_frames": ("missing_camera_pose", f"camera_pose/{A}.json", 45, False),
     }[variant]
