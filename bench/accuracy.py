@@ -75,8 +75,6 @@ def main() -> int:
     args = ap.parse_args()
     setup_env(args.threads or (1 if args.tiny else None))
     from egghand_lib.ablations import make_corruption, task_vocabulary
-    from egghand_lib.baselines import LastPose, StaticPose
-    from egghand_lib.batch import target_offsets
     from egghand_lib.evaluation import (
         _select,
         baseline_forecasts,
@@ -118,11 +116,7 @@ def main() -> int:
     idx = subset_indices(len(ds), args.max_windows)
     arrays = _select(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
-    preds = baseline_forecasts(arrays, train_ds.arrays(), model.config.protocol)
-    offsets = target_offsets(model.config.protocol)
-    static = StaticPose().fit(train_ds.arrays()["past_joints"], train_ds.arrays()["past_valid"])
-    preds["LastPose"] = LastPose(static).predict(arrays["past_joints"], arrays["past_valid"],
-                                                 horizon=len(offsets), first_offset=offsets[0])
+    preds = baseline_forecasts(arrays, train_ds.arrays(), model.config.protocol, ("Static", "CVM", "LastPose"))
     t0 = time.perf_counter()
     preds["EggHand"] = predict_model(model, ds, idx, batch_size=32, progress=False)[0]
     forecast_s = time.perf_counter() - t0

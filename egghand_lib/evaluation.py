@@ -48,22 +48,24 @@ Transform = Callable[[dict], dict]
 
 
 def baseline_forecasts(arrays: dict[str, Any], train_arrays: dict[str, Any], protocol: str = "future",
-                       ) -> dict[str, np.ndarray]:
-    """Static and CVM forecasts (N, 10, 42, 3) float32 for the windows in ``arrays``.
+                       methods: Sequence[str] = ("Static", "CVM")) -> dict[str, np.ndarray]:
+    """Baseline forecasts (N, 10, 42, 3) float32 for the windows in ``arrays``, one per name in ``methods``.
 
     Static is fitted on the training windows' observed joints (the mean canonical pose, SPEC 7); CVM
-    falls back to that pose for joints never observed. ``protocol`` sets the target offsets.
+    falls back to that pose for joints never observed. "LastPose" (each joint held where it was last
+    seen; not in the paper) may be asked for too. ``protocol`` sets the target offsets.
     """
-    from egghand_lib.baselines import ConstantVelocity, StaticPose
+    from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 
+    makers = {"Static": lambda s: s, "CVM": ConstantVelocity, "LastPose": LastPose}
+    unknown = [m for m in methods if m not in makers]
+    if unknown:
+        raise ValueError(f"methods: unknown baseline(s) {unknown}; expected names from {list(makers)}")
     offsets = target_offsets(protocol)
     static = StaticPose().fit(train_arrays["past_joints"], train_arrays["past_valid"])
     past, past_valid = arrays["past_joints"], arrays["past_valid"]
     kw = dict(horizon=len(offsets), first_offset=offsets[0])
-    return {
-        "Static": np.asarray(static.predict(past, past_valid, **kw), dtype=np.float32),
-        "CVM": np.asarray(ConstantVelocity(static).predict(past, past_valid, **kw), dtype=np.float32),
-    }
+    return {m: np.asarray(makers[m](static).predict(past, past_valid, **kw), dtype=np.float32) for m in methods}
 
 
 def subset_indices(num_items: int, max_windows: int | None) -> np.ndarray:

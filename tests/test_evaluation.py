@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from experiments_helpers import fake_datasets, input_dependent, single_thread, tiny_model
 
-from egghand_lib.baselines import ConstantVelocity, StaticPose
+from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 from egghand_lib.batch import collate_windows
 from egghand_lib.egomotion import top_fraction_mask
-from egghand_lib.evaluation import compute_results, evaluate, subset_indices, write_results
+from egghand_lib.evaluation import baseline_forecasts, compute_results, evaluate, subset_indices, write_results
 from egghand_lib.metrics import best_of_k, forecast_metrics, per_horizon_errors
 
 KEYS = ("ade", "fde", "mpjpe", "mpjpe_f")
@@ -105,3 +105,17 @@ def test_write_results_handles_nan(tmp_path):
     paths = write_results(res, tmp_path, name="r")
     assert json.loads(paths["json"].read_text())["metrics"]["X"]["egoh4"]["all"]["mpjpe"] == 0.0
     assert "| X | - | - |" in paths["md"].read_text()
+
+
+def test_baseline_forecasts_on_request(data):
+    train, test = data
+    a, t = test.arrays(), train.arrays()
+    static = StaticPose().fit(t["past_joints"], t["past_valid"])
+    got = baseline_forecasts(a, t, "egghand-code", methods=("LastPose", "CVM"))
+    assert list(got) == ["LastPose", "CVM"]
+    kw = dict(horizon=10, first_offset=0)
+    assert np.allclose(got["LastPose"], LastPose(static).predict(a["past_joints"], a["past_valid"], **kw))
+    assert np.allclose(got["CVM"], ConstantVelocity(static).predict(a["past_joints"], a["past_valid"], **kw))
+    assert not np.allclose(got["LastPose"], got["CVM"])
+    with pytest.raises(ValueError, match="unknown baseline.*'USST'"):
+        baseline_forecasts(a, t, methods=("Static", "USST"))
