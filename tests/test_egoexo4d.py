@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pytest
 from egoexo4d_fixtures import (
@@ -153,37 +152,6 @@ def test_video_frames_decoded_at_requested_numbers_only(tmp_path):
         ex.read_video_frames(path, [10, 150])
     info = ex.video_info(path)
     assert (info["width"], info["height"], info["frames"]) == (VIDEO_W, VIDEO_H, 150)
-    assert ex.video_header(path) == {"width": VIDEO_W, "height": VIDEO_H, "frames": 150}
-
-
-def test_video_header_reads_mp4_boxes_and_falls_back_to_the_demuxer(tmp_path):
-    # MP4: read from the 'moov' box, the same values PyAV reports
-    mp4 = tmp_path / "v.mp4"
-    write_video(mp4, 40, w=66, h=50)
-    assert ex._mp4_video_header(mp4) == {"width": 66, "height": 50, "frames": 40}
-    assert ex.video_header(mp4) == {k: ex.video_info(mp4)[k] for k in ("width", "height", "frames")}
-    # moov cut off (truncated download): not read from the boxes; the demuxer decides, as before
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(mp4.read_bytes()[:-50])
-    assert ex._mp4_video_header(cut) is None
-    # not MP4: the demuxer's answer; not a video / missing: errors that name the file
-    mkv = tmp_path / "v.mkv"
-    with av.open(str(mkv), "w", format="matroska") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(5):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    assert ex._mp4_video_header(mkv) is None
-    assert ex.video_header(mkv)["width"] == 64 and ex.video_header(mkv)["height"] == 48
-    junk = tmp_path / "junk.mp4"
-    junk.write_bytes(b"\x00\x00\x00\x10ftypisom" + bytes(100))
-    with pytest.raises(ValueError, match="junk.mp4: cannot read video"):
-        ex.video_header(junk)
-    with pytest.raises(FileNotFoundError, match="nope.mp4: video not found"):
-        ex.video_header(tmp_path / "nope.mp4")
 
 
 def test_resize_intrinsics_follow_the_pixels():

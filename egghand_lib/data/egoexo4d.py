@@ -17,8 +17,6 @@ with the *content* are left to ``egghand_lib.data.validation``. Problems with th
 from __future__ import annotations
 
 import json
-import os
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -399,113 +397,6 @@ def video_info(path: str | Path) -> dict:
                     "frames": int(s.frames or 0)}
     except (av.error.FFmpegError, IndexError) as e:
         raise ValueError(f"{path}: cannot read video: {e}") from None
-
-
-def video_header(path: str | Path) -> dict:
-    """Width, height and (if known, else 0) frame count of a video, as ``video_info`` gives them.
-
-    An MP4 is read from its 'moov' box directly (a few kB, ~50x cheaper than opening the container with
-    PyAV, which dominated planning a split); anything this does not read with certainty (other containers,
-    fragmented MP4, several video tracks, odd boxes) goes to ``video_info``, which names the file in its errors.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: video not found")
-    try:
-        found = _mp4_video_header(path)
-    except (OSError, ValueError, struct.error):
-        found = None
-    if found is None:
-        vi = video_info(path)
-        return {"width": vi["width"], "height": vi["height"], "frames": vi["frames"]}
-    return found
-
-
-_MAX_MOOV_BYTES = 64 * 2**20  # a larger header (many hours of video) is left to the demuxer
-
-
-def _mp4_boxes(buf: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, int]]]:
-    """{type: [(payload start, payload end)]} of the ISO BMFF boxes laid end to end in buf[start:end]."""
-    out: dict[bytes, list[tuple[int, int]]] = {}
-    i = start
-    while i + 8 <= end:
-        size, typ = struct.unpack_from(">I4s", buf, i)
-        head = 8
-        if size == 1:  # 64-bit size follows the type
-            (size,), head = struct.unpack_from(">Q", buf, i + 8), 16
-        elif size == 0:  # up to the end of the parent
-            size = end - i
-        if size < head or i + size > end:
-            raise ValueError(f"malformed {typ!r} box")
-        out.setdefault(typ, []).append((i + head, i + size))
-        i += size
-    return out
-
-
-def _mp4_child(buf: bytes, parent: tuple[int, int], typ: bytes) -> tuple[int, int]:
-    return _mp4_boxes(buf, *parent)[typ][0]  # KeyError when absent
-
-
-def _mp4_video_header(path: Path) -> dict | None:
-    """{"width", "height", "frames"} of the one video track of a plain MP4, from its 'moov' box; None
-    when the file is not one (the caller then asks the demuxer).
-
-    The values are the ones FFmpeg's MP4 demuxer reports: width and height of the visual sample entry
-    (stsd), frame count = the samples of the time-to-sample table (stts).
-    """
-    with open(path, "rb") as f:
-        file_size = os.fstat(f.fileno()).st_size
-        pos, moov = 0, None
-        while pos + 8 <= file_size:  # top-level boxes: ftyp, mdat, moov, ... in either order
-            f.seek(pos)
-            head = f.read(16)
-            size, typ = struct.unpack_from(">I4s", head)
-            if pos == 0 and typ != b"ftyp":
-                return None  # not an ISO BMFF (MP4) file
-            hlen = 8
-            if size == 1 and len(head) == 16:
-                (size,), hlen = struct.unpack_from(">Q", head, 8), 16
-            elif size == 0:
-                size = file_size - pos
-            if size < hlen or pos + size > file_size:
-                return None  # truncated or not a box
-            if typ == b"moov":
-                if size > _MAX_MOOV_BYTES:
-                    return None
-                f.seek(pos + hlen)
-                moov = f.read(size - hlen)
-                break
-            pos += size
-    if moov is None:
-        return None
-    try:
-        top = _mp4_boxes(moov, 0, len(moov))
-        if b"mvex" in top:
-            return None  # fragmented: the samples are described in moof boxes
-        videos = []
-        for trak in top.get(b"trak", []):
-            mdia = _mp4_child(moov, trak, b"mdia")
-            hdlr = _mp4_child(moov, mdia, b"hdlr")  # version/flags, pre_defined, handler type
-            if moov[hdlr[0] + 8:hdlr[0] + 12] != b"vide":
-                continue
-            stbl = _mp4_child(moov, _mp4_child(moov, mdia, b"minf"), b"stbl")
-            stsd, stts = _mp4_child(moov, stbl, b"stsd"), _mp4_child(moov, stbl, b"stts")
-            # stsd: version/flags, entry count, then the first sample entry: 8 bytes box header, 8 bytes
-            # SampleEntry, 16 bytes of VisualSampleEntry before width and height (16 bits each).
-            if stsd[1] - stsd[0] < 44 or struct.unpack_from(">I", moov, stsd[0] + 4)[0] < 1:
-                return None
-            width, height = struct.unpack_from(">HH", moov, stsd[0] + 40)
-            # stts: version/flags, entry count, then (sample count, sample duration) pairs.
-            (n,) = struct.unpack_from(">I", moov, stts[0] + 4)
-            if stts[0] + 8 + 8 * n > stts[1]:
-                return None
-            counts = np.frombuffer(moov, dtype=">u4", count=2 * n, offset=stts[0] + 8)[0::2]
-            videos.append({"width": int(width), "height": int(height), "frames": int(counts.sum(dtype=np.int64))})
-    except (KeyError, ValueError, struct.error):
-        return None
-    if len(videos) != 1 or min(videos[0].values()) <= 0:
-        return None  # no or several video tracks, or an empty one: the demuxer decides
-    return videos[0]
 
 
 def read_video_frames(path: str | Path, frame_numbers, size: int = 224) -> np.ndarray:

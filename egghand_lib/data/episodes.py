@@ -160,7 +160,7 @@ def _read_take(index: RawIndex, take_uid: str, raw_split: str, annotation: str, 
     try:
         if video is None:
             raise FileNotFoundError(f"{root / 'takes.json'}: take {take_uid} lists no ego (aria*) RGB video")
-        vi = ex.video_header(video)  # size and length from the MP4 header: no demuxer set-up per take
+        vi = ex.video_info(video)
     except (FileNotFoundError, ValueError) as e:
         report.drop_take(take_uid, "missing_video", video, str(e))
         return None
