@@ -195,23 +195,35 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
                   **overrides: Any):
     """The model of a finished run in ``out_dir``, else train it (resuming an interrupted run).
 
+    A run of another config already in ``out_dir`` (e.g. left by an older toolkit) is kept; this config then
+    trains in ``<out_dir>-<config hash>``. Use the returned folder.
+
     config: a TrainConfig or a name ("tiny", "cpu-small", "paper"); overrides: TrainConfig fields.
     Returns (model in eval mode, run folder).
     """
+    import json
+
     from egghand_lib.training import TrainConfig, load_trained, train
 
     cfg = TrainConfig.named(config) if isinstance(config, str) else config
     cfg = cfg.replace(**overrides) if overrides else cfg
-    out = Path(out_dir)
-    saved = out / "train_config.json"
-    if (out / "model" / "config.json").is_file() and saved.is_file():
-        import json
+    # Compare as JSON (tuples and lists alike), ignoring fields that do not change the weights.
+    now = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in cfg._BOOKKEEPING}
 
-        # Compare as JSON (tuples and lists alike), ignoring fields that do not change the weights.
-        now = json.loads(json.dumps(cfg.to_dict()))
-        then = json.loads(saved.read_text())
-        if all(then.get(k) == v for k, v in now.items() if k not in cfg._BOOKKEEPING):
-            return load_trained(out).eval(), out
+    def run_config(folder: Path) -> dict | None:
+        saved = folder / "train_config.json"
+        return json.loads(saved.read_text()) if saved.is_file() else None
+
+    out = Path(out_dir)
+    then = run_config(out)
+    if then is not None and any(then.get(k) != v for k, v in now.items()):
+        # The folder holds a run of another config (e.g. made by an older version of the toolkit): keep it,
+        # and train this config beside it, in a folder named after the config.
+        print(f"[train_or_load] {out} holds a run of another config; using {out.name}-{cfg.digest()} for this one")
+        out = out.with_name(f"{out.name}-{cfg.digest()}")
+        then = run_config(out)
+    if then is not None and (out / "model" / "config.json").is_file():
+        return load_trained(out).eval(), out
     result = train(cfg, out, prep_dir=prep_dir, progress=progress, resume=True)
     return result.model.eval(), out
 

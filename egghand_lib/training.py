@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -102,6 +103,12 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["adam_betas"] = list(self.adam_betas)
         return d
+
+    def digest(self) -> str:
+        """8 hex digits identifying the fields that change the weights (not the bookkeeping ones): a folder
+        name for runs of this exact config."""
+        fields = {k: v for k, v in json.loads(json.dumps(self.to_dict())).items() if k not in self._BOOKKEEPING}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -70,20 +70,16 @@ def notebook(title_md: str, cells: list) -> nbformat.NotebookNode:
     return nb
 
 
-SETUP = '''\
-from pathlib import Path
-
-import numpy as np
-from IPython.display import Markdown, display
-
-from egghand_lib import notebook_utils as nu
-from egghand_lib import viz
-from egghand_lib.data.windows import WindowDataset
-
-nu.limit_threads()
-out_root = Path(OUT_ROOT)
-data_dir = out_root / "data" / f"egosynth-{SYNTH_PRESET}-seed{SEED}"
-nu.environment_summary()'''
+def setup(*, numpy: bool = False, windows: bool = False) -> str:
+    """The first code cell of every notebook; imports beyond the shared ones only where the notebook uses them."""
+    lines = ["from pathlib import Path", ""]
+    lines += ["import numpy as np"] if numpy else []
+    lines += ["from IPython.display import Markdown, display", "", "from egghand_lib import notebook_utils as nu",
+              "from egghand_lib import viz"]
+    lines += ["from egghand_lib.data.windows import WindowDataset"] if windows else []
+    lines += ["", "nu.limit_threads()", "out_root = Path(OUT_ROOT)",
+              'data_dir = out_root / "data" / f"egosynth-{SYNTH_PRESET}-seed{SEED}"', "nu.environment_summary()"]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -118,7 +114,7 @@ TRAIN_CONFIG = "tiny"   # named training config: "tiny" (seconds), "cpu-small" (
 MAX_STEPS = 10          # optimizer steps; None = the config's own length
 PRETRAINED = None       # a finished run or saved-model folder to load instead of training
 EVAL_MAX_WINDOWS = 64   # None = the whole test split'''),
-            code(SETUP),
+            code(setup(windows=True)),
             md("""
             ## 1 · Data
 
@@ -158,7 +154,7 @@ EVAL_MAX_WINDOWS = 64   # None = the whole test split'''),
             print(model.parameter_summary())'''),
             code('''
             if (run_dir / "metrics.csv").is_file():
-                viz.training_curve_figure(nu.training_history(run_dir), title="training loss");'''),
+                viz.training_curve_figure(nu.training_history(run_dir), title="training loss")'''),
             md("""
             ## 3 · Compare with the baselines
 
@@ -241,7 +237,7 @@ def canonicalization() -> nbformat.NotebookNode:
 EGOEXO4D_PREP = None    # e.g. "/data/egoexo4d_prepared"
 EGOEXO4D_SPLIT = "val"  # EgoExo4D's val split is the paper's test set
 TOP_FRACTION = 0.1      # the paper's "top 10%" egomotion subset'''),
-            code(SETUP),
+            code(setup(numpy=True, windows=True)),
             code('''
             prep_dir = nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
             ds = WindowDataset(prep_dir, "train")
@@ -369,7 +365,7 @@ PAPER_MAX_STEPS = None      # None = 10 epochs, as in the paper
 CPU_MAX_STEPS = 5           # cpu-small fallback: optimizer steps (None = 600)
 CPU_BATCH_SIZE = 16         # cpu-small fallback: windows per step (the config's own is 64)
 EVAL_MAX_WINDOWS = 64       # None = the whole test split'''),
-            code(SETUP),
+            code(setup()),
             md("""
             ## 1 · Which configuration runs here?
             """),
@@ -492,7 +488,7 @@ MAX_WINDOWS = 32           # evaluated test windows; None = all
 EGOVIDEO_CHECKPOINT = None # Table 4 encoder swap needs both of these ...
 INTERNVL_DIR = None        # ... (a local InternVL3_5-1B-HF folder)
 GR00T_DIR = None           # Table 5 pretrained head'''),
-            code(SETUP),
+            code(setup()),
             code('''
             from egghand_lib.ablations import run_ablations
             from egghand_lib.training import TrainConfig
@@ -505,7 +501,8 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
                 model, base_run = nu.train_or_load(train_config, prep_dir, out_root / "models" / tag)
             else:
                 base_run = Path(MODEL)
-            ablation_dir = out_root / "03_ablations" / tag'''),
+            # Named after the config too: a re-run with other settings never meets an older run's folders.
+            ablation_dir = out_root / "03_ablations" / f"{tag}-{train_config.digest()}"'''),
             md("""
             ## Run everything
 
@@ -528,7 +525,7 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             rows, extra = nu.ablation_table(res, "2 loss")
             display(Markdown(viz.metrics_table_markdown(rows, extra=extra, first_header="loss")))
             if rows:
-                viz.ablation_bar_figure(rows, title="Table 2: loss terms");'''),
+                viz.ablation_bar_figure(rows, title="Table 2: loss terms")'''),
             md("""
             ## Table 3 · Modality corruption
 
@@ -542,7 +539,7 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             rows, extra = nu.ablation_table(res, "3 modality")
             display(Markdown(viz.metrics_table_markdown(rows, extra=extra, first_header="input")))
             if rows:
-                viz.ablation_bar_figure(rows, title="Table 3: modality corruption");'''),
+                viz.ablation_bar_figure(rows, title="Table 3: modality corruption")'''),
             md("""
             ## Table 4 · Egomotion and encoder
 
@@ -556,7 +553,7 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             display(Markdown(viz.metrics_table_markdown(enc_rows, extra=enc_extra, first_header="encoder")))'''),
             code('''
             if rows:
-                viz.ablation_bar_figure(rows, metrics=("ade", "mpjpe"), title="Table 4: top egomotion vs all");'''),
+                viz.ablation_bar_figure(rows, metrics=("ade", "mpjpe"), title="Table 4: top egomotion vs all")'''),
             md("""
             ## Table 5 · Action-head initialisation
             """),
@@ -607,7 +604,7 @@ MAX_STEPS = 10
 PRETRAINED = None        # a finished run or saved-model folder
 NUM_HYPOTHESES = 8       # sampled forecasts per window
 EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboard.")'''),
-            code(SETUP),
+            code(setup(windows=True)),
             code('''
             prep_dir = nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
             test_ds = WindowDataset(prep_dir, "test")

@@ -109,3 +109,31 @@ def test_training_history_reads_the_log(tmp_path):
     assert h["step"].tolist() == [5, 10] and np.isnan(h["val_loss"][0]) and h["val_loss"][1] == 0.7
     with pytest.raises(FileNotFoundError, match="metrics.csv"):
         nu.training_history(tmp_path / "nope")
+
+
+def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_path):
+    from lerobot_fixtures import make_episodes, write_prepared
+
+    from egghand_lib.data.windows import compute_stats, save_stats
+
+    eps = make_episodes(2, num_frames=30, size=8)
+    prep = write_prepared(tmp_path / "prep", eps)
+    save_stats(compute_stats(eps), prep / "stats.json")
+    kw = dict(max_steps=2, batch_size=4, eval_split=None)
+    model, run = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, **kw)
+    assert run == tmp_path / "run" and (run / "model" / "config.json").is_file()
+    weights = (run / "model" / "model.safetensors").read_bytes()
+    again, run2 = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, **kw)
+    assert run2 == run and (run / "model" / "model.safetensors").read_bytes() == weights  # loaded, not retrained
+    assert all(np.array_equal(a.detach().numpy(), b.detach().numpy())
+               for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
+    # Another config (an older toolkit's lr, say) is not an error: it trains beside the kept run.
+    other, run3 = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, lr=1e-4, **kw)
+    from egghand_lib.training import TrainConfig
+
+    digest = TrainConfig.named("tiny", lr=1e-4, **kw).digest()
+    assert digest != TrainConfig.named("tiny", **kw).digest() == TrainConfig.named("tiny", log_every=7, **kw).digest()
+    assert run3 == tmp_path / f"run-{digest}" and (run3 / "model" / "config.json").is_file()
+    assert (run / "model" / "model.safetensors").read_bytes() == weights
+    _, run4 = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, lr=1e-4, **kw)
+    assert run4 == run3
