@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -32,13 +33,17 @@ EXPECTED = {
     "latency.py": ("cached_b1_median_ms", "cached_b1_p95_ms", "encoder_b1_median_ms", "cached_b8_windows_per_s",
                    "encoder_over_cached_b1"),
     "train_speed.py": ("cached_step_s", "loop_step_s", "speedup_cached_vs_loop", "encoder_params_m"),
+    "predictability.py": ("lastpose_over_cvm_mpjpe", "oracle_rotation_over_cvm_mpjpe",
+                          "oracle_articulation_over_cvm_mpjpe", "state_mlp_over_cvm_ade", "state_mlp_over_cvm_mpjpe",
+                          "state_mlp_true_objects_over_cvm_mpjpe", "true_objects_gain_ade"),
 }
 
 
 # data_prep first (it generates the shared tiny data), then the others in name order
 SCRIPTS = ["data_prep.py"] + sorted(p.name for p in BENCH.glob("*.py")
                                     if not p.name.startswith("_") and p.name != "data_prep.py")
-WORK_ARG = ("data_prep.py", "accuracy.py", "memory.py", "lerobot_io.py")  # scripts that take --work
+# scripts that take --work
+WORK_ARG = ("data_prep.py", "accuracy.py", "memory.py", "lerobot_io.py", "predictability.py")
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +85,38 @@ def test_bench_script_prints_finite_figures(script: str, work: Path) -> None:
         assert figures["windows"] > 0 and figures["library_windows_per_s"] > 0
     if script == "memory.py":
         assert figures["train_peak_rss_mb"] >= figures["train_rss_before_mb"] > 0
+
+
+def test_predictability_oracles_split_rotation_from_articulation() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from predictability import oracle_forecasts
+    finally:
+        sys.path.remove(str(BENCH))
+    rng = np.random.default_rng(0)
+    anchor = rng.normal(0, 0.05, (3, 42, 3))
+
+    def rot(a: float) -> np.ndarray:
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+    # Future 1: each hand turns rigidly about its wrist (and moves): the rotation oracle is exact, the
+    # articulation oracle keeps the last pose's wrist-relative shape.
+    gt = np.empty((3, 2, 42, 3))
+    for h in range(2):
+        hand = slice(21 * h, 21 * h + 21)
+        w = anchor[:, 21 * h][:, None]
+        for t in range(2):
+            gt[:, t, hand] = (anchor[:, hand] - w) @ rot(0.3 * (t + 1) + h).T + w + 0.1
+    valid = np.ones(gt.shape[:-1], bool)
+    out = oracle_forecasts(anchor, gt, valid)
+    rel = lambda x: x - np.repeat(x[..., [0, 21], :], 21, axis=-2)  # noqa: E731
+    assert np.allclose(rel(out["oracle_rotation"]), rel(gt), atol=1e-9)
+    assert np.allclose(rel(out["oracle_articulation"]), rel(np.broadcast_to(anchor[:, None], gt.shape)), atol=1e-9)
+    # Future 2: fingers move, hands do not turn (palm joints fixed): the other way round.
+    gt2 = np.broadcast_to(anchor[:, None], gt.shape).copy()
+    fingers = [j for j in range(42) if j % 21 not in (0, 1, 5, 9, 13, 17)]
+    gt2[:, :, fingers] += rng.normal(0, 0.01, (3, 2, len(fingers), 3))
+    out2 = oracle_forecasts(anchor, gt2, valid)
+    assert np.allclose(rel(out2["oracle_articulation"]), rel(gt2), atol=1e-9)
+    assert np.allclose(rel(out2["oracle_rotation"]), rel(np.broadcast_to(anchor[:, None], gt.shape)), atol=1e-9)
