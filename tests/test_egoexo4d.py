@@ -118,6 +118,19 @@ def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
     assert ann.num_views[2, 21] == -1 and len(ann.bad_values) == 2
 
 
+
+def test_out_of_range_numbers_are_bad_values_not_crashes(tmp_path, json_decoder):
+    """A 400-digit coordinate (no float holds it) is a listed bad value; an infinite view count is "not given"."""
+    path = tmp_path / "h.json"
+    path.write_text('{"30": [{"annotation3D": {"right_wrist": {"x": 1' + "0" * 400 + ', "y": 0.1, "z": 0.2}, '
+                    '"right_thumb_1": {"x": 0.1, "y": 0.1, "z": 0.2, "num_views_for_3d": Infinity}, '
+                    '"left_wrist": {"x": 0.3, "y": 0.1, "z": 0.2, "num_views_for_3d": 3}}}]}')
+    ann = ex.read_hand_annotation(path)
+    assert ann.bad_values == [(30, "right_wrist", "non-numeric or incomplete x/y/z")]
+    assert np.isnan(ann.joints[0, 0]).all()
+    np.testing.assert_allclose(ann.joints[0, [1, 21]], [(0.1, 0.1, 0.2), (0.3, 0.1, 0.2)])
+    assert ann.num_views[0, [0, 1, 21]].tolist() == [-1, -1, 3]
+
 def test_form_errors_name_the_file(tmp_path, json_decoder):
     trunc = tmp_path / "trunc.json"
     trunc.write_text('{"3": [{"annotation3D": {"right_wrist": {"x": 1')

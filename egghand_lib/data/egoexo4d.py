@@ -17,6 +17,7 @@ with the *content* are left to ``egghand_lib.data.validation``. Problems with th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -193,8 +194,9 @@ def _checked_joint_cells(i: int, fn: int, ann: dict, unknown: dict[str, int], ba
         try:
             x, y, z = float(p["x"]), float(p["y"]), float(p["z"])
             nv = p.get("num_views_for_3d")
-            out.append((i, j, x, y, z, -1 if nv is None else int(nv)))
-        except (TypeError, KeyError, ValueError, AttributeError):
+            nv = -1 if nv is None or not math.isfinite(float(nv)) else int(nv)  # null / NaN / inf: not given
+            out.append((i, j, x, y, z, nv))
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):  # overflow: a 400-digit number
             bad.append((fn, name, "non-numeric or incomplete x/y/z"))  # reported by validation
     return out
 
@@ -212,8 +214,8 @@ def _joint_values_fast(anns: list[tuple[int, int, dict]]) -> _JointValues:
     """All joints of a well-formed file at once, iterating in C (map/itemgetter/chain/fromiter) rather than
     per joint in Python: about half the cost on the big files.
 
-    Raises (KeyError, TypeError, AttributeError, ValueError) unless every joint has a known name and numeric
-    x/y/z (and view count): the caller then takes ``_joint_values_checked``, which gives the same arrays for
+    Raises (KeyError, TypeError, AttributeError, ValueError, OverflowError) unless every joint has a known name
+    and numeric x/y/z (and view count): the caller then takes ``_joint_values_checked``, which gives the same arrays for
     a well-formed file and names each problem of any other.
     """
     dicts = [ann for _, _, ann in anns]
@@ -240,7 +242,7 @@ def _joint_values_checked(anns: list[tuple[int, int, dict]], unknown: dict[str, 
             cells += _checked_joint_cells(i, fn, ann, unknown, bad)
     try:
         c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
-    except (TypeError, ValueError):  # a value numpy cannot convert: check every joint one by one
+    except (TypeError, ValueError, OverflowError):  # a value numpy cannot convert: check every joint one by one
         bad.clear()  # this pass lists every problem of the file again, in file order
         cells = [cell for i, fn, ann in anns for cell in _checked_joint_cells(i, fn, ann, {}, bad)]
         c = np.asarray(cells, dtype=np.float64).reshape(-1, 6)
@@ -272,14 +274,14 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     # parsing); a file with any irregularity takes the frame-by-frame path that names each problem.
     try:
         rows, cols, v, raw_xyz = _joint_values_fast(anns)
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError):
         rows, cols, v, raw_xyz = _joint_values_checked(anns, unknown, bad)
     finite = np.isfinite(v[:, :3]).all(axis=1)
     for r in np.flatnonzero(~finite):  # stays NaN = missing, but is reported
         why = "non-numeric or incomplete x/y/z" if None in raw_xyz(r) else "NaN/inf coordinate"
         bad.append((int(frames[int(rows[r])][0]), JOINT_NAMES[int(cols[r])], why))
     rows, cols, v = rows[finite], cols[finite], v[finite]
-    v[np.isnan(v[:, 3]), 3] = -1  # a null view count: not given
+    v[~np.isfinite(v[:, 3]), 3] = -1  # a null (or NaN / inf) view count: not given
     joints = np.full((n, NUM_JOINTS, 3), np.nan)
     views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
     # A joint given twice in a frame keeps its last value, as sequential assignment would.
