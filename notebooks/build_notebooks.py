@@ -533,7 +533,9 @@ GR00T_DIR = None           # Table 5 pretrained head'''),
             uses them, both corruptions hurt and together they hurt most (paper: ADE 0.271 → 0.287 / 0.278 / 0.311).
             On EgoSynth, cpu-small trained by `egghand demo` (600 CPU steps) uses the prompt (dummy language: +10%
             ADE) but not the frames (noisy vision: no change; see BENCHMARKS.md): its small video CNN, trained from
-            scratch, has not learnt where the objects are. The tiny defaults here are too short to show either.
+            scratch, has not learnt where the objects are, and on EgoSynth that is worth little:
+            `bench/predictability.py` finds that even the true object positions improve a predictor of past motion
+            by under 3%. The tiny defaults here are too short to show either.
             """),
             code('''
             rows, extra = nu.ablation_table(res, "3 modality")
