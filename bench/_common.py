@@ -112,6 +112,19 @@ def ensure_prepared(raw_dir: Path, prep_dir: Path, tiny: bool) -> Path:
     return prep_dir
 
 
+def locate_prepared(prep: Path | None, raw: Path | None, work: Path, tiny: bool) -> tuple[Path, dict[str, Path]]:
+    """(prepared folder, the demo's outputs) of a bench run: ``prep`` if given; else the demo's prepared
+    folder (unless ``raw`` is given or ``tiny``); else ``raw`` (or the demo's, or a generated EgoSynth)
+    prepared into ``work``."""
+    tag = "tiny" if tiny else "bench"
+    demo = {} if tiny else find_demo_outputs()
+    prep = prep or (demo.get("prep") if raw is None else None)
+    if prep is None:
+        raw = raw or demo.get("raw") or ensure_egosynth(work / f"raw_{tag}", tiny)
+        prep = ensure_prepared(raw, work / f"prep_{tag}", tiny)
+    return Path(prep), demo
+
+
 DEMO_ROOTS = (REPO / "egghand_demo", REPO / "demo_results")  # `egghand demo` defaults to ./egghand_demo
 
 

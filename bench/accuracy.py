@@ -23,9 +23,7 @@ from pathlib import Path
 
 from _common import (
     DEFAULT_WORK,
-    ensure_egosynth,
-    ensure_prepared,
-    find_demo_outputs,
+    locate_prepared,
     machine_notes,
     print_figures,
     setup_env,
@@ -85,12 +83,7 @@ def main() -> int:
     from egghand_lib.metrics import forecast_metrics
     from egghand_lib.training import TrainConfig, train
 
-    tag = "tiny" if args.tiny else "bench"
-    demo = {} if args.tiny else find_demo_outputs()
-    prep = args.prep or (demo.get("prep") if args.raw is None else None)
-    if prep is None:
-        raw = args.raw or demo.get("raw") or ensure_egosynth(args.work / f"raw_{tag}", args.tiny)
-        prep = ensure_prepared(raw, args.work / f"prep_{tag}", args.tiny)
+    prep, demo = locate_prepared(args.prep, args.raw, args.work, args.tiny)
     ckpt = args.checkpoint or (demo.get("model") if args.prep is None and args.raw is None else None)
     if ckpt is not None and args.checkpoint is None:  # reuse the demo's model only if it is cpu-small
         import json
@@ -107,7 +100,8 @@ def main() -> int:
         cfg = TrainConfig.named("tiny" if args.tiny else "cpu-small",
                                 **{k: v for k, v in over.items() if v is not None or k == "eval_split"})
         t0 = time.perf_counter()
-        res = train(cfg, args.work / f"run_{tag}", prep_dir=prep, progress=not args.tiny)
+        run_dir = args.work / ("run_tiny" if args.tiny else "run_bench")
+        res = train(cfg, run_dir, prep_dir=prep, progress=not args.tiny)
         train_s = time.perf_counter() - t0
         model = res.model
         source = f"trained here: config {cfg.name}, {res.step} steps x batch {cfg.batch_size} ({res.out_dir})"

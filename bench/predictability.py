@@ -31,9 +31,7 @@ from pathlib import Path
 import numpy as np
 from _common import (
     DEFAULT_WORK,
-    ensure_egosynth,
-    ensure_prepared,
-    find_demo_outputs,
+    locate_prepared,
     machine_notes,
     print_figures,
     setup_env,
@@ -168,12 +166,7 @@ def main() -> int:
     from egghand_lib.evaluation import baseline_forecasts, open_datasets
     from egghand_lib.metrics import forecast_metrics
 
-    tag = "tiny" if args.tiny else "bench"
-    demo = {} if args.tiny else find_demo_outputs()
-    prep = args.prep or (demo.get("prep") if args.raw is None else None)
-    if prep is None:
-        raw = args.raw or demo.get("raw") or ensure_egosynth(args.work / f"raw_{tag}", args.tiny)
-        prep = ensure_prepared(raw, args.work / f"prep_{tag}", args.tiny)
+    prep, _ = locate_prepared(args.prep, args.raw, args.work, args.tiny)
     settings = Path(prep) / "settings.json"
     raw_dir = args.raw or (Path(json.loads(settings.read_text())["raw_dir"]) if settings.is_file() else None)
     steps = args.steps or (20 if args.tiny else 2000)
