@@ -207,8 +207,7 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
 
     cfg = TrainConfig.named(config) if isinstance(config, str) else config
     cfg = cfg.replace(**overrides) if overrides else cfg
-    # Compare as JSON (tuples and lists alike), ignoring fields that do not change the weights.
-    now = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in cfg._BOOKKEEPING}
+    now = cfg.weight_fields()
 
     def run_config(folder: Path) -> dict | None:
         saved = folder / "train_config.json"

@@ -104,11 +104,14 @@ class TrainConfig:
         d["adam_betas"] = list(self.adam_betas)
         return d
 
+    def weight_fields(self) -> dict[str, Any]:
+        """The fields that change the trained weights (not the bookkeeping ones), as stored in
+        train_config.json (tuples as lists): what a resumed or reused run must agree on."""
+        return {k: v for k, v in json.loads(json.dumps(self.to_dict())).items() if k not in self._BOOKKEEPING}
+
     def digest(self) -> str:
-        """8 hex digits identifying the fields that change the weights (not the bookkeeping ones): a folder
-        name for runs of this exact config."""
-        fields = {k: v for k, v in json.loads(json.dumps(self.to_dict())).items() if k not in self._BOOKKEEPING}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        """8 hex digits identifying ``weight_fields()``: a folder name for runs of this exact config."""
+        return hashlib.sha256(json.dumps(self.weight_fields(), sort_keys=True).encode()).hexdigest()[:8]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -486,8 +489,8 @@ def _accelerator(config: TrainConfig):
 
 
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    now = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
-    diff = sorted(k for k in now if k not in TrainConfig._BOOKKEEPING and saved.get(k) != now[k])
+    now = config.weight_fields()
+    diff = sorted(k for k in now if saved.get(k) != now[k])
     if diff:
         raise ValueError(f"{path}: the run in this folder used a different config ({diff}); "
                          "use another out_dir or resume=False to start over")
