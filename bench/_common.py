@@ -104,8 +104,9 @@ def ensure_egosynth(raw_dir: Path, tiny: bool, seed: int = 0) -> Path:
 def ensure_prepared(raw_dir: Path, prep_dir: Path, tiny: bool) -> Path:
     """The prepared folder (train/val/test) at ``prep_dir``, made by the library when absent (resumes)."""
     from egghand_lib.data.prepare import prepare_dataset
+    from egghand_lib.data.prepared import is_prepared
 
-    if (prep_dir / "manifest.json").is_file():
+    if is_prepared(prep_dir):
         return prep_dir
     prepare_dataset(raw_dir, prep_dir, splits=("train", "val", "test"), size=64 if tiny else 224,
                     progress=not tiny)

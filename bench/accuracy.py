@@ -41,10 +41,11 @@ def load_model(path: Path):
     (``run/checkpoints/step_XXXXXX``, or a run folder without ``model/``: its latest checkpoint)."""
     import json
 
-    from egghand_lib.training import TrainConfig, build_model, list_checkpoints, load_checkpoint, load_trained
+    from egghand_lib.models.egghand import EggHandPolicy
+    from egghand_lib.training import TrainConfig, build_model, list_checkpoints, load_checkpoint
 
     if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
-        return load_trained(path), f"loaded from {path}"
+        return EggHandPolicy.from_pretrained(path), f"loaded from {path}"
     ckpt = path if (path / "state.json").is_file() else (list_checkpoints(path) or [None])[-1]
     if ckpt is None:
         raise FileNotFoundError(f"--checkpoint {path}: no saved model, run folder or training checkpoint")
@@ -74,10 +75,10 @@ def main() -> int:
     setup_env(args.threads or (1 if args.tiny else None))
     from egghand_lib.ablations import make_corruption, task_vocabulary
     from egghand_lib.evaluation import (
-        _select,
         baseline_forecasts,
         open_datasets,
         predict_model,
+        select_windows,
         subset_indices,
     )
     from egghand_lib.metrics import forecast_metrics
@@ -108,7 +109,7 @@ def main() -> int:
 
     ds, train_ds = open_datasets(prep, args.split, args.train_split, model.config.protocol)
     idx = subset_indices(len(ds), args.max_windows)
-    arrays = _select(ds.arrays(), idx)
+    arrays = select_windows(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
     preds = baseline_forecasts(arrays, train_ds.arrays(), model.config.protocol, ("Static", "CVM", "LastPose"))
     t0 = time.perf_counter()

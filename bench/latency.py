@@ -71,15 +71,12 @@ def main() -> int:
     import torch
 
     from egghand_lib.baselines import ConstantVelocity, StaticPose
-    from egghand_lib.models.configuration_egghand import EggHandConfig
-    from egghand_lib.models.modeling_egghand import EggHandPolicy
+    from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy
 
     calls = args.calls or (20 if args.tiny else 300)
     batches = args.batches or ([4, 8] if args.tiny else [8, 32, 128])
     if args.checkpoint is not None:
-        from egghand_lib.training import load_trained
-
-        model = load_trained(args.checkpoint)
+        model = EggHandPolicy.from_pretrained(args.checkpoint)
         source = str(args.checkpoint)
     else:
         torch.manual_seed(0)

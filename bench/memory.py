@@ -43,8 +43,7 @@ def child(kind: str, args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(int(args.threads or (1 if args.tiny else os.cpu_count() or 1)))
-    from egghand_lib.models.configuration_egghand import EggHandConfig
-    from egghand_lib.models.modeling_egghand import EggHandPolicy, build_action_head  # noqa: F401
+    from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy, build_action_head  # noqa: F401
 
     out: dict = {}
     with torch.random.fork_rng(devices=[]):  # warm-up: import everything the head pulls in lazily

@@ -59,14 +59,13 @@ def main() -> int:
     import torch
 
     from egghand_lib.batch import NormStats
-    from egghand_lib.models.configuration_egghand import EggHandConfig
+    from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy
     from egghand_lib.models.encoders.egovideo import (
         EgoVideoConfig,
         EgoVideoEncoder,
         EgoVideoModel,
         load_bert_uncased_tokenizer,
     )
-    from egghand_lib.models.modeling_egghand import EggHandPolicy
 
     cached_steps = args.cached_steps or (3 if args.tiny else 20)
     loop_steps = args.loop_steps or 2

@@ -1,4 +1,4 @@
-"""The paper's ablations (Tables 2-5, SPEC section 10) on any prepared dataset.
+"""The paper's ablations (Tables 2-5; docs/conventions.md, "Ablations") on any prepared dataset.
 
 - ``modality`` (Table 3): the trained model evaluated with its inputs corrupted: noisy vision (the 4
   frames replaced by Gaussian-noise images), dummy language (the prompt replaced by random words of the
@@ -29,7 +29,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from egghand_lib.egomotion import top_fraction_mask
+from egghand_lib.evaluation import (
+    MODEL_NAME,
+    baseline_forecasts,
+    md_table,
+    open_datasets,
+    predict_model,
+    select_windows,
+    subset_indices,
+)
 from egghand_lib.io import atomic_write_json, atomic_write_text
+from egghand_lib.metrics import ForecastErrors
+from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.models.encoders import build_encoder
+from egghand_lib.training import TrainConfig, train
 
 ABLATIONS = ("modality", "egomotion", "loss", "encoder", "head_init")
 DEFAULT_ABLATIONS = ("modality", "egomotion")
@@ -153,8 +167,6 @@ def _row(table: str, variant: str, metrics: dict[str, float] | None = None, stat
 
 
 def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, **model_overrides: Any):
-    from egghand_lib.training import train
-
     if prep_dir is None:
         raise ValueError("prep_dir: retrained ablation variants need the prepared folder")
     cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides})
@@ -184,18 +196,6 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     ``egovideo_path`` (EgoVideo, EggHand's encoder); without either, its modality and egomotion rows are
     "not run".
     """
-    from egghand_lib.evaluation import (
-        MODEL_NAME,
-        _select,
-        baseline_forecasts,
-        load_model,
-        open_datasets,
-        predict_model,
-        subset_indices,
-    )
-    from egghand_lib.metrics import forecast_metrics
-    from egghand_lib.training import TrainConfig
-
     unknown = sorted(set(which) - set(ABLATIONS))
     if unknown:
         raise ValueError(f"which: unknown ablation(s) {unknown}; expected names from {ABLATIONS}")
@@ -207,16 +207,14 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
 
     ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
     idx = subset_indices(len(ds), max_windows)
-    arrays = _select(ds.arrays(), idx)
+    arrays = select_windows(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
     rows: list[dict[str, Any]] = []
     res: dict[str, Any] = {"split": split, "protocol": protocol, "num_windows": int(len(idx)), "seed": seed,
                            "prep_dir": None if prep_dir is None else str(prep_dir), "which": list(which)}
 
     def metrics(pred: np.ndarray, sel: np.ndarray | None = None) -> dict[str, float]:
-        if sel is None:
-            return forecast_metrics(pred, gt, valid, convention="egghand")
-        return forecast_metrics(pred[sel], gt[sel], valid[sel], convention="egghand")
+        return ForecastErrors(pred, gt, valid, "egghand").metrics(sel)
 
     def forecast(net: nn.Module, transform=None, desc: str = "forecast") -> np.ndarray:
         return predict_model(net, ds, idx, batch_size=batch_size, transform=transform, progress=progress,
@@ -229,12 +227,10 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
             net = _train_variant(prep_dir, out_dir / "runs" / "base", train_config, progress)
             res["model"] = str(out_dir / "runs" / "base")
         else:
-            net = load_model(model)
+            net = model if isinstance(model, nn.Module) else EggHandPolicy.from_pretrained(model)
             res["model"] = "in-memory" if isinstance(model, nn.Module) else str(model)
         if getattr(net, "encoder", True) is None:  # trained on cached features
             if frame_encoder is None and egovideo_path:
-                from egghand_lib.models.encoders import build_encoder
-
                 frame_encoder = build_encoder("egovideo", checkpoint=egovideo_path)
             if frame_encoder is None:
                 reason = ("the model reads cached encoder features; corrupting its inputs needs the frozen encoder "
@@ -259,8 +255,6 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
             rows.append(_row("3 modality", variant, m, **rel))
 
     if "egomotion" in which:
-        from egghand_lib.egomotion import top_fraction_mask
-
         scores = np.asarray(arrays["egomotion"], dtype=np.float64)
         top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
         preds = {**baseline_forecasts(arrays, train_ds.arrays(), protocol), MODEL_NAME: clean_pred}
@@ -283,8 +277,6 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                 rows.append(_row("4 encoder", variant, status="not run",
                                  reason=f"needs local encoder weights: {', '.join(missing)} not given"))
         else:
-            from egghand_lib.egomotion import top_fraction_mask
-
             for variant, enc, kwargs in (("EgoVideo", "egovideo", {"checkpoint": egovideo_path}),
                                          ("InternVL3.5-1B", "internvl", {"model_dir": internvl_path})):
                 m_net = _train_variant(prep_dir, out_dir / "runs" / f"encoder_{enc}", train_config, progress,
@@ -322,8 +314,6 @@ def _f(v: Any, digits: int = 3) -> str:
 
 
 def ablations_markdown(res: dict[str, Any]) -> str:
-    from egghand_lib.evaluation import md_table
-
     parts = ["# Ablations\n\n", f"split: {res['split']}, protocol: {res['protocol']}, windows: {res['num_windows']}, "
              f"EggHand convention, metres\n"]
     tables: dict[str, list[dict[str, Any]]] = {}

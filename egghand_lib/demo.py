@@ -20,8 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text
+from matplotlib.figure import Figure
 
+from egghand_lib.ablations import run_ablations
+from egghand_lib.data import prepared
+from egghand_lib.data.prepare import prepare_dataset
+from egghand_lib.data.synthetic import generate_egosynth
+from egghand_lib.evaluation import evaluate, md_table, summary_line
+from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text, claim_output_folder, write_settings
+from egghand_lib.training import TrainConfig, train
+
+DEMO_SETTINGS_NAME = "demo.json"
 # Targets of the benchmark (README): the model must clearly beat the better motion baseline.
 TARGETS = {"mpjpe": 0.40, "ade": 0.60}
 
@@ -52,26 +61,11 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     ``train_overrides``: TrainConfig fields to change (e.g. {"max_steps": 300}). ``overwrite``: start over
     when ``out_dir`` holds a demo made with other settings (otherwise that is a ValueError).
     """
-    import shutil
-
-    from egghand_lib.ablations import run_ablations
-    from egghand_lib.data.prepare import prepare_dataset
-    from egghand_lib.data.synthetic import generate_egosynth
-    from egghand_lib.evaluation import evaluate, summary_line
-    from egghand_lib.training import TrainConfig, train
-
     out = Path(out_dir)
     settings = demo_settings(quick, seed, train_overrides)
-    settings_path = out / "demo.json"
-    if settings_path.is_file():
-        old = json.loads(settings_path.read_text())
-        if old != settings:
-            if not overwrite:
-                raise ValueError(f"{out}: holds a demo made with other settings ({settings_path}); "
-                                 "use another --out or --overwrite")
-            shutil.rmtree(out)
+    claim_output_folder(out, settings, settings_name=DEMO_SETTINGS_NAME, overwrite=overwrite, what="demo")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(settings_path, settings)
+    write_settings(out, settings, DEMO_SETTINGS_NAME)
     raw, prep = out / "data" / "egosynth", out / "data" / "prepared"
     run_dir, results = out / "runs" / settings["train_config"], out / "results"
     results.mkdir(parents=True, exist_ok=True)
@@ -83,9 +77,7 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     timings["synth"] = time.perf_counter() - t
 
     t = _stage(2, f"prepare -> {prep}")
-    manifest_path = prep / "manifest.json"
-    if manifest_path.is_file() and set(json.loads(manifest_path.read_text()).get("splits", {})) >= set(
-            settings["splits"]):
+    if prepared.is_prepared(prep) and set(prepared.read_manifest(prep)["splits"]) >= set(settings["splits"]):
         print("  done already (manifest.json present)")
     else:
         prepare_dataset(raw, prep, splits=tuple(settings["splits"]), progress=progress)
@@ -94,13 +86,7 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     cfg = TrainConfig.named(settings["train_config"], seed=seed, **settings["train_overrides"])
     t = _stage(3, f"train {cfg.name} ({cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
                   f"batch {cfg.batch_size * cfg.grad_accum_steps}) -> {run_dir}")
-    if (run_dir / "summary.json").is_file() and (run_dir / "model" / "config.json").is_file():
-        print("  done already (model/ present)")
-        from egghand_lib.training import load_trained
-
-        model = load_trained(run_dir)
-    else:
-        model = train(cfg, run_dir, prep_dir=prep, progress=progress).model
+    model = train(cfg, run_dir, prep_dir=prep, progress=progress).model  # a finished run is reused as it is
     train_summary = json.loads((run_dir / "summary.json").read_text())
     timings["train"] = time.perf_counter() - t
 
@@ -197,8 +183,6 @@ def _pct(v: Any) -> str:
 
 
 def summary_markdown(s: dict[str, Any]) -> str:
-    from egghand_lib.evaluation import md_table
-
     parts = ["# EggHand demo summary\n\n", f"Settings: `{json.dumps(s['settings'])}`\n\n",
              f"Test windows: {s['num_test_windows']}. EggHand convention, metres.\n\n"]
     keys = ("ade", "fde", "mpjpe", "mpjpe_f")
@@ -220,15 +204,11 @@ def summary_markdown(s: dict[str, Any]) -> str:
 
 def make_plots(ev: dict[str, Any], ab: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
     """error_vs_horizon.png and ablations.png (matplotlib, written atomically); returns file names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     files = {}
     conv = "egghand"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))  # a bare Figure: no pyplot state, no GUI backend
+    axes = fig.subplots(1, 2)
     panels = ((axes[0], "ade", "wrist displacement (ADE per frame)"), (axes[1], "mpjpe", "MPJPE per frame"))
     for ax, key, title in panels:
         for m in ev["methods"]:
@@ -242,11 +222,11 @@ def make_plots(ev: dict[str, Any], ab: dict[str, Any], out_dir: str | Path) -> d
     fig.suptitle(f"Error vs horizon on {ev.get('split', 'test')} ({ev['num_windows']} windows)")
     fig.tight_layout()
     files["error_vs_horizon"] = _save(fig, out / "error_vs_horizon.png")
-    plt.close(fig)
 
     rows = [r for r in ab.get("rows", []) if r["status"] == "ok" and r["table"] in ("3 modality", "4 egomotion")]
     if rows:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        fig = Figure(figsize=(11, 4))
+        axes = fig.subplots(1, 2)
         for ax, table, title in ((axes[0], "3 modality", "modality corruption (Table 3)"),
                                  (axes[1], "4 egomotion", "top-10% egomotion vs all (Table 4)")):
             sel = [r for r in rows if r["table"] == table]
@@ -263,7 +243,6 @@ def make_plots(ev: dict[str, Any], ab: dict[str, Any], out_dir: str | Path) -> d
         axes[0].legend()
         fig.tight_layout()
         files["ablations"] = _save(fig, out / "ablations.png")
-        plt.close(fig)
     return files
 
 

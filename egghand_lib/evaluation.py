@@ -1,4 +1,4 @@
-"""Evaluation: Static, CVM and a trained model on one split (SPEC sections 5-7).
+"""Evaluation: Static, CVM and a trained model on one split (docs/conventions.md: metrics, baselines).
 
 Every number comes from ``egghand_lib.metrics`` on the forecasts of all windows of the split (or an
 evenly spaced subset): both metric conventions, per-horizon curves, per-task and per-hand tables, the
@@ -23,19 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 from egghand_lib.batch import batch_to, collate_windows, target_offsets
+from egghand_lib.data.feature_cache import attach_feature_cache
+from egghand_lib.data.windows import WindowDataset
+from egghand_lib.egomotion import top_fraction_mask
 from egghand_lib.io import atomic_write_json, atomic_write_text
-from egghand_lib.metrics import (
-    CONVENTIONS,
-    METRIC_KEYS,
-    best_of_k,
-    forecast_metrics,
-    metrics_by_group,
-    per_hand_metrics,
-    per_horizon_errors,
-    sample_spread,
-)
+from egghand_lib.metrics import CONVENTIONS, METRIC_KEYS, ForecastErrors, best_of_k, sample_spread
+from egghand_lib.models.egghand import EggHandPolicy
 
 MODEL_NAME = "EggHand"
 BASELINES = ("Static", "CVM")
@@ -55,8 +52,6 @@ def baseline_forecasts(arrays: dict[str, Any], train_arrays: dict[str, Any], pro
     falls back to that pose for joints never observed. "LastPose" (each joint held where it was last
     seen; not in the paper) may be asked for too. ``protocol`` sets the target offsets.
     """
-    from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
-
     makers = {"Static": lambda s: s, "CVM": ConstantVelocity, "LastPose": LastPose}
     unknown = [m for m in methods if m not in makers]
     if unknown:
@@ -86,8 +81,6 @@ def predict_model(model: nn.Module, dataset, indices: Sequence[int] | None = Non
     ``transform(batch) -> batch`` is applied to every batch before the model sees it (modality
     corruptions of the ablations). The model's RNG use never leaks out (``fork_rng``).
     """
-    from tqdm.auto import tqdm
-
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     if not indices:
         raise ValueError("indices: empty selection (no windows to forecast)")
@@ -160,15 +153,18 @@ def compute_results(preds: dict[str, np.ndarray], arrays: dict[str, Any], *,
     for name, p in preds.items():
         res["metrics"][name] = {}
         res["per_horizon"][name] = {}
+        errors = {}
+        for conv in dict.fromkeys([*conventions, "egghand"]):  # each set of forecasts is checked once
+            errors[conv] = ForecastErrors(p, gt, valid, conv, hands=conv == "egghand")
         for conv in conventions:
-            entry = {"all": forecast_metrics(p, gt, valid, convention=conv)}
+            entry = {"all": errors[conv].metrics()}
             if top is not None and top.any():
-                entry["top"] = forecast_metrics(p[top], gt[top], valid[top], convention=conv)
+                entry["top"] = errors[conv].metrics(top)
             res["metrics"][name][conv] = entry
-            res["per_horizon"][name][conv] = per_horizon_errors(p, gt, valid, convention=conv)
+            res["per_horizon"][name][conv] = errors[conv].per_horizon()
         if group_key in arrays:
-            res["per_group"][name] = metrics_by_group(p, gt, valid, list(arrays[group_key]), convention="egghand")
-        res["per_hand"][name] = per_hand_metrics(p, gt, valid, convention="egghand")
+            res["per_group"][name] = errors["egghand"].by_group(list(arrays[group_key]))
+        res["per_hand"][name] = errors["egghand"].per_hand()
     for name, s in (samples or {}).items():
         entry = {"k": int(s.shape[1])}
         for conv in conventions:
@@ -186,8 +182,6 @@ def compute_results(preds: dict[str, np.ndarray], arrays: dict[str, Any], *,
 
 
 def _top_mask(arrays: dict[str, Any], fraction: float) -> np.ndarray | None:
-    from egghand_lib.egomotion import top_fraction_mask
-
     if "egomotion" not in arrays:
         return None
     scores = np.asarray(arrays["egomotion"], dtype=np.float64)
@@ -312,7 +306,8 @@ def write_results(res: dict[str, Any], out_dir: str | Path, name: str = "evaluat
 # The whole evaluation
 
 
-def _select(arrays: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+def select_windows(arrays: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    """The window arrays (``WindowDataset.arrays()``) of the windows ``idx``; other entries as they are."""
     out = {}
     for k, v in arrays.items():
         if isinstance(v, np.ndarray | torch.Tensor) and len(v) == len(arrays["future_joints"]):
@@ -322,14 +317,6 @@ def _select(arrays: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
         else:
             out[k] = v
     return out
-
-
-def load_model(model: nn.Module | str | Path) -> nn.Module:
-    if isinstance(model, nn.Module):
-        return model
-    from egghand_lib.training import load_trained
-
-    return load_trained(model)
 
 
 def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module | str | Path | None = None,
@@ -350,15 +337,13 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
     """
     ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
     if feature_cache is not None:
-        from egghand_lib.training import attach_feature_cache
-
         ds, _ = attach_feature_cache(ds, feature_cache, split)
     idx = subset_indices(len(ds), max_windows)
-    arrays = _select(ds.arrays(), idx)
+    arrays = select_windows(ds.arrays(), idx)
     preds = baseline_forecasts(arrays, train_ds.arrays(), protocol)
     samples = {}
     if model is not None:
-        net = load_model(model)
+        net = model if isinstance(model, nn.Module) else EggHandPolicy.from_pretrained(model)
         if device is not None:
             net.to(device)
         preds[MODEL_NAME], s = predict_model(net, ds, idx, batch_size=batch_size, num_samples=num_samples,
@@ -380,8 +365,6 @@ def open_datasets(prep_dir, split: str, train_split: str, protocol: str, dataset
     if dataset is None or train_dataset is None:
         if prep_dir is None:
             raise ValueError("prep_dir: needed unless both dataset and train_dataset are given")
-        from egghand_lib.data.windows import WindowDataset
-
         if dataset is None:
             dataset = WindowDataset(prep_dir, split, protocol=protocol)
         if train_dataset is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -96,3 +97,90 @@ def clean_partials(folder: str | os.PathLike) -> int:
         p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ output folders
+
+
+class OutputFolderError(ValueError):
+    """An output folder holds a run made with other settings, or files this toolkit did not write."""
+
+
+def json_differences(stored: Any, live: Any, fmt: str = "{key}: {old!r} -> {new!r}", prefix: str = "") -> list[str]:
+    """Human-readable differences between two JSON values, e.g. ``["size: 224 -> 112"]`` (``fmt`` with
+    fields key, old, new; nested keys are joined with dots)."""
+    if isinstance(stored, dict) and isinstance(live, dict):
+        out = []
+        for k in sorted(set(stored) | set(live), key=str):
+            out += json_differences(stored.get(k, "<missing>"), live.get(k, "<missing>"), fmt, f"{prefix}{k}.")
+        return out
+    return [] if stored == live else [fmt.format(key=prefix.rstrip("."), old=stored, new=live)]
+
+
+def _as_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def claim_output_folder(folder: str | os.PathLike, settings: dict, *, settings_name: str = "settings.json",
+                        overwrite: bool = False, what: str = "run", compare: Any = None,
+                        allow_other_files: bool = False, mismatch: str = "made with other settings") -> str:
+    """Make ``folder`` the output of a ``what`` made with ``settings`` (the JSON of what defines it).
+
+    Returns "new" (absent or empty; nothing is created: the caller does when it writes), "resume" (``folder/settings_name`` holds the same settings)
+    or "replaced" (other settings, or other files, and ``overwrite``: the folder was emptied). Without
+    ``overwrite`` a folder made with other settings raises ``OutputFolderError`` naming the settings
+    file and what differs, and so does a non-empty folder without a settings file (files this toolkit did
+    not write are never deleted without ``overwrite``), unless ``allow_other_files``. ``compare(stored,
+    settings) -> list[str]`` replaces the default JSON comparison (e.g. to ignore bookkeeping fields);
+    ``mismatch`` words the error (e.g. "of a different config").
+    The settings file itself is written by the caller (``write_settings``), when its run starts.
+    """
+    folder = Path(folder)
+    path = folder / settings_name
+    settings = _as_json(settings)
+    compare = compare or json_differences
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            stored, diffs = None, [f"unreadable ({e})"]
+        else:
+            diffs = compare(stored, settings)
+        if not diffs:
+            return "resume"
+        if not overwrite:
+            shown = "; ".join(diffs[:4]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 4 else "")
+            raise OutputFolderError(f"{folder}: holds a {what} {mismatch} ({path}: {shown}); "
+                                    "use another folder or --overwrite")
+    elif folder.is_dir() and any(folder.iterdir()):
+        if allow_other_files:
+            return "new"
+        if not overwrite:
+            names = sorted(p.name for p in folder.iterdir())
+            raise OutputFolderError(f"{folder}: not empty and not a {what} of this toolkit (no {settings_name}; holds "
+                                    f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); "
+                                    "use an empty or new folder, or --overwrite to replace its contents")
+    elif folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{folder}: exists and is not a folder")
+    else:
+        return "new"
+    for p in folder.iterdir():  # overwrite: empty the folder, never anything outside it
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return "replaced"
+
+
+def write_settings(folder: str | os.PathLike, settings: dict, settings_name: str = "settings.json") -> None:
+    """Record the settings of the run in ``folder`` (atomically), for ``claim_output_folder`` next time."""
+    atomic_write_json(Path(folder) / settings_name, _as_json(settings))

@@ -1,4 +1,4 @@
-"""Forecasting metrics in metres, in the two conventions of SPEC section 5.
+"""Forecasting metrics in metres, in the two conventions of docs/conventions.md ("Metrics").
 
 Inputs everywhere: ``pred``, ``gt`` (N, T, 42, 3) target frames (numpy or torch), ``valid`` (N, T, 42)
 bool from the ground truth. Coordinates of invalid joints are never read (they may be NaN). Results
@@ -127,7 +127,11 @@ def _weighted_mean(val: np.ndarray, w: np.ndarray, axis: int = -1) -> np.ndarray
 
 def _sample_terms(p: np.ndarray, g: np.ndarray, v: np.ndarray, convention: str) -> dict[str, tuple]:
     """Per-sample (value, weight) of each metric in METRIC_KEYS; shapes (...) = leading dims."""
-    frames = _frame_terms(p, g, v, convention)
+    return _terms_from_frames(_frame_terms(p, g, v, convention), convention)
+
+
+def _terms_from_frames(frames: dict[str, tuple], convention: str) -> dict[str, tuple]:
+    """Per-sample (value, weight) of each metric from the per-frame terms of ``_frame_terms``."""
     disp, disp_w = frames["disp"]
     mp, mp_w = frames["mpjpe"]
     ade, ade_w = _weighted_mean(disp, disp_w)
@@ -153,6 +157,74 @@ def _aggregate(terms: dict[str, tuple], select: np.ndarray | None = None) -> dic
     return out
 
 
+HAND_PARTS = ("right", "left")
+_HAND_MASKS = {"right": np.arange(NUM_JOINTS) < JOINTS_PER_HAND, "left": np.arange(NUM_JOINTS) >= JOINTS_PER_HAND}
+
+
+class ForecastErrors:
+    """One set of forecasts, checked once, and every breakdown of its metrics.
+
+    pred, gt (N, T, 42, 3), valid (N, T, 42). The inputs are validated and turned into per-(sample, frame)
+    error terms once (in chunks of samples); ``metrics``, ``per_horizon``, ``by_group`` and ``per_hand``
+    then only aggregate those terms. ``hands=True`` also keeps the terms of each hand alone (the other
+    hand's joints treated as invalid) for ``per_hand``.
+    """
+
+    def __init__(self, pred: Array, gt: Array, valid: Array, convention: str = "egghand", hands: bool = False):
+        _check_convention(convention)
+        self.convention = convention
+        parts = ("all",) + (HAND_PARTS if hands else ())
+        pieces: dict[str, list] = {part: [] for part in parts}
+        for chunk in _chunks(pred, gt, valid):
+            p, g, v = _prepare(*chunk)
+            for part in parts:
+                vp = v if part == "all" else v & _HAND_MASKS[part]
+                pieces[part].append(_frame_terms(p, g, vp, convention))
+        self._frames = {part: {key: tuple(np.concatenate([c[key][i] for c in chunks]) for i in range(2))
+                               for key in ("disp", "mpjpe")} for part, chunks in pieces.items()}
+        self.num_samples = int(self._frames["all"]["disp"][0].shape[0])
+
+    def sample_terms(self, part: str = "all") -> dict[str, tuple]:
+        """{metric: (values (N,), weights (N,))}, as ``per_sample_metrics``."""
+        return _terms_from_frames(self._frames[part], self.convention)
+
+    def metrics(self, select: np.ndarray | None = None, part: str = "all") -> dict[str, float]:
+        """forecast_metrics of the samples ``select`` (bool (N,) or indices; None = all)."""
+        return _aggregate(self.sample_terms(part), select)
+
+    def per_horizon(self, select: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """As ``per_horizon_errors``: {"ade": (T,), "mpjpe": (T,)}."""
+        out = {}
+        for key, name in (("disp", "ade"), ("mpjpe", "mpjpe")):
+            val, w = self._frames["all"][key]
+            if select is not None:
+                val, w = val[select], w[select]
+            total = w.sum(0)
+            out[name] = np.where(total > 0, (val * w).sum(0) / np.maximum(total, 1e-300), np.nan)
+        return out
+
+    def by_group(self, groups: Sequence[str]) -> dict[str, dict[str, float]]:
+        """As ``metrics_by_group``: per label, then "all"."""
+        terms = self.sample_terms()
+        labels = np.asarray([str(x) for x in groups])
+        if labels.shape != (self.num_samples,):
+            raise ValueError(f"groups: expected {self.num_samples} labels (one per sample), got {len(labels)}")
+        if "all" in labels:
+            raise ValueError("groups: the label 'all' is reserved for the whole set")
+        out = {}
+        for label in sorted(set(labels.tolist())):  # a loop over groups, not samples
+            sel = labels == label
+            out[label] = {**_aggregate(terms, sel), "num_samples": int(sel.sum())}
+        out["all"] = {**_aggregate(terms), "num_samples": self.num_samples}
+        return out
+
+    def per_hand(self) -> dict[str, dict[str, float]]:
+        """As ``per_hand_metrics`` (needs ``hands=True``)."""
+        if HAND_PARTS[0] not in self._frames:
+            raise ValueError("per_hand: build ForecastErrors with hands=True")
+        return {part: self.metrics(part=part) for part in HAND_PARTS}
+
+
 def per_sample_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, tuple]:
     """Per-sample values and weights, for custom subsets, bootstraps or tables.
 
@@ -160,9 +232,7 @@ def per_sample_metrics(pred: Array, gt: Array, valid: Array, convention: str = "
     metric of any subset S is sum(values[S] * weights[S]) / sum(weights[S]); a weight of 0 means the
     sample has no valid entry for that metric (its value is then 0 and meaningless).
     """
-    _check_convention(convention)
-    parts = [_sample_terms(*_prepare(*chunk), convention) for chunk in _chunks(pred, gt, valid)]
-    return {k: tuple(np.concatenate([part[k][i] for part in parts]) for i in range(2)) for k in METRIC_KEYS}
+    return ForecastErrors(pred, gt, valid, convention).sample_terms()
 
 
 def forecast_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, float]:
@@ -172,7 +242,7 @@ def forecast_metrics(pred: Array, gt: Array, valid: Array, convention: str = "eg
     See the module docstring for the two conventions ("egghand": MPJPE wrist-relative, per-sample ADE
     and FDE means; "egoh4": everything pooled, MPJPE absolute).
     """
-    return _aggregate(per_sample_metrics(pred, gt, valid, convention))
+    return ForecastErrors(pred, gt, valid, convention).metrics()
 
 
 def per_horizon_errors(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, np.ndarray]:
@@ -182,17 +252,7 @@ def per_horizon_errors(pred: Array, gt: Array, valid: Array, convention: str = "
     the final frame (so "ade"[-1] == fde); "mpjpe"[t] is the convention's MPJPE pooled at frame t
     (so "mpjpe"[-1] == mpjpe_f). NaN at frames without valid entries.
     """
-    _check_convention(convention)
-    sums: dict[str, list] = {"disp": [0.0, 0.0], "mpjpe": [0.0, 0.0]}  # per frame: sum(val * w), sum(w)
-    for chunk in _chunks(pred, gt, valid):
-        for key, (val, w) in _frame_terms(*_prepare(*chunk), convention).items():
-            sums[key][0] = sums[key][0] + (val * w).sum(0)
-            sums[key][1] = sums[key][1] + w.sum(0)
-    out = {}
-    for key, name in (("disp", "ade"), ("mpjpe", "mpjpe")):
-        num, total = sums[key]
-        out[name] = np.where(total > 0, num / np.maximum(total, 1e-300), np.nan)
-    return out
+    return ForecastErrors(pred, gt, valid, convention).per_horizon()
 
 
 def per_hand_metrics(pred: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, dict[str, float]]:
@@ -200,15 +260,7 @@ def per_hand_metrics(pred: Array, gt: Array, valid: Array, convention: str = "eg
 
     The other hand's joints are treated as invalid, so ADE/FDE use that hand's wrist only.
     """
-    v = to_numpy(valid, "valid")
-    v = as_bool_mask(v, "valid", v.shape)
-    if v.ndim < 1 or v.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"valid: expected shape (N, T, {NUM_JOINTS}), got {v.shape}")
-    right = np.arange(NUM_JOINTS) < JOINTS_PER_HAND
-    return {
-        "right": forecast_metrics(pred, gt, v & right, convention),
-        "left": forecast_metrics(pred, gt, v & ~right, convention),
-    }
+    return ForecastErrors(pred, gt, valid, convention, hands=True).per_hand()
 
 
 def metrics_by_group(
@@ -220,19 +272,7 @@ def metrics_by_group(
     then "all" (same as forecast_metrics on everything). The per-group numbers use the same per-sample
     weights as the whole, so groups combine exactly into "all".
     """
-    terms = per_sample_metrics(pred, gt, valid, convention)
-    labels = np.asarray([str(x) for x in groups])
-    n = terms["ade"][0].shape[0]
-    if labels.shape != (n,):
-        raise ValueError(f"groups: expected {n} labels (one per sample), got {len(labels)}")
-    if "all" in labels:
-        raise ValueError("groups: the label 'all' is reserved for the whole set")
-    out = {}
-    for label in sorted(set(labels.tolist())):  # a loop over groups, not samples
-        sel = labels == label
-        out[label] = {**_aggregate(terms, sel), "num_samples": int(sel.sum())}
-    out["all"] = {**_aggregate(terms), "num_samples": n}
-    return out
+    return ForecastErrors(pred, gt, valid, convention).by_group(groups)
 
 
 def best_of_k(samples: Array, gt: Array, valid: Array, convention: str = "egghand") -> dict[str, float]:

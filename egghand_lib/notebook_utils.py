@@ -18,8 +18,13 @@ import numpy as np
 import torch
 
 from egghand_lib.batch import collate_windows
+from egghand_lib.data import prepared, synthetic
+from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
+from egghand_lib.io import OutputFolderError
+from egghand_lib.metrics import forecast_metrics
 from egghand_lib.skeleton import BONES, WRIST_INDICES
+from egghand_lib.training import TrainConfig, train
 
 
 def in_colab() -> bool:
@@ -65,9 +70,6 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
     so an interrupted notebook simply runs this cell again. ``synth_overrides``: SynthConfig fields
     (e.g. ``num_takes={"train": 8, "val": 2, "test": 2}``); use a new ``data_dir`` when changing them.
     """
-    from egghand_lib.data import synthetic
-    from egghand_lib.data.prepare import prepare_dataset
-
     data_dir = workdir(data_dir)
     raw, prep = data_dir / "raw", data_dir / "prepared"
     before = (raw / "manifest.json").read_text() if (raw / "manifest.json").is_file() else None
@@ -81,7 +83,7 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
                                     **synth_overrides)
     if before is not None and (raw / "manifest.json").read_text() != before:
         shutil.rmtree(prep, ignore_errors=True)  # prepared from the old generation: stale
-    if not (prep / "manifest.json").is_file() or not (prep / "stats.json").is_file():
+    if not prepared.is_prepared(prep) or not prepared.stats_path(prep).is_file():
         prepare_dataset(raw, prep, splits=tuple(splits), progress=progress)
     return prep
 
@@ -195,35 +197,23 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
                   **overrides: Any):
     """The model of a finished run in ``out_dir``, else train it (resuming an interrupted run).
 
-    A run of another config already in ``out_dir`` (e.g. left by an older toolkit) is kept; this config then
-    trains in ``<out_dir>-<config hash>``. Use the returned folder.
+    A run of another config or on other data already in ``out_dir`` (e.g. left by an older toolkit) is kept;
+    this config then trains in ``<out_dir>-<config hash>``. Use the returned folder.
 
     config: a TrainConfig or a name ("tiny", "cpu-small", "paper"); overrides: TrainConfig fields.
     Returns (model in eval mode, run folder).
     """
-    import json
-
-    from egghand_lib.training import TrainConfig, load_trained, train
-
     cfg = TrainConfig.named(config) if isinstance(config, str) else config
     cfg = cfg.replace(**overrides) if overrides else cfg
-    now = cfg.weight_fields()
-
-    def run_config(folder: Path) -> dict | None:
-        saved = folder / "train_config.json"
-        return json.loads(saved.read_text()) if saved.is_file() else None
-
     out = Path(out_dir)
-    then = run_config(out)
-    if then is not None and any(then.get(k) != v for k, v in now.items()):
-        # The folder holds a run of another config (e.g. made by an older version of the toolkit): keep it,
-        # and train this config beside it, in a folder named after the config.
-        print(f"[train_or_load] {out} holds a run of another config; using {out.name}-{cfg.digest()} for this one")
-        out = out.with_name(f"{out.name}-{cfg.digest()}")
-        then = run_config(out)
-    if then is not None and (out / "model" / "config.json").is_file():
-        return load_trained(out).eval(), out
-    result = train(cfg, out, prep_dir=prep_dir, progress=progress, resume=True)
+    try:
+        result = train(cfg, out, prep_dir=prep_dir, progress=progress, resume=True)
+    except OutputFolderError:
+        # The folder holds another run (e.g. made by an older version of the toolkit): keep it, and train
+        # this config beside it, in a folder named after the config.
+        beside = out.with_name(f"{out.name}-{cfg.digest()}")
+        print(f"[train_or_load] {out} holds another run; using {beside.name} for this one")
+        out, result = beside, train(cfg, beside, prep_dir=prep_dir, progress=progress, resume=True)
     return result.model.eval(), out
 
 
@@ -270,8 +260,6 @@ def prompt_forecasts(model: torch.nn.Module, window: Mapping[str, Any], prompts:
 def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any]) -> str:
     """Markdown table for language steering: per prompt, the final-wrist shift from the forecast under the
     window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth."""
-    from egghand_lib.metrics import forecast_metrics
-
     own = window.get("task")
     ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
     gt = np.asarray(window["future_joints"])[None]
@@ -314,8 +302,6 @@ def paper_setup_status(egovideo_checkpoint: str | None, gr00t_dir: str | None) -
 
 def paper_train_config(egovideo_checkpoint: str, gr00t_dir: str, **overrides: Any):
     """TrainConfig "paper" with the user's EgoVideo checkpoint and GR00T action-head weights."""
-    from egghand_lib.training import TrainConfig
-
     cfg = TrainConfig.named("paper")
     model_overrides = {**cfg.model_overrides, "encoder_kwargs": {"checkpoint": str(egovideo_checkpoint)},
                        "decoder_init": "gr00t", "gr00t_path": str(gr00t_dir)}
@@ -382,7 +368,7 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
 
 
 # ---------------------------------------------------------------------------------------------------
-# The paper's numbers (EgoExo4D, metres; SPEC section 11 and the paper's Tables 3-5)
+# The paper's numbers (EgoExo4D, metres; the paper's Tables 1 and 3-5)
 # ---------------------------------------------------------------------------------------------------
 
 PAPER_TABLE1: dict[str, dict[str, float]] = {

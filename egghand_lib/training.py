@@ -1,4 +1,4 @@
-"""Training: a plain PyTorch loop on top of accelerate (SPEC section 9).
+"""Training: a plain PyTorch loop on top of accelerate (docs/conventions.md, "Training").
 
 One optimizer step = ``grad_accum_steps`` micro-batches of ``batch_size`` windows per process.
 Accelerate picks the device, wraps the forward pass in bf16 autocast on CUDA (fp32 on CPU) and skips
@@ -36,10 +36,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from egghand_lib.batch import batch_to, collate_windows
-from egghand_lib.io import atomic_dir, atomic_write_json, atomic_write_text, clean_partials
+from egghand_lib.data.feature_cache import attach_feature_cache, dataset_fingerprint
+from egghand_lib.data.windows import WindowDataset
+from egghand_lib.io import (
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    claim_output_folder,
+    clean_partials,
+    write_settings,
+)
+from egghand_lib.metrics import forecast_metrics
+from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy
 
 # ----------------------------------------------------------------------------------------------
 # Configuration
@@ -220,8 +235,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
     """Cosine decay to 0 after a linear warm-up over ``ceil(warmup_ratio * total_steps)`` steps."""
-    from transformers import get_cosine_schedule_with_warmup
-
     warmup = math.ceil(warmup_ratio * total_steps)
     return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
@@ -306,8 +319,6 @@ def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer, scheduler, step: int, rng: dict[str, Any],
                     extra: dict[str, Any] | None = None) -> Path:
     """Write one checkpoint folder atomically (a half-written one never looks complete)."""
-    from safetensors.torch import save_file
-
     with atomic_dir(ckpt_dir, overwrite=True) as tmp:
         save_file(_trainable_state(model), str(tmp / "model.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -319,8 +330,6 @@ def save_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer, scheduler, step
 
 def load_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer=None, scheduler=None) -> dict[str, Any]:
     """Load a checkpoint into ``model`` (and optimizer / scheduler); returns state.json plus ``rng``."""
-    from safetensors.torch import load_file
-
     ckpt_dir = Path(ckpt_dir)
     for name in ("model.safetensors", "state.json"):
         if not (ckpt_dir / name).is_file():
@@ -391,9 +400,6 @@ def _fmt(v: Any) -> Any:
 
 def build_model(config: TrainConfig, stats=None) -> nn.Module:
     """An EggHandPolicy from the config's model preset and overrides."""
-    from egghand_lib.models.configuration_egghand import EggHandConfig
-    from egghand_lib.models.modeling_egghand import EggHandPolicy
-
     overrides = dict(config.model_overrides)
     overrides.setdefault("protocol", config.protocol)
     known = {f.name for f in dataclasses.fields(EggHandConfig)}
@@ -402,23 +408,6 @@ def build_model(config: TrainConfig, stats=None) -> nn.Module:
         raise ValueError(f"config.model_overrides: unknown EggHandConfig field(s) {unknown}")
     mcfg = EggHandConfig.preset(config.model_preset, **overrides)
     return EggHandPolicy(mcfg, stats=stats)
-
-
-def attach_feature_cache(dataset, cache_root: str | Path, split: str) -> tuple[Any, dict[str, Any]]:
-    """Wrap ``dataset`` so its items carry the precomputed features of ``cache_root/split`` (frames dropped).
-
-    Returns the wrapped dataset and the EggHandConfig overrides of a model that reads them
-    (encoder="cached" with the cached widths). A cache of other data is refused (StaleCacheError).
-    """
-    from egghand_lib.data.feature_cache import CachedFeatures, with_cached_features
-
-    cache = CachedFeatures(Path(cache_root) / split, dataset=dataset)
-    if set(cache.parts) != {"video", "text"}:
-        raise ValueError(f"{Path(cache_root) / split}: training on cached features needs both video and text "
-                         f"features, this cache holds {cache.parts}")
-    overrides = {"encoder": "cached", "video_dim": cache.token_shape("video")[1],
-                 "text_dim": cache.token_shape("text")[1]}
-    return with_cached_features(dataset, cache, drop_frames=True), overrides
 
 
 def eval_indices(num_items: int, max_windows: int | None) -> list[int]:
@@ -435,8 +424,6 @@ def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batc
 
     Runs under ``fork_rng`` so it never changes the training RNG stream.
     """
-    from egghand_lib.metrics import forecast_metrics
-
     was_training = model.training
     model.eval()
     losses, preds, gts, valids = [], [], [], []
@@ -460,8 +447,6 @@ def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batc
 
 def save_model(model: nn.Module, out: Path) -> Path:
     """The final model: ``save_pretrained`` when the model has it, else its state dict as safetensors."""
-    from safetensors.torch import save_file
-
     with atomic_dir(out, overwrite=True) as tmp:
         if hasattr(model, "save_pretrained"):
             model.save_pretrained(tmp)
@@ -476,8 +461,6 @@ def save_model(model: nn.Module, out: Path) -> Path:
 
 
 def _accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-
     cuda = torch.cuda.is_available()
     mp = config.mixed_precision
     if mp == "auto":
@@ -488,12 +471,37 @@ def _accelerator(config: TrainConfig):
     return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda)
 
 
-def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    now = config.weight_fields()
-    diff = sorted(k for k in now if saved.get(k) != now[k])
-    if diff:
-        raise ValueError(f"{path}: the run in this folder used a different config ({diff}); "
-                         "use another out_dir or resume=False to start over")
+RUN_SETTINGS_NAME = "settings.json"  # what defines the run's weights: config fields + the training data
+
+
+def training_data_identity(dataset: Any) -> dict[str, Any]:
+    """The identity of the training windows recorded with a run (the prepared data's manifest hash, split,
+    protocol, number of windows); for an in-memory dataset without one, its number of windows."""
+    try:
+        return dataset_fingerprint(dataset)
+    except ValueError:
+        return {"source": "in-memory", "num_windows": len(dataset)}
+
+
+def _clear_run(out_dir: Path) -> None:
+    """Remove a run's outputs (start over in the same folder)."""
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out_dir / "model", ignore_errors=True)
+    for stale in ("metrics.csv", "summary.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+
+
+def _finished_result(out_dir: Path) -> TrainResult | None:
+    """The TrainResult of a finished run in ``out_dir`` (its saved model), or None if it is not finished."""
+    summary_path, model_dir = out_dir / "summary.json", out_dir / "model"
+    if not summary_path.is_file() or not (model_dir / "config.json").is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    if summary.get("steps") is None or summary["steps"] < summary.get("total_steps", float("inf")):
+        return None
+    model = EggHandPolicy.from_pretrained(model_dir)
+    return TrainResult(model, out_dir, int(summary["steps"]), int(summary["total_steps"]), True, model_dir,
+                       _read_log(out_dir / "metrics.csv", int(summary["steps"])), summary.get("eval") or {})
 
 
 def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None = None, *,
@@ -505,32 +513,42 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
     or explicit ``train_dataset`` / ``eval_dataset`` (any map-style dataset of window dicts).
     Model: built from ``config.model_preset`` with the training split's normalisation statistics,
     or passed in (any ``nn.Module`` whose ``forward(batch)`` returns a dict with a scalar "loss").
-    ``resume``: continue from the latest checkpoint in ``out_dir`` (the config must match).
+    ``resume``: continue from the latest checkpoint in ``out_dir`` (config and data must match; a finished
+    run is returned as it is); False starts over. A folder holding another run (other config or other data)
+    or files of something else is refused (``egghand_lib.io.OutputFolderError``) unless ``resume=False``.
     ``stop_at_step``: stop after that optimizer step with a checkpoint, without finishing (the next
-    call resumes). Outputs in ``out_dir``: train_config.json, metrics.csv, checkpoints/, model/ (when
-    finished) and summary.json.
+    call resumes). Outputs in ``out_dir``: settings.json, train_config.json, metrics.csv, checkpoints/,
+    model/ (when finished) and summary.json.
     """
-    from tqdm.auto import tqdm
-
     config.validate()
     if train_dataset is None and prep_dir is None:
         raise ValueError("train: give prep_dir or train_dataset")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(out_dir)
-    if (out_dir / "checkpoints").is_dir():
-        clean_partials(out_dir / "checkpoints")
 
     # Data
     if train_dataset is None:
-        from egghand_lib.data.windows import WindowDataset
-
         train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol)
         if eval_dataset is None and config.eval_split:
             try:
                 eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol)
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
+    # The folder: a run of the same config on the same data resumes (or, finished, is returned as it is);
+    # another run there is refused unless resume=False (start over).
+    settings = {"train_config": config.weight_fields(), "data": training_data_identity(train_dataset)}
+    status = claim_output_folder(out_dir, settings, settings_name=RUN_SETTINGS_NAME, overwrite=not resume,
+                                 what="training run", mismatch="that used a different config or other data")
+    if status == "resume" and not resume:
+        _clear_run(out_dir)
+    if status == "resume" and resume and model is None and (done := _finished_result(out_dir)) is not None:
+        print(f"  done already ({out_dir} holds this run, finished)")
+        return done
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_partials(out_dir)
+    if (out_dir / "checkpoints").is_dir():
+        clean_partials(out_dir / "checkpoints")
+    write_settings(out_dir, settings, RUN_SETTINGS_NAME)
+
     cache_overrides: dict[str, Any] = {}
     if config.feature_cache:
         train_dataset, cache_overrides = attach_feature_cache(train_dataset, config.feature_cache, config.train_split)
@@ -538,19 +556,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
             eval_dataset, _ = attach_feature_cache(eval_dataset, config.feature_cache, config.eval_split)
     collate = getattr(train_dataset, "collate_fn", collate_windows)
 
-    # Resume or start over
     ckpts = list_checkpoints(out_dir)
-    saved_cfg_path = out_dir / "train_config.json"
-    if ckpts and resume:
-        if saved_cfg_path.is_file():
-            _check_resume_config(json.loads(saved_cfg_path.read_text()), config, saved_cfg_path)
-    elif ckpts:
-        shutil.rmtree(out_dir / "checkpoints")
-        for stale in ("metrics.csv", "summary.json"):
-            (out_dir / stale).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "model", ignore_errors=True)
-        ckpts = []
-    atomic_write_json(saved_cfg_path, config.to_dict())
+    atomic_write_json(out_dir / "train_config.json", config.to_dict())
 
     accelerator = _accelerator(config)
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
@@ -667,18 +674,6 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
             "final_loss": next((r["loss"] for r in reversed(history) if r.get("loss") not in (None, "")), None),
         })
     return TrainResult(raw_model, out_dir, step, total_steps, finished, model_dir, history, eval_metrics)
-
-
-def load_trained(run_or_model_dir: str | Path, **overrides: Any) -> nn.Module:
-    """The EggHandPolicy of a finished run folder (``run/model``) or of a ``save_pretrained`` folder."""
-    from egghand_lib.models.modeling_egghand import EggHandPolicy
-
-    p = Path(run_or_model_dir)
-    if (p / "model" / "config.json").is_file():
-        p = p / "model"
-    if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"{p}: no config.json; expected a finished training run or a saved model folder")
-    return EggHandPolicy.from_pretrained(p, **overrides)
 
 
 # ----------------------------------------------------------------------------------------------

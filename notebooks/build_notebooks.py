@@ -146,9 +146,9 @@ EVAL_MAX_WINDOWS = 64   # None = the whole test split'''),
             code('''
             run_dir = out_root / "models" / f"{SYNTH_PRESET}-seed{SEED}-{TRAIN_CONFIG}-{MAX_STEPS}"
             if PRETRAINED:
-                from egghand_lib.training import load_trained
+                from egghand_lib.models.egghand import EggHandPolicy
 
-                model, run_dir = load_trained(PRETRAINED).eval(), Path(PRETRAINED)
+                model, run_dir = EggHandPolicy.from_pretrained(PRETRAINED).eval(), Path(PRETRAINED)
             else:
                 model, run_dir = nu.train_or_load(TRAIN_CONFIG, prep_dir, run_dir, max_steps=MAX_STEPS, eval_split=None)
             print(model.parameter_summary())'''),
@@ -400,7 +400,7 @@ EVAL_MAX_WINDOWS = 64       # None = the whole test split'''),
             GPU run trains and what stays frozen. The EgoVideo encoder (frozen) is not included here.
             """),
             code('''
-            from egghand_lib.models.modeling_egghand import build_decoder_on_meta
+            from egghand_lib.models.egghand import build_decoder_on_meta
 
             print(build_decoder_on_meta("gr00t-n1.5").parameter_summary())'''),
             md("""
@@ -439,7 +439,7 @@ EVAL_MAX_WINDOWS = 64       # None = the whole test split'''),
             viz.per_task_bar_figure(nu.per_group_table(results, "ade"), metric="ADE (m)", title="per scenario");'''),
             md("""
             The trained model is in `run_dir / "model"` (`config.json`, `model.safetensors`, normalisation
-            statistics): load it anywhere with `egghand_lib.training.load_trained(run_dir)` and use it in
+            statistics): load it anywhere with `EggHandPolicy.from_pretrained(run_dir)` and use it in
             notebooks 03 and 04 through their `PRETRAINED` / model parameters.
             """),
         ],
@@ -611,9 +611,9 @@ EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboar
             prep_dir = nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
             test_ds = WindowDataset(prep_dir, "test")
             if PRETRAINED:
-                from egghand_lib.training import load_trained
+                from egghand_lib.models.egghand import EggHandPolicy
 
-                model = load_trained(PRETRAINED).eval()
+                model = EggHandPolicy.from_pretrained(PRETRAINED).eval()
             else:
                 run_dir = out_root / "models" / f"{SYNTH_PRESET}-seed{SEED}-{TRAIN_CONFIG}-{MAX_STEPS}"
                 model, _ = nu.train_or_load(TRAIN_CONFIG, prep_dir, run_dir, max_steps=MAX_STEPS, eval_split=None)

@@ -42,7 +42,8 @@ def fake_episodes(num: int = 6, length: int = 36, seed: int = 0, size: int = 32,
 
 def fake_datasets(num_train: int = 6, num_test: int = 3, length: int = 36):
     """(train, test) WindowDatasets over fake episodes; statistics from the training episodes."""
-    from egghand_lib.data.windows import WindowDataset, compute_stats
+    from egghand_lib.data.statistics import compute_stats
+    from egghand_lib.data.windows import WindowDataset
 
     train_eps = fake_episodes(num_train, length, seed=0, split="train")
     test_eps = fake_episodes(num_test, length, seed=1, split="test")

@@ -40,14 +40,13 @@ def make_episodes(n: int = 2, num_frames: int = 30, size: int = 32) -> list[Epis
 
 def write_prepared(prep_dir, episodes: list[Episode], split: str = "train"):
     """A minimal prepared folder (episode files + manifest) written with the prepare module's own writer."""
-    import json
     from pathlib import Path
 
-    from egghand_lib.data.prepare import save_episode
+    from egghand_lib.data import prepared
 
     prep_dir = Path(prep_dir)
     for ep in episodes:
-        save_episode(ep, prep_dir / "episodes" / split / f"{ep.key}.safetensors")
+        prepared.save_episode(ep, prepared.episode_path(prep_dir, split, ep.key))
     manifest = {"splits": {split: {"episodes": [ep.key for ep in episodes]}}, "up": [0.0, 0.0, 1.0]}
-    (prep_dir / "manifest.json").write_text(json.dumps(manifest))
+    prepared.write_manifest(prep_dir, manifest)
     return prep_dir

@@ -414,12 +414,14 @@ def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, 
 
     from egghand_lib.cli import main
     from egghand_lib.data import feature_cache as FC
-    from egghand_lib.data.windows import WindowDataset, compute_stats, save_stats
-    from egghand_lib.models.modeling_egghand import EggHandPolicy
+    from egghand_lib.data.prepared import write_stats
+    from egghand_lib.data.statistics import compute_stats
+    from egghand_lib.data.windows import WindowDataset
+    from egghand_lib.models.egghand import EggHandPolicy
 
     episodes = make_episodes(2, num_frames=30, size=28)
     prep = write_prepared(tmp_path / "prep", episodes)
-    save_stats(compute_stats(episodes), prep / "stats.json")
+    write_stats(prep, compute_stats(episodes))
     cfg_file = tmp_path / "egovideo_small.json"
     cfg_file.write_text(json.dumps(dataclasses.asdict(SMALL_EGOVIDEO)))
     cache_dir = tmp_path / "cache"

@@ -1,4 +1,4 @@
-"""LeRobot export / read-back of EggHand windows, statistics and lerobot's MIN_MAX normaliser."""
+"""LeRobot export / read-back of EggHand windows (and the training statistics that travel with them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from lerobot_fixtures import make_episode, make_episodes
 
 from egghand_lib.batch import VIDEO_OFFSETS, NormStats, collate_windows
 from egghand_lib.data import lerobot_dataset as L
-from egghand_lib.data.windows import WindowDataset, compute_stats, minmax_normalize, save_stats
+from egghand_lib.data.prepared import write_stats
+from egghand_lib.data.statistics import compute_stats
+from egghand_lib.data.windows import WindowDataset
 
 
 @pytest.fixture(scope="module")
@@ -131,55 +133,12 @@ def test_export_refuses_existing_and_bad_input(tmp_path, exported):
         L.read_sidecar(tmp_path)
 
 
-def test_window_stats_valid_only_and_normalizer():
-    rng = np.random.default_rng(0)
-    N = 50
-    w = {
-        "past_joints": rng.normal(size=(N, 20, 42, 3)).astype(np.float32),
-        "past_valid": rng.random((N, 20, 42)) > 0.3,
-        "past_extrinsics": rng.normal(size=(N, 20, 3, 4)).astype(np.float32),
-        "future_joints": rng.normal(size=(N, 10, 42, 3)).astype(np.float32),
-        "future_valid": rng.random((N, 10, 42)) > 0.3,
-    }
-    w["past_joints"][~w["past_valid"]] = 100.0  # invalid entries must not reach the statistics
-    w["future_joints"][~w["future_valid"]] = -100.0
-    w["future_valid"][:, :, 5] = False  # a joint never valid in the targets
-    w["past_extrinsics"][..., 2, 2] = 1.0  # a constant dimension
-    halves = [{k: v[:20] for k, v in w.items()}, {k: v[20:] for k, v in w.items()}]
-    stats = L.window_stats(halves)
-    pj = np.where(w["past_valid"][..., None], w["past_joints"], np.nan).reshape(-1, 126)
-    np.testing.assert_allclose(stats[L.STATE]["min"][:126], np.nanmin(pj, 0), rtol=1e-6)
-    np.testing.assert_allclose(stats[L.STATE]["max"][:126], np.nanmax(pj, 0), rtol=1e-6)
-    np.testing.assert_allclose(stats[L.STATE]["mean"][:126], np.nanmean(pj, 0), atol=1e-6)
-    np.testing.assert_allclose(stats[L.STATE]["max"][126:], w["past_extrinsics"].reshape(-1, 12).max(0), rtol=1e-6)
-    fj = np.where(w["future_valid"][..., None], w["future_joints"], np.nan).reshape(-1, 126)
-    np.testing.assert_allclose(stats[L.ACTION]["max"][:15], np.nanmax(fj[:, :15], 0), rtol=1e-6)
-    assert np.all(stats[L.ACTION]["min"][15:18] == 0) and np.all(stats[L.ACTION]["max"][15:18] == 0)
-    assert stats[L.STATE]["count"][0] == N * 20
-
-    ns = L.to_norm_stats(stats)
-    assert isinstance(ns, NormStats) and ns.state_min.shape == (138,)
-    norm, unnorm = L.make_normalizers(ns)
-    state = L.window_state(torch.from_numpy(w["past_joints"]), torch.from_numpy(w["past_extrinsics"]))
-    action = torch.from_numpy(w["future_joints"]).reshape(N, 10, 126)
-    s_n, a_n = L.normalize_state_action(norm, state, action)
-    valid_s = torch.from_numpy(np.repeat(w["past_valid"], 3, -1))
-    assert s_n[..., :126][valid_s].min() >= -1 - 1e-5 and s_n[..., :126][valid_s].max() <= 1 + 1e-5
-    col = 126 + 10  # the constant extrinsic entry (2, 2) maps to 0, as SPEC section 3 asks
-    torch.testing.assert_close(s_n[..., col], torch.zeros_like(s_n[..., col]))
-    s_back, a_back = L.normalize_state_action(unnorm, s_n, a_n)
-    torch.testing.assert_close(s_back, state, atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close(a_back, action, atol=1e-4, rtol=1e-5)
-    with pytest.raises(ValueError, match="expected 138"):
-        L.to_norm_stats({L.STATE: {"min": [0] * 5, "max": [0] * 5}, L.ACTION: stats[L.ACTION]})
-
-
 def test_export_from_prepared_matches_window_dataset(tmp_path):
     from lerobot_fixtures import write_prepared
 
     episodes = make_episodes(2, num_frames=12, size=16)
     prep = write_prepared(tmp_path / "prep", episodes)
-    save_stats(compute_stats(episodes), prep / "stats.json")
+    write_stats(prep, compute_stats(episodes))
     ref = WindowDataset(prep, "train")
     L.export_lerobot_from_prepared(prep, "train", tmp_path / "lr", repo_id="egghand/prep", progress=False)
     wds = L.LeRobotWindowDataset(tmp_path / "lr", repo_id="egghand/prep")
@@ -206,24 +165,6 @@ def test_export_from_prepared_matches_window_dataset(tmp_path):
     assert len(L.LeRobotWindowDataset(tmp_path / "lr", load_frames=False)) == 12
     with pytest.raises(FileNotFoundError, match="no prepared split 'val'"):
         L.export_lerobot_from_prepared(prep, "val", tmp_path / "lr2")
-
-
-def test_lerobot_stats_agree_with_window_stats_and_normalisation():
-    """lerobot-based statistics/normaliser == the pipeline's plain min-max (windows.compute_stats)."""
-    episodes = make_episodes(2, num_frames=30, size=8)
-    ours = L.to_norm_stats(L.episode_window_stats(episodes))
-    plain = compute_stats(episodes)
-    for a in ("state_min", "state_max", "action_min", "action_max"):
-        torch.testing.assert_close(getattr(ours, a), getattr(plain, a), rtol=0, atol=1e-6)
-    wds = WindowDataset.from_episodes(episodes)
-    arr = wds.arrays()
-    state = L.window_state(torch.from_numpy(arr["past_joints"]), torch.from_numpy(arr["past_extrinsics"]))
-    norm, _ = L.make_normalizers(ours)
-    s_n, _ = L.normalize_state_action(norm, state=state)
-    expect = minmax_normalize(state, plain.state_min, plain.state_max)
-    valid = torch.cat([torch.from_numpy(arr["past_valid"]).repeat_interleave(3, -1),
-                       torch.ones(*state.shape[:-1], 12, dtype=torch.bool)], -1)
-    torch.testing.assert_close(s_n[valid], expect[valid], rtol=1e-5, atol=1e-5)
 
 
 def test_resumable_export_in_parts(tmp_path, monkeypatch):

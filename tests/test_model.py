@@ -9,7 +9,7 @@ from model_helpers import VIDEO_DIM, TinyEncoder, make_batch, make_stats, motion
 from safetensors.torch import load_file, save_file
 
 from egghand_lib.models import EggHandConfig, EggHandPolicy
-from egghand_lib.models.configuration_egghand import PRESETS
+from egghand_lib.models.egghand.configuration_egghand import PRESETS
 
 
 @pytest.fixture(autouse=True, scope="module")

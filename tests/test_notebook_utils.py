@@ -114,11 +114,12 @@ def test_training_history_reads_the_log(tmp_path):
 def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_path):
     from lerobot_fixtures import make_episodes, write_prepared
 
-    from egghand_lib.data.windows import compute_stats, save_stats
+    from egghand_lib.data.prepared import write_stats
+    from egghand_lib.data.statistics import compute_stats
 
     eps = make_episodes(2, num_frames=30, size=8)
     prep = write_prepared(tmp_path / "prep", eps)
-    save_stats(compute_stats(eps), prep / "stats.json")
+    write_stats(prep, compute_stats(eps))
     kw = dict(max_steps=2, batch_size=4, eval_split=None)
     model, run = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, **kw)
     assert run == tmp_path / "run" and (run / "model" / "config.json").is_file()

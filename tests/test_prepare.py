@@ -13,9 +13,11 @@ from egoexo4d_fixtures import camera_path_file, decode_color, hand_path, make_ta
 from egghand_lib.cli import main as cli_main
 from egghand_lib.data import prepare as prep_mod
 from egghand_lib.data.episodes import load_egghand_split, read_episodes
-from egghand_lib.data.prepare import load_split_episodes, prepare_dataset, read_manifest
+from egghand_lib.data.prepare import prepare_dataset
+from egghand_lib.data.prepared import load_split_episodes, read_manifest
 from egghand_lib.data.validation import ValidationError
-from egghand_lib.data.windows import WindowDataset, load_stats
+from egghand_lib.data.windows import WindowDataset
+from egghand_lib.normalization import load_stats
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "aaaaaaaa-0000-4000-8000-000000000002"

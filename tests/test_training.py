@@ -200,7 +200,7 @@ def test_tiny_egghand_run_lowers_its_loss(tmp_path):
     assert result.finished and (tmp_path / "model" / "config.json").is_file()
     assert {"val_loss", "val_ade", "val_mpjpe"} <= set(result.eval_metrics)
     # The saved model reloads with the same forecasts.
-    from egghand_lib.training import load_trained
+    from egghand_lib.models.egghand import EggHandPolicy
 
     with single_thread(), torch.no_grad():
-        assert torch.allclose(load_trained(tmp_path).forecast(batch), model.forecast(batch), atol=1e-6)
+        assert torch.allclose(EggHandPolicy.from_pretrained(tmp_path).forecast(batch), model.forecast(batch), atol=1e-6)

@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from egghand_lib.data import feature_cache as FC
-from egghand_lib.data.windows import WindowDataset, compute_stats, save_stats
+from egghand_lib.data.prepared import write_stats
+from egghand_lib.data.statistics import compute_stats
+from egghand_lib.data.windows import WindowDataset
 from egghand_lib.models.encoders.base import EncoderOutput, VideoTextEncoder
 from egghand_lib.training import TrainConfig, train
 
@@ -46,7 +48,7 @@ def prep(tmp_path):
 
     episodes = make_episodes(2, num_frames=30, size=8)
     prep = write_prepared(tmp_path / "prep", episodes)
-    save_stats(compute_stats(episodes), prep / "stats.json")
+    write_stats(prep, compute_stats(episodes))
     return prep
 
 

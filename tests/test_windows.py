@@ -10,7 +10,9 @@ from egoexo4d_fixtures import HAND_OFFSETS, camera_path, hands_world
 
 from egghand_lib.batch import OBS_OFFSETS, TENSOR_KEYS, VIDEO_OFFSETS, collate_windows, target_offsets
 from egghand_lib.data.episodes import Episode
-from egghand_lib.data.windows import WindowDataset, compute_stats, make_windows, minmax_normalize
+from egghand_lib.data.statistics import compute_stats
+from egghand_lib.data.windows import WindowDataset, make_windows
+from egghand_lib.normalization import minmax_normalize
 from egghand_lib.geometry import canonical_transform, invert_rigid, look_at_extrinsics, to_homogeneous
 
 

@@ -26,7 +26,6 @@ the model computes the video half itself.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +34,13 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from egghand_lib.batch import FEATURE_KEYS, collate_windows
-from egghand_lib.io import atomic_path, atomic_write_json, clean_partials
+from egghand_lib.data import prepared
+from egghand_lib.io import atomic_path, atomic_write_json, clean_partials, json_differences
+from egghand_lib.models.encoders.base import VideoTextEncoder
 
 MANIFEST = "manifest.json"
 FORMAT = "egghand-feature-cache/1"
@@ -67,8 +70,6 @@ def _check_parts(parts: Any) -> tuple[str, ...]:
 
 def _overrides(encoder: Any, method: str) -> bool:
     """True if the encoder implements ``method`` itself (not the base class's NotImplementedError stub)."""
-    from egghand_lib.models.encoders.base import VideoTextEncoder
-
     fn = getattr(type(encoder), method, None)
     return callable(fn) and fn is not getattr(VideoTextEncoder, method, None)
 
@@ -99,14 +100,6 @@ def encoder_identity(encoder: Any, parts: Any = PARTS) -> dict:
     return _canonical_json({"name": getattr(encoder, "name", cls), "cache_key": key, "parts": list(parts)})
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dataset_fingerprint(dataset: Any) -> dict:
     """Identity of a window dataset: what the cache rows refer to.
 
@@ -119,10 +112,7 @@ def dataset_fingerprint(dataset: Any) -> dict:
     if callable(getattr(dataset, "fingerprint", None)):
         fp = dict(dataset.fingerprint())
     elif getattr(dataset, "prep_dir", None) is not None:
-        manifest = Path(dataset.prep_dir) / "manifest.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"dataset: {manifest} not found; cannot fingerprint the prepared data")
-        fp = {"source": "prepared", "prep_manifest_sha256": _sha256_file(manifest),
+        fp = {"source": "prepared", "prep_manifest_sha256": prepared.manifest_digest(dataset.prep_dir),
               "split": getattr(dataset, "split", None), "protocol": getattr(dataset, "protocol", None)}
     else:
         raise ValueError(f"dataset: cannot fingerprint a {type(dataset).__name__}; give it a fingerprint() method, "
@@ -131,14 +121,8 @@ def dataset_fingerprint(dataset: Any) -> dict:
     return _canonical_json(fp)
 
 
-def _diff(stored: Any, live: Any, prefix: str = "") -> list[str]:
-    """Human-readable differences between two JSON values."""
-    if isinstance(stored, dict) and isinstance(live, dict):
-        out = []
-        for k in sorted(set(stored) | set(live)):
-            out += _diff(stored.get(k, "<missing>"), live.get(k, "<missing>"), f"{prefix}{k}.")
-        return out
-    return [] if stored == live else [f"{prefix.rstrip('.')}: cache has {stored!r}, now {live!r}"]
+def _diff(stored: Any, live: Any) -> list[str]:
+    return json_differences(stored, live, fmt="{key}: cache has {old!r}, now {new!r}")
 
 
 # ------------------------------------------------------------------------------------------- build
@@ -217,8 +201,6 @@ def _encode_shard(encoder: Any, dataset: Any, start: int, stop: int, batch_size:
     Encoders with separate ``encode_video`` / ``encode_text`` run each half only where needed (text once
     per unique prompt); others run ``forward`` and their per-window text tokens are deduplicated.
     """
-    from torch.utils.data import DataLoader, Subset
-
     halves = _overrides(encoder, "encode_video") and _overrides(encoder, "encode_text")
     want_video, want_text = "video" in parts, "text" in parts
     need_frames = want_video or not halves
@@ -322,8 +304,6 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
     ``parts``: ("video", "text") (default), or one of them; ``("text",)`` also accepts an encoder whose
     text half alone is frozen (``text_cache_key()``). Returns the ``CachedFeatures`` of the finished cache.
     """
-    from tqdm.auto import tqdm
-
     cache_dir = Path(cache_dir)
     parts = _check_parts(parts)
     enc_id = encoder_identity(encoder, parts)
@@ -540,8 +520,24 @@ def _dataset_fp_if_possible(dataset: Any) -> dict | None:
         return None  # a dataset without identity: only the window count is checked
 
 
-__all__ = ["FEATURE_KEYS", "CachedFeatureDataset", "CachedFeatures", "StaleCacheError", "build_feature_cache",
-           "dataset_fingerprint", "encoder_identity", "with_cached_features"]
+def attach_feature_cache(dataset: Any, cache_root: str | Path,
+                         split: str) -> tuple[CachedFeatureDataset, dict[str, Any]]:
+    """Wrap ``dataset`` so its items carry the precomputed features of ``cache_root/split`` (frames dropped).
+
+    Returns the wrapped dataset and the EggHandConfig overrides of a model that reads them
+    (encoder="cached" with the cached widths). A cache of other data is refused (StaleCacheError).
+    """
+    cache = CachedFeatures(Path(cache_root) / split, dataset=dataset)
+    if set(cache.parts) != {"video", "text"}:
+        raise ValueError(f"{Path(cache_root) / split}: training on cached features needs both video and text "
+                         f"features, this cache holds {cache.parts}")
+    overrides = {"encoder": "cached", "video_dim": cache.token_shape("video")[1],
+                 "text_dim": cache.token_shape("text")[1]}
+    return with_cached_features(dataset, cache, drop_frames=True), overrides
+
+
+__all__ = ["FEATURE_KEYS", "CachedFeatureDataset", "CachedFeatures", "StaleCacheError", "attach_feature_cache",
+           "build_feature_cache", "dataset_fingerprint", "encoder_identity", "with_cached_features"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ canonicalises each item with the same code path as ``egghand_lib.data.windows``:
 out-of-episode offsets to the nearest frame and flags them in ``*_is_pad``; padded joints become invalid,
 exactly like ``make_windows``. The result is the single-window dict of ``egghand_lib.batch``.
 
-Statistics (SPEC section 3): ``window_stats`` computes lerobot-layout statistics of CANONICAL windows,
-valid joints only, with ``lerobot.datasets.compute_stats``; ``make_normalizers`` builds lerobot's
-MIN_MAX ``NormalizerProcessorStep`` / ``UnnormalizerProcessorStep`` from them.
+Statistics: the training split's canonical-window statistics (``egghand_lib.data.statistics``) travel
+with the export as ``meta/egghand_stats.json`` (LeRobot's own ``meta/stats.json`` describes the stored
+world-frame features, which is not what the model normalises with).
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from lerobot.datasets.aggregate import aggregate_datasets
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.utils.utils import SuppressProgressBars
+from tqdm.auto import tqdm
 
-from egghand_lib.batch import (
-    FPS,
-    NUM_OBS,
-    OBS_OFFSETS,
-    VIDEO_OFFSETS,
-    NormStats,
-    target_offsets,
-)
-from egghand_lib.data.windows import canonicalize_windows
-from egghand_lib.io import atomic_dir, atomic_write_json, clean_partials
+from egghand_lib.batch import FPS, NUM_OBS, OBS_OFFSETS, VIDEO_OFFSETS, NormStats, collate_windows, target_offsets
+from egghand_lib.data import prepared
+from egghand_lib.data.episodes import Episode
+from egghand_lib.data.windows import WindowDataset, canonicalize_windows, concat_windows, make_windows
+from egghand_lib.io import atomic_dir, atomic_write_json, clean_partials, file_sha256
+from egghand_lib.normalization import load_stats, save_stats, stats_from_json
 from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
 
 STATE = "observation.state"
@@ -77,7 +77,7 @@ def lerobot_features(height: int = 224, width: int = 224) -> dict[str, dict]:
 
 
 def _check_episode(ep: Any) -> None:
-    """Shapes of an Episode (CONTRACTS.md), with a message naming the take."""
+    """Shapes of an Episode (egghand_lib.data.episodes), with a message naming the take."""
     F = len(ep.frame_numbers)
     name = f"episode {getattr(ep, 'take_uid', '?')}#{getattr(ep, 'episode_index', '?')}"
     if F == 0:
@@ -133,10 +133,10 @@ def export_lerobot(
     if part_size < 1:
         raise ValueError(f"part_size: must be >= 1, got {part_size}")
     meta = {"format": SIDECAR_FORMAT, "fps": fps, "up": [float(u) for u in up], "source": source or {}}
-    stats_dict = stats.to_lerobot() if isinstance(stats, NormStats) else stats
+    stats = stats_from_json(stats, "stats") if isinstance(stats, dict) else stats
     if isinstance(episodes, Sequence) and len(episodes) > part_size:
         _export_in_parts(list(episodes), root, repo_id, overwrite, image_writer_threads, progress, meta,
-                         part_size, resume=source is not None, stats=stats_dict)
+                         part_size, resume=source is not None, stats=stats)
     else:
         bar = _progress(progress, "export lerobot", len(episodes) if hasattr(episodes, "__len__") else None)
         with atomic_dir(root, overwrite=overwrite) as tmp:
@@ -145,14 +145,12 @@ def export_lerobot(
                 _write_dataset(episodes, tmp, repo_id, image_writer_threads, bar, meta)
             finally:
                 bar.close()
-            if stats_dict is not None:
-                save_stats(stats_dict, tmp / STATS_FILE)
+            if stats is not None:
+                save_stats(stats, tmp / STATS_FILE)
     return _open_lerobot(repo_id, root)
 
 
 def _open_lerobot(repo_id: str, root: Path) -> Any:
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     return LeRobotDataset(repo_id, root=root)
 
 
@@ -163,8 +161,6 @@ def _episode_key(ep: Any) -> list:
 def _write_dataset(episodes: Iterable[Any], folder: Path, repo_id: str, image_writer_threads: int, bar: Any,
                    meta: dict) -> None:
     """One pass: a LeRobot dataset at ``folder`` (which must not exist) + its ``meta/egghand.json``."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     it = iter(episodes)
     first = next(it, None)
     if first is None:
@@ -194,11 +190,8 @@ def _write_dataset(episodes: Iterable[Any], folder: Path, repo_id: str, image_wr
 
 
 def _export_in_parts(episodes: list, root: Path, repo_id: str, overwrite: bool, image_writer_threads: int,
-                     progress: bool, meta: dict, part_size: int, resume: bool, stats: dict | None) -> None:
+                     progress: bool, meta: dict, part_size: int, resume: bool, stats: NormStats | None) -> None:
     """Resumable export: parts of ``part_size`` episodes in a work folder, then one aggregated dataset."""
-    from lerobot.datasets.aggregate import aggregate_datasets
-    from lerobot.utils.utils import SuppressProgressBars
-
     work = root.parent / f".{root.name}.export"
     parts = [episodes[i: i + part_size] for i in range(0, len(episodes), part_size)]
     plan = {"repo_id": repo_id, "source": meta["source"], "parts": [[_episode_key(e) for e in p] for p in parts]}
@@ -244,8 +237,6 @@ def _chain(first, rest):
 
 
 def _progress(enabled: bool, desc: str, total: int | None = None):
-    from tqdm.auto import tqdm
-
     return tqdm(desc=desc, unit="ep", total=total, disable=not enabled)
 
 
@@ -261,8 +252,6 @@ def _add_episode(ds: Any, ep: Any) -> None:
             FRAME_NUMBER: np.asarray([ep.frame_numbers[f]], dtype=np.int64),
             "task": ep.task,
         })
-    from lerobot.utils.utils import SuppressProgressBars
-
     with warnings.catch_warnings(), SuppressProgressBars():
         # lerobot's histogram of the bool validity feature warns about the bool -> uint8 cast
         warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
@@ -281,18 +270,11 @@ def export_lerobot_from_prepared(prep_dir: str | Path, split: str, root: str | P
     prepared data (same PREP_DIR/manifest.json hash and split) is kept as it is unless ``force``, so a
     re-run of ``egghand prepare --lerobot`` is cheap; a different one is replaced only with ``overwrite``.
     """
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-    from egghand_lib.data.windows import WindowDataset
-
     prep_dir, root = Path(prep_dir), Path(root)
-    ep_dir = prep_dir / "episodes" / split
+    ep_dir = prepared.episodes_dir(prep_dir, split)
     if not ep_dir.is_dir():
         raise FileNotFoundError(f"prep_dir: no prepared split {split!r} (missing folder {ep_dir})")
-    manifest = prep_dir / "manifest.json"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"prep_dir: {manifest} not found (preparation unfinished?)")
-    source = {"prep_manifest_sha256": _file_sha256(manifest), "split": split}
+    source = {"prep_manifest_sha256": prepared.manifest_digest(prep_dir), "split": split}
     if root.exists() and not force:
         try:
             current = read_sidecar(root).get("source") == source
@@ -346,8 +328,6 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | Path, repo_id: str = DEFAULT_REPO_ID, protocol: str = "future",
                  up: tuple[float, float, float] | None = None, load_frames: bool = True,
                  episodes: list[int] | None = None):
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
         self.root = Path(root)
         if not (self.root / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"root: {self.root / 'meta' / 'info.json'} not found; not a LeRobot dataset")
@@ -361,7 +341,7 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         stats_path = self.root / STATS_FILE
         self.stats: NormStats | None = None  # the training split's canonical statistics, if exported with them
         if stats_path.is_file():
-            self.stats = to_norm_stats(json.loads(stats_path.read_text()))
+            self.stats = load_stats(stats_path)
         delta = window_delta_timestamps(protocol)
         image_delta = {IMAGE: delta.pop(IMAGE)}
         # Two LeRobotDatasets over the same files. With lerobot's custom transform, a delta query of one
@@ -396,7 +376,7 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
                                                                      self.root / SIDECAR]:
             h.update(p.relative_to(self.root).as_posix().encode())
             h.update(str(p.stat().st_size).encode())
-            h.update(_file_sha256(p).encode())
+            h.update(file_sha256(p).encode())
         return {"source": "lerobot", "data_sha256": h.hexdigest(), "protocol": self.protocol,
                 "num_windows": len(self), "up": list(self.up)}
 
@@ -433,8 +413,6 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
 
         ``frames=True`` also decodes every image (needs ``load_frames=True``); otherwise frames is None.
         """
-        from egghand_lib.data.episodes import Episode
-
         cols = [STATE, VALID, FRAME_NUMBER, "episode_index"]
         d = self.lerobot.hf_dataset.with_format("numpy", columns=cols)[:]
         if frames:
@@ -459,191 +437,14 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
 
     def arrays(self) -> dict[str, np.ndarray]:
         """All non-image window arrays at once, vectorised (as ``WindowDataset.arrays()``; for baselines/metrics)."""
-        from egghand_lib.data.windows import concat_windows, make_windows
-
         return concat_windows([make_windows(ep, self.protocol, self.up) for ep in self.to_episodes()])
 
     @staticmethod
     def collate_fn(windows: list[dict]) -> dict:
-        from egghand_lib.batch import collate_windows
-
         return collate_windows(windows)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------------------------- statistics
-
-
-def _masked_feature_stats(values: np.ndarray, valid: np.ndarray, groups: list[list[int]]) -> list[dict] | None:
-    """lerobot stats per group of columns sharing one validity column: values (R, D), valid (R, G)."""
-    from lerobot.datasets.compute_stats import get_feature_stats
-
-    out = []
-    for g, cols in enumerate(groups):
-        rows = values[valid[:, g]][:, cols]
-        out.append(get_feature_stats(rows, axis=0, keepdims=False) if len(rows) else None)
-    return out
-
-
-def _chunked(windows: Iterable[dict], min_rows: int):
-    """Concatenate consecutive window dicts until they hold >= ``min_rows`` observed frames (fewer lerobot calls)."""
-    keys = ("past_joints", "past_valid", "past_extrinsics", "future_joints", "future_valid")
-    buf: list[dict] = []
-    rows = 0
-    for w in windows:
-        buf.append({k: _np(w[k]) for k in keys})
-        rows += buf[-1]["past_joints"].size // (3 * NUM_JOINTS)
-        if rows >= min_rows:
-            yield {k: np.concatenate([b[k].reshape(-1, *b[k].shape[-2:]) for b in buf]) for k in keys}
-            buf, rows = [], 0
-    if buf:
-        yield {k: np.concatenate([b[k].reshape(-1, *b[k].shape[-2:]) for b in buf]) for k in keys}
-
-
-def window_stats(windows: Iterable[dict], chunk_rows: int = 200_000) -> dict[str, dict[str, np.ndarray]]:
-    """Min-max (and mean/std/quantile) statistics of canonical windows, valid joints only (SPEC 3).
-
-    ``windows``: an iterable of window-array dicts (``make_windows`` output, a ``WindowDataset.arrays()``
-    dict or collated batches: ``past_joints`` (N, 20, 42, 3), ``past_valid``, ``past_extrinsics``,
-    ``future_joints``, ``future_valid``). Returns lerobot's layout ``{"observation.state": {...},
-    "action": {...}}`` with (138,) / (126,) arrays per statistic; statistics of each joint use only the
-    frames where it is valid, computed by ``lerobot.datasets.compute_stats.get_feature_stats`` per chunk
-    and merged with ``aggregate_feature_stats``. ``count`` is the number of frames seen. A coordinate
-    never valid gets min = max = 0 (a constant, which normalises to 0). Inputs are gathered into chunks
-    of about ``chunk_rows`` frames (each lerobot call builds 5000-bin histograms: few large calls are fast).
-    """
-    from lerobot.datasets.compute_stats import aggregate_feature_stats
-
-    joint_groups = [[3 * j, 3 * j + 1, 3 * j + 2] for j in range(NUM_JOINTS)]
-    parts: dict[str, list[list[dict]]] = {"state": [[] for _ in range(NUM_JOINTS + 1)],
-                                          "action": [[] for _ in range(NUM_JOINTS)]}
-    counts = {"state": 0, "action": 0}
-    for w in _chunked(windows, chunk_rows):
-        pj, pv, pe = (w[k] for k in ("past_joints", "past_valid", "past_extrinsics"))
-        fj, fv = w["future_joints"], w["future_valid"]
-        pj, pv, pe = pj.reshape(-1, NUM_JOINTS * 3), pv.reshape(-1, NUM_JOINTS).astype(bool), pe.reshape(-1, 12)
-        fj, fv = fj.reshape(-1, NUM_JOINTS * 3), fv.reshape(-1, NUM_JOINTS).astype(bool)
-        counts["state"] += len(pj)
-        counts["action"] += len(fj)
-        st = _masked_feature_stats(pj.astype(np.float64), pv, joint_groups)
-        st.append(_masked_feature_stats(pe.astype(np.float64), np.ones((len(pe), 1), bool), [list(range(12))])[0])
-        for g, s in enumerate(st):
-            if s is not None:
-                parts["state"][g].append(s)
-        for g, s in enumerate(_masked_feature_stats(fj.astype(np.float64), fv, joint_groups)):
-            if s is not None:
-                parts["action"][g].append(s)
-    if counts["state"] == 0:
-        raise ValueError("windows: no windows given, cannot compute statistics")
-    widths = {"state": [3] * NUM_JOINTS + [12], "action": [3] * NUM_JOINTS}
-    out = {}
-    for name, key in (("state", STATE), ("action", ACTION)):
-        merged = []
-        for g, lst in enumerate(parts[name]):
-            if lst:
-                merged.append(aggregate_feature_stats(lst))
-            else:  # never valid: a constant 0 coordinate
-                z = np.zeros(widths[name][g])
-                merged.append({"min": z, "max": z, "mean": z, "std": z})
-        stat_keys = [k for k in merged[0] if k != "count"]
-        stat_keys = [k for k in stat_keys if all(k in m for m in merged)]
-        out[key] = {k: np.concatenate([np.asarray(m[k], dtype=np.float64).reshape(-1) for m in merged])
-                    for k in stat_keys}
-        out[key]["count"] = np.array([counts[name]])
-    return out
-
-
-def episode_window_stats(episodes: Iterable[Any], protocol: str = "future",
-                         up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> dict[str, dict[str, np.ndarray]]:
-    """``window_stats`` over all windows (``make_windows``) of ``episodes``: give the TRAINING split."""
-    from egghand_lib.data.windows import make_windows
-
-    return window_stats(make_windows(ep, protocol, up) for ep in episodes)
-
-
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def to_norm_stats(stats: dict) -> NormStats:
-    """lerobot-layout statistics (``window_stats`` output or a stats.json dict) -> ``NormStats``."""
-    for key, dim in ((STATE, 138), (ACTION, 126)):
-        for s in ("min", "max"):
-            try:
-                n = np.asarray(stats[key][s]).size
-            except (KeyError, TypeError):
-                raise ValueError(f"stats: missing {key!r}/{s!r} (expected lerobot layout)") from None
-            if n != dim:
-                raise ValueError(f"stats: {key}/{s} has {n} values, expected {dim}")
-    return NormStats.from_lerobot(stats)
-
-
-def save_stats(stats: dict, path: str | Path) -> None:
-    """Write lerobot-layout statistics as JSON (lists), atomically."""
-    atomic_write_json(path, {k: {s: np.asarray(v).tolist() for s, v in d.items()} for k, d in stats.items()})
-
-
-def _minmax_for_lerobot(stats: NormStats | dict) -> dict[str, dict[str, torch.Tensor]]:
-    """Min/max per feature, constant dimensions widened by +-1 so lerobot's MIN_MAX maps them to 0.
-
-    lerobot maps a constant dimension (min == max) to -1; SPEC section 3 wants 0. With min - 1 and
-    max + 1 the constant value lands exactly in the middle of the range.
-    """
-    ns = stats if isinstance(stats, NormStats) else to_norm_stats(stats)
-    out = {}
-    for key, lo, hi in ((STATE, ns.state_min, ns.state_max), (ACTION, ns.action_min, ns.action_max)):
-        lo, hi = torch.as_tensor(lo, dtype=torch.float32).clone(), torch.as_tensor(hi, dtype=torch.float32).clone()
-        const = hi == lo
-        lo[const] -= 1
-        hi[const] += 1
-        out[key] = {"min": lo, "max": hi}
-    return out
-
-
-def make_normalizers(stats: NormStats | dict) -> tuple[Any, Any]:
-    """lerobot MIN_MAX ``(NormalizerProcessorStep, UnnormalizerProcessorStep)`` for state (138) and action (126).
-
-    Use with lerobot transitions, or directly: ``normalize_state_action(norm, state, action)``.
-    """
-    from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
-    from lerobot.processor.normalize_processor import NormalizerProcessorStep, UnnormalizerProcessorStep
-
-    features = {STATE: PolicyFeature(FeatureType.STATE, (138,)), ACTION: PolicyFeature(FeatureType.ACTION, (126,))}
-    norm_map = {FeatureType.STATE: NormalizationMode.MIN_MAX, FeatureType.ACTION: NormalizationMode.MIN_MAX}
-    mm = _minmax_for_lerobot(stats)
-    return (NormalizerProcessorStep(features=features, norm_map=norm_map, stats=mm),
-            UnnormalizerProcessorStep(features=features, norm_map=norm_map, stats=mm))
-
-
-def window_state(past_joints: torch.Tensor, past_extrinsics: torch.Tensor) -> torch.Tensor:
-    """The 138-number state of the official code: (..., 20, 42, 3) + (..., 20, 3, 4) -> (..., 20, 138)."""
-    lead = past_joints.shape[:-2]
-    return torch.cat([past_joints.reshape(*lead, 3 * NUM_JOINTS), past_extrinsics.reshape(*lead, 12)], dim=-1)
-
-
-def normalize_state_action(step: Any, state: torch.Tensor | None = None,
-                           action: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Run a lerobot (Un)NormalizerProcessorStep on a state (..., 138) and/or action (..., 126) tensor."""
-    from lerobot.processor.converters import create_transition
-    from lerobot.processor.core import TransitionKey
-
-    obs = {STATE: state} if state is not None else None
-    out = step(create_transition(observation=obs, action=action))
-    new_obs = out.get(TransitionKey.OBSERVATION)
-    return (new_obs[STATE] if state is not None else None), out.get(TransitionKey.ACTION)
 
 
 __all__ = [
     "ACTION", "DEFAULT_REPO_ID", "FRAME_NUMBER", "IMAGE", "NUM_OBS", "STATE", "VALID", "LeRobotWindowDataset",
-"export_lerobot", "export_lerobot_from_prepared", "lerobot_features",
-    "make_normalizers", "normalize_state_action", "read_sidecar", "episode_window_stats", "save_stats", "to_norm_stats",
-    "window_delta_timestamps", "window_state", "window_stats",
+    "export_lerobot", "export_lerobot_from_prepared", "lerobot_features", "read_sidecar", "window_delta_timestamps",
 ]
-

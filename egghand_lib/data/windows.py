@@ -6,13 +6,13 @@ Offsets outside the episode are clamped to the nearest frame for extrinsics and 
 joints are marked invalid. Everything is in the canonical frame of the camera at offset -19 (clamped).
 
 ``make_windows`` builds all windows of an episode at once from index arrays and batched matrix products
-(no Python loop per window); ``WindowDataset`` serves them with memory-mapped frames.
+(no Python loop per window); ``WindowDataset`` serves them with memory-mapped frames. The training
+statistics of these windows are computed in ``egghand_lib.data.statistics``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 
 from egghand_lib.batch import OBS_OFFSETS, VIDEO_OFFSETS, NormStats, collate_windows, target_offsets
 from egghand_lib.data.episodes import Episode
+from egghand_lib.data.prepared import load_episode, load_split_episodes, read_manifest, read_stats
 from egghand_lib.egomotion import egomotion_score
 from egghand_lib.geometry import canonical_transform, invert_rigid
 
@@ -122,67 +123,6 @@ def concat_windows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-# ------------------------------------------------------------------------------------------ stats
-
-
-def compute_stats(episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0)) -> NormStats:
-    """Min-max NormStats over all windows of ``episodes`` (canonical, valid joints only).
-
-    state (138,): observed joints (126, valid only) then the flattened 3x4 canonical camera pose (12);
-    action (126,): target joints, valid only. A dimension with no valid value gets min = max = 0.
-    """
-    s_lo, s_hi = np.full(138, np.inf), np.full(138, -np.inf)
-    a_lo, a_hi = np.full(126, np.inf), np.full(126, -np.inf)
-    for ep in episodes:
-        w = make_windows(ep, protocol, up)
-        pj = w["past_joints"].reshape(-1, 126)
-        pm = np.repeat(w["past_valid"].reshape(-1, 42), 3, axis=1)
-        cams = w["past_extrinsics"].reshape(-1, 12)
-        s_lo[:126] = np.minimum(s_lo[:126], np.where(pm, pj, np.inf).min(0))
-        s_hi[:126] = np.maximum(s_hi[:126], np.where(pm, pj, -np.inf).max(0))
-        s_lo[126:] = np.minimum(s_lo[126:], cams.min(0))
-        s_hi[126:] = np.maximum(s_hi[126:], cams.max(0))
-        fj = w["future_joints"].reshape(-1, 126)
-        fm = np.repeat(w["future_valid"].reshape(-1, 42), 3, axis=1)
-        a_lo = np.minimum(a_lo, np.where(fm, fj, np.inf).min(0))
-        a_hi = np.maximum(a_hi, np.where(fm, fj, -np.inf).max(0))
-
-    def fix(lo, hi):
-        empty = ~np.isfinite(lo) | ~np.isfinite(hi)
-        return torch.as_tensor(np.where(empty, 0.0, lo), dtype=torch.float32), torch.as_tensor(
-            np.where(empty, 0.0, hi), dtype=torch.float32)
-
-    return NormStats(*fix(s_lo, s_hi), *fix(a_lo, a_hi))
-
-
-def minmax_normalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Map [lo, hi] to [-1, 1] per dimension; a constant dimension (hi == lo) maps to 0 (SPEC section 3)."""
-    span = hi - lo
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, 2 * (x - lo) / safe - 1, torch.zeros_like(x))
-
-
-def save_stats(stats: NormStats, path: str | Path, **info) -> None:
-    """Write NormStats as JSON in lerobot's layout (plus free-form ``info``), atomically."""
-    from egghand_lib.io import atomic_write_json
-
-    obj = {k: {m: v.tolist() for m, v in d.items()} for k, d in stats.to_lerobot().items()}
-    obj["info"] = info
-    atomic_write_json(path, obj)
-
-
-def load_stats(path: str | Path) -> NormStats:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: stats file not found (run `egghand prepare` first)")
-    with open(path) as f:
-        data = json.load(f)
-    try:
-        return NormStats.from_lerobot(data)
-    except KeyError as e:
-        raise ValueError(f"{path}: missing statistics {e}") from None
-
-
 # ------------------------------------------------------------------------------------------ dataset
 
 
@@ -197,8 +137,6 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, prep_dir: str | Path | None, split: str, protocol: str = "future", up=None,
                  episodes: list[Episode] | None = None, stats: NormStats | None = None):
-        from egghand_lib.data.prepare import load_split_episodes, read_manifest
-
         self.split, self.protocol = split, protocol
         target_offsets(protocol)  # validates the name
         if episodes is None:
@@ -208,8 +146,7 @@ class WindowDataset(torch.utils.data.Dataset):
             manifest = read_manifest(prep_dir)
             episodes = load_split_episodes(prep_dir, split)
             up = manifest.get("up", (0.0, 0.0, 1.0)) if up is None else up
-            stats_path = prep_dir / "stats.json"
-            stats = stats if stats is not None else (load_stats(stats_path) if stats_path.is_file() else None)
+            stats = stats if stats is not None else read_stats(prep_dir)
         self.prep_dir = prep_dir
         self.up = tuple(up) if up is not None else (0.0, 0.0, 1.0)
         self.episodes = sorted(episodes, key=lambda e: (e.episode_index, int(e.frame_numbers[0]), e.take_uid))
@@ -240,8 +177,6 @@ class WindowDataset(torch.utils.data.Dataset):
         return state
 
     def __setstate__(self, state: dict) -> None:
-        from egghand_lib.data.prepare import load_episode
-
         self.__dict__.update(state)
         for e in self.episodes:
             if e.frames is None and "path" in e.meta:
@@ -272,11 +207,3 @@ class WindowDataset(torch.utils.data.Dataset):
         for k in STRING_KEYS:
             item[k] = str(a[k][i])
         return item
-
-
-
-def load_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> list[Episode]:
-    """Episodes of a prepared split (frames memory-mapped); same as prepare.load_split_episodes."""
-    from egghand_lib.data.prepare import load_split_episodes
-
-    return load_split_episodes(prep_dir, split, mmap)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +55,16 @@ from torch import nn
 
 from egghand_lib.batch import NormStats
 from egghand_lib.io import atomic_path, atomic_write_json
-from egghand_lib.models.configuration_egghand import EggHandConfig
+from egghand_lib.losses import forecast_loss
+from egghand_lib.models.egghand.configuration_egghand import EggHandConfig
+from egghand_lib.models.encoders import build_encoder
 from egghand_lib.models.gr00t_weights import LoadReport, load_gr00t_action_head
+from egghand_lib.normalization import MinMaxNormalizer, stats_to_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 STATS_NAME = "stats.json"
+RUN_MODEL_DIR = "model"  # where a training run folder keeps its final model
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
 REQUIRED_KEYS = ("past_joints", "past_valid", "past_extrinsics")
 
@@ -135,8 +138,6 @@ class EggHandPolicy(nn.Module):
     ):
         super().__init__()
         if encoder is None and config.encoder != "cached":
-            from egghand_lib.models.encoders import build_encoder
-
             encoder = build_encoder(config.encoder, **config.encoder_kwargs)
         if encoder is not None:
             for name in ("video_dim", "text_dim"):
@@ -199,11 +200,7 @@ class EggHandPolicy(nn.Module):
             getattr(self.action_head, part).requires_grad_(False)
 
         # Min-max statistics as buffers so they travel with .to(device) and the weights file; NaN = unset.
-        for name, dim in (("state", config.state_dim), ("action", config.out_action_dim)):
-            self.register_buffer(f"norm_{name}_min", torch.full((dim,), float("nan")))
-            self.register_buffer(f"norm_{name}_max", torch.full((dim,), float("nan")))
-        if stats is not None:
-            self.set_norm_stats(stats)
+        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats)
 
     # ------------------------------------------------------------------ setup helpers
     def _add_lora(self) -> None:
@@ -226,29 +223,11 @@ class EggHandPolicy(nn.Module):
 
     def set_norm_stats(self, stats: NormStats) -> None:
         """Install the training-split min-max statistics (138-d state, 126-d action)."""
-        cfg = self.config
-        for name, dim in (("state", cfg.state_dim), ("action", cfg.out_action_dim)):
-            lo, hi = getattr(stats, f"{name}_min"), getattr(stats, f"{name}_max")
-            lo, hi = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
-            if name == "action" and lo.shape == hi.shape == (cfg.state_dim,):
-                # The official data files give 138-d action bounds (joints then camera): keep the joints.
-                lo, hi = lo[:dim], hi[:dim]
-            if lo.shape != (dim,) or hi.shape != (dim,):
-                shapes = f"{tuple(lo.shape)}/{tuple(hi.shape)}"
-                raise ValueError(f"stats.{name}_min/max: expected shape ({dim},), got {shapes}")
-            if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or (hi < lo).any():
-                raise ValueError(f"stats.{name}_min/max: must be finite with min <= max")
-            getattr(self, f"norm_{name}_min").copy_(lo)
-            getattr(self, f"norm_{name}_max").copy_(hi)
+        self.normalizer.set_stats(stats)
 
     @property
     def stats(self) -> NormStats | None:
-        if torch.isnan(self.norm_state_min).any():
-            return None
-        return NormStats(
-            self.norm_state_min.cpu().clone(), self.norm_state_max.cpu().clone(),
-            self.norm_action_min.cpu().clone(), self.norm_action_max.cpu().clone(),
-        )
+        return self.normalizer.stats
 
     def train(self, mode: bool = True) -> EggHandPolicy:
         super().train(mode)
@@ -261,7 +240,7 @@ class EggHandPolicy(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.norm_state_min.device
+        return self.normalizer.state_min.device
 
     def attach_encoder(self, encoder: nn.Module) -> EggHandPolicy:
         """Give a model trained on cached features (no encoder) the frozen encoder that computed them.
@@ -283,23 +262,13 @@ class EggHandPolicy(nn.Module):
         self.encoder_frozen = True
         return self
 
-    # ------------------------------------------------------------------ normalisation (SPEC section 3)
-    def _minmax(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        lo, hi = getattr(self, f"norm_{name}_min"), getattr(self, f"norm_{name}_max")
-        if torch.isnan(lo).any():
-            raise ValueError("EggHandPolicy has no normalisation statistics: call set_norm_stats(stats) first")
-        mid, half = (hi + lo) / 2, (hi - lo) / 2
-        return mid, half
-
+    # ------------------------------------------------------------------ normalisation (docs/conventions.md)
     def normalize(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        """Min-max to [-1, 1]; a constant dimension maps to 0. x (..., dim)."""
-        mid, half = self._minmax(name)
-        scale = torch.where(half > 1e-8, 1.0 / half.clamp_min(1e-8), torch.zeros_like(half))
-        return (x - mid) * scale
+        """Min-max to [-1, 1] with the training statistics; a constant dimension maps to 0. x (..., dim)."""
+        return self.normalizer.normalize(x, name)
 
     def unnormalize(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        mid, half = self._minmax(name)
-        return x * half + mid
+        return self.normalizer.unnormalize(x, name)
 
     # ------------------------------------------------------------------ inputs
     def encode_context(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -449,7 +418,7 @@ class EggHandPolicy(nn.Module):
         last = torch.where(valid, steps, torch.full_like(steps, -1)).amax(dim=1)  # (B, J)
         idx = last.clamp_min(0)[:, None, :, None].expand(-1, 1, -1, 3)
         pose = torch.gather(joints, 1, idx)[:, 0]  # (B, J, 3)
-        centre = self._minmax("action")[0].view(1, -1, 3)
+        centre = self.normalizer.centre("action").view(1, -1, 3)
         return torch.where((last >= 0)[..., None], pose, centre)
 
     def _to_metres(self, actions: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
@@ -491,8 +460,6 @@ class EggHandPolicy(nn.Module):
         Returns "loss" (scalar, differentiable), "abs", "rel", "pair" (and "flow" when enabled),
         "pred" (B, 10, 42, 3) metres.
         """
-        from egghand_lib.losses import forecast_loss
-
         for key in ("future_joints", "future_valid"):
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
@@ -612,8 +579,7 @@ class EggHandPolicy(nn.Module):
             save_file(state, str(tmp), metadata={"format": "pt", "egghand": "EggHandPolicy"})
         stats = self.stats
         if stats is not None:
-            atomic_write_json(directory / STATS_NAME,
-                              {k: {s: v.tolist() for s, v in d.items()} for k, d in stats.to_lerobot().items()})
+            atomic_write_json(directory / STATS_NAME, stats_to_json(stats))
         atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())  # written last: the folder is complete
         return directory
 
@@ -621,11 +587,20 @@ class EggHandPolicy(nn.Module):
     def from_pretrained(
         cls, directory: str | Path, encoder: nn.Module | None = None, **overrides: Any
     ) -> EggHandPolicy:
-        """Rebuild a saved policy. ``overrides`` replace config fields (e.g. encoder_kwargs with local paths);
-        the GR00T checkpoint is not read again (the decoder weights come from model.safetensors)."""
+        """Rebuild a saved policy: the one model loader of the toolkit.
+
+        ``directory``: a ``save_pretrained`` folder (config.json, model.safetensors, stats.json) or a finished
+        training run folder (its ``model/`` sub-folder). ``overrides`` replace config fields (e.g.
+        encoder_kwargs with local paths); the GR00T checkpoint is not read again (the decoder weights come
+        from model.safetensors)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: not a directory")
+        if not (directory / CONFIG_NAME).is_file() and (directory / RUN_MODEL_DIR / CONFIG_NAME).is_file():
+            directory = directory / RUN_MODEL_DIR  # a training run folder
+        if not (directory / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; expected a saved model folder or a finished "
+                                    f"training run (with {RUN_MODEL_DIR}/{CONFIG_NAME})")
         config = EggHandConfig.from_json(directory / CONFIG_NAME)
         if overrides:
             config = EggHandConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
@@ -663,14 +638,3 @@ def build_decoder_on_meta(preset: str | EggHandConfig = "gr00t-n1.5", **override
     config = config.replace(encoder="cached", decoder_init="random", **overrides)
     with torch.device("meta"), _quiet_meta_safe():
         return EggHandPolicy(config)
-
-
-def load_stats_json(path: str | Path) -> NormStats:
-    """NormStats from a stats.json in lerobot layout (as written by save_pretrained / the data pipeline)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: stats file not found")
-    try:
-        return NormStats.from_lerobot(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a NormStats json in lerobot layout ({e!r})") from None

@@ -1,0 +1,203 @@
+"""The prepared folder: its layout and file formats, in one place.
+
+``egghand prepare`` writes it; windows, the LeRobot export, feature caches, the demo and the notebooks
+read it, all through this module::
+
+    PREP_DIR/
+      episodes/{split}/{take_uid}_{first_frame:07d}.safetensors   one episode: arrays + uint8 frames
+      stats.json       NormStats of the training split (lerobot layout, plus "info"), canonical, valid joints
+      report.json/.md  validation report (every finding, per take)
+      settings.json    the settings the episodes were made with (a re-run with other settings is refused)
+      manifest.json    written last: format version, splits, episode keys, counts, statistics info
+
+An episode file is a safetensors file: ``frame_numbers`` (F,) int64, ``joints`` (F, 42, 3) float32 world
+metres, ``valid`` (F, 42) bool, ``extrinsics`` (F, 3, 4) float32 world -> camera, ``intrinsics`` (3, 3),
+``frames`` (F, H, W, 3) uint8; the strings (take uid, prompt, scenario, split, source video), the episode
+index, the format version and a digest of the annotations go in the header metadata. Frames are read as
+a memory map, never copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from egghand_lib.batch import NormStats
+from egghand_lib.data.episodes import Episode
+from egghand_lib.io import atomic_path, atomic_write_json, file_sha256
+from egghand_lib.normalization import load_stats, stats_to_json
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+STATS_NAME = "stats.json"
+SETTINGS_NAME = "settings.json"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
+EPISODES_DIR = "episodes"
+EPISODE_SUFFIX = ".safetensors"
+
+_ST_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8,
+              "BOOL": np.bool_, "I16": np.int16}
+_META_KEYS = ("take_uid", "task", "scenario", "split", "video_path")
+_ARRAY_KEYS = ("frame_numbers", "joints", "valid", "extrinsics", "intrinsics", "frames")
+
+
+# ------------------------------------------------------------------------------------------- paths
+
+
+def episodes_dir(prep_dir: str | Path, split: str) -> Path:
+    return Path(prep_dir) / EPISODES_DIR / split
+
+
+def episode_path(prep_dir: str | Path, split: str, key: str) -> Path:
+    """The file of the episode ``key`` (``Episode.key``) of ``split``."""
+    return episodes_dir(prep_dir, split) / f"{key}{EPISODE_SUFFIX}"
+
+
+def manifest_path(prep_dir: str | Path) -> Path:
+    return Path(prep_dir) / MANIFEST_NAME
+
+
+def stats_path(prep_dir: str | Path) -> Path:
+    return Path(prep_dir) / STATS_NAME
+
+
+def is_prepared(prep_dir: str | Path) -> bool:
+    """True when ``prep_dir`` holds a finished preparation (its manifest is written last)."""
+    return manifest_path(prep_dir).is_file() and (Path(prep_dir) / SETTINGS_NAME).is_file()
+
+
+# ------------------------------------------------------------------------------------ episode files
+
+
+def episode_digest(ep: Episode) -> str:
+    """Hash of an episode's annotations and texts (not its frames): a stored file with another digest
+    is out of date (the raw annotations changed) and is rewritten on resume."""
+    h = hashlib.sha256()
+    for a in (ep.frame_numbers, ep.joints, ep.valid, ep.extrinsics, ep.intrinsics):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps([ep.take_uid, ep.episode_index, ep.task, ep.scenario, ep.split]).encode())
+    return h.hexdigest()
+
+
+def save_episode(ep: Episode, path: str | Path) -> None:
+    """Write one episode (with frames) as safetensors, atomically; strings go in the header metadata."""
+    if ep.frames is None:
+        raise ValueError(f"episode {ep.key}: frames not decoded")
+    tensors = {
+        "frame_numbers": np.ascontiguousarray(ep.frame_numbers, np.int64),
+        "joints": np.ascontiguousarray(ep.joints, np.float32),
+        "valid": np.ascontiguousarray(ep.valid, np.bool_),
+        "extrinsics": np.ascontiguousarray(ep.extrinsics, np.float32),
+        "intrinsics": np.ascontiguousarray(ep.intrinsics, np.float32),
+        "frames": np.ascontiguousarray(ep.frames, np.uint8),
+    }
+    meta = {k: str(getattr(ep, k)) for k in _META_KEYS}
+    meta.update(episode_index=str(ep.episode_index), format_version=str(FORMAT_VERSION), digest=episode_digest(ep))
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
+
+
+def _read_header(path: Path) -> tuple[int, dict]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path}: not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", head)
+        try:
+            return n, json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{path}: corrupt safetensors header") from None
+
+
+def stored_digest(path: str | Path) -> str | None:
+    """The annotation digest recorded in an episode file, or None if the file is unreadable."""
+    try:
+        return (_read_header(Path(path))[1].get("__metadata__") or {}).get("digest")
+    except (OSError, ValueError):
+        return None
+
+
+def load_episode(path: str | Path, mmap: bool = True) -> Episode:
+    """Read an episode file; ``frames`` is a read-only np.memmap when ``mmap`` (nothing decoded or copied)."""
+    path = Path(path)
+    n, header = _read_header(path)
+    meta = header.pop("__metadata__", {}) or {}
+    arrays = {}
+    with open(path, "rb") as f:
+        for name, h in header.items():
+            dtype = _ST_DTYPES[h["dtype"]]
+            begin, end = h["data_offsets"]
+            shape = tuple(h["shape"])
+            if mmap and name == "frames":
+                arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=shape)
+            else:
+                f.seek(8 + n + begin)
+                arrays[name] = np.frombuffer(f.read(end - begin), dtype=dtype).reshape(shape).copy()
+    missing = set(_ARRAY_KEYS) - set(arrays)
+    if missing or any(k not in meta for k in _META_KEYS):
+        raise ValueError(f"{path}: not an episode file (missing {sorted(missing) or 'metadata'})")
+    return Episode(
+        take_uid=meta["take_uid"], episode_index=int(meta["episode_index"]), task=meta["task"],
+        scenario=meta["scenario"], split=meta["split"], frame_numbers=arrays["frame_numbers"],
+        joints=arrays["joints"], valid=arrays["valid"], extrinsics=arrays["extrinsics"],
+        intrinsics=arrays["intrinsics"], frames=arrays["frames"], video_path=meta["video_path"],
+        meta={"path": str(path)},
+    )
+
+
+# ----------------------------------------------------------------------------------------- manifest
+
+
+def read_manifest(prep_dir: str | Path) -> dict:
+    """The manifest of a finished preparation (FileNotFoundError if it is absent: not run, or interrupted)."""
+    path = manifest_path(prep_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; run `egghand prepare --out {prep_dir}` (or it was interrupted)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise ValueError(f"{path}: not a prepared-folder manifest (no 'splits' object)")
+    return manifest
+
+
+def write_manifest(prep_dir: str | Path, manifest: dict) -> None:
+    atomic_write_json(manifest_path(prep_dir), manifest)
+
+
+def manifest_digest(prep_dir: str | Path) -> str:
+    """SHA-256 of the manifest: the identity of the prepared data (feature caches and exports record it)."""
+    path = manifest_path(prep_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; cannot identify the prepared data (preparation unfinished?)")
+    return file_sha256(path)
+
+
+def load_split_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> list[Episode]:
+    """All episodes of a prepared split, in manifest order (frames memory-mapped)."""
+    manifest = read_manifest(prep_dir)
+    if split not in manifest["splits"]:
+        raise ValueError(f"split: {split!r} was not prepared in {prep_dir}; available: {sorted(manifest['splits'])}")
+    return [load_episode(episode_path(prep_dir, split, key), mmap) for key in manifest["splits"][split]["episodes"]]
+
+
+# ------------------------------------------------------------------------------------------- stats
+
+
+def write_stats(prep_dir: str | Path, stats: NormStats, **info) -> None:
+    """PREP_DIR/stats.json: the statistics in lerobot's layout plus free-form ``info``, atomically."""
+    atomic_write_json(stats_path(prep_dir), {**stats_to_json(stats), "info": info})
+
+
+def read_stats(prep_dir: str | Path) -> NormStats | None:
+    """The training-split statistics of a prepared folder, or None when it has none (no training split)."""
+    path = stats_path(prep_dir)
+    return load_stats(path) if path.is_file() else None

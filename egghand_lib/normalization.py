@@ -1,0 +1,144 @@
+"""Min-max normalisation of the state and action numbers: the one normaliser of the toolkit.
+
+The model, the windows and the LeRobot processors all use ``MinMaxNormalizer`` (or its functional form
+``minmax_normalize`` / ``minmax_unnormalize``) with the training split's ``NormStats``: every dimension
+d maps ``[min_d, max_d]`` to ``[-1, 1]`` (docs/conventions.md, "Normalisation")::
+
+    x_n = 2 (x - min) / (max - min) - 1          x = (x_n + 1) (max - min) / 2 + min
+
+A constant dimension (max == min) maps to 0 (``constant="zero"``, this toolkit's default).
+
+Statistics files (``stats.json`` of a prepared folder or a saved model) use lerobot's layout:
+``{"observation.state": {"min": [...138], "max": [...]}, "action": {"min": [...126], "max": [...]}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from egghand_lib.batch import ACTION_DIM, STATE_DIM, NormStats
+from egghand_lib.io import atomic_write_json
+
+# Half-ranges at or below this count as a constant dimension (float32 noise of a truly constant one).
+CONSTANT_HALF_RANGE = 1e-8
+KEYS = ("state", "action")
+
+
+def minmax_normalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Map [lo, hi] to [-1, 1] per dimension (last axis); a constant dimension maps to 0. x (..., D)."""
+    mid, half = (hi + lo) / 2, (hi - lo) / 2
+    scale = torch.where(half > CONSTANT_HALF_RANGE, 1.0 / half.clamp_min(CONSTANT_HALF_RANGE), torch.zeros_like(half))
+    return (x - mid) * scale
+
+
+def minmax_unnormalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``minmax_normalize`` (a constant dimension comes back as its value). x (..., D)."""
+    return x * (hi - lo) / 2 + (hi + lo) / 2
+
+
+class MinMaxNormalizer(nn.Module):
+    """State (..., 138) and action (..., 126) min-max normalisation with the statistics as buffers.
+
+    The buffers (``state_min``, ``state_max``, ``action_min``, ``action_max``) travel with ``.to(device)``
+    and the weights file of a model; they are NaN until ``set_stats`` is called.
+    """
+
+    def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, stats: NormStats | None = None):
+        super().__init__()
+        self.dims = {"state": int(state_dim), "action": int(action_dim)}
+        for key, dim in self.dims.items():
+            self.register_buffer(f"{key}_min", torch.full((dim,), float("nan")))
+            self.register_buffer(f"{key}_max", torch.full((dim,), float("nan")))
+        if stats is not None:
+            self.set_stats(stats)
+
+    def set_stats(self, stats: NormStats) -> None:
+        """Install training statistics (checked: shapes, finite, min <= max)."""
+        for key, dim in self.dims.items():
+            lo = torch.as_tensor(getattr(stats, f"{key}_min"), dtype=torch.float32)
+            hi = torch.as_tensor(getattr(stats, f"{key}_max"), dtype=torch.float32)
+            if key == "action" and lo.shape == hi.shape == (self.dims["state"],) and dim < self.dims["state"]:
+                # The official data files give 138-d action bounds (joints then camera): keep the joints.
+                lo, hi = lo[:dim], hi[:dim]
+            if lo.shape != (dim,) or hi.shape != (dim,):
+                got = f"{tuple(lo.shape)}/{tuple(hi.shape)}"
+                raise ValueError(f"stats.{key}_min/max: expected shape ({dim},), got {got}")
+            if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or (hi < lo).any():
+                raise ValueError(f"stats.{key}_min/max: must be finite with min <= max")
+            getattr(self, f"{key}_min").copy_(lo)
+            getattr(self, f"{key}_max").copy_(hi)
+
+    @property
+    def has_stats(self) -> bool:
+        return not bool(torch.isnan(self.state_min).any())
+
+    @property
+    def stats(self) -> NormStats | None:
+        if not self.has_stats:
+            return None
+        return NormStats(*(getattr(self, f"{k}_{m}").detach().cpu().clone() for k in KEYS for m in ("min", "max")))
+
+    def bounds(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(min, max) of "state" or "action"; an error when no statistics were installed."""
+        if key not in self.dims:
+            raise ValueError(f"key: expected one of {KEYS}, got {key!r}")
+        if not self.has_stats:
+            raise ValueError("no normalisation statistics: call set_stats(stats) (or set_norm_stats) first")
+        return getattr(self, f"{key}_min"), getattr(self, f"{key}_max")
+
+    def normalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
+        """x (..., dim) in metres / camera numbers -> [-1, 1] (constant dimensions -> 0)."""
+        return minmax_normalize(x, *self.bounds(key))
+
+    def unnormalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
+        return minmax_unnormalize(x, *self.bounds(key))
+
+    def centre(self, key: str) -> torch.Tensor:
+        """The middle of the range of each dimension (what a normalised 0 means)."""
+        lo, hi = self.bounds(key)
+        return (lo + hi) / 2
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def stats_to_json(stats: NormStats) -> dict:
+    """NormStats -> the lerobot-layout JSON object (lists of floats)."""
+    return {k: {m: torch.as_tensor(v).tolist() for m, v in d.items()} for k, d in stats.to_lerobot().items()}
+
+
+def stats_from_json(obj: dict, source: str = "stats") -> NormStats:
+    """A lerobot-layout statistics object -> NormStats, checked for the 138 / 126 dimensions and finiteness."""
+    try:
+        stats = NormStats.from_lerobot(obj)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{source}: not statistics in lerobot layout (missing or unreadable {e})") from None
+    for name, dims in (("state", (STATE_DIM,)), ("action", (ACTION_DIM, STATE_DIM))):
+        lo, hi = getattr(stats, f"{name}_min"), getattr(stats, f"{name}_max")
+        if lo.ndim != 1 or lo.shape != hi.shape or lo.shape[0] not in dims:
+            raise ValueError(f"{source}: {name} min/max have shapes {tuple(lo.shape)}/{tuple(hi.shape)}, "
+                             f"expected ({dims[0]},)")
+        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            raise ValueError(f"{source}: {name} min/max hold NaN or inf")
+    return stats
+
+
+def save_stats(stats: NormStats, path: str | Path, **info) -> None:
+    """Write statistics as JSON in lerobot's layout (plus ``info`` when given), atomically."""
+    atomic_write_json(path, {**stats_to_json(stats), **({"info": info} if info else {})})
+
+
+def load_stats(path: str | Path) -> NormStats:
+    """NormStats from a stats.json in lerobot layout (a prepared folder's or a saved model's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: stats file not found (run `egghand prepare` first)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    return stats_from_json(obj, source=str(path))
