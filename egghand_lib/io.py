@@ -135,8 +135,9 @@ def claim_output_folder(folder: str | os.PathLike, settings: dict, *, settings_n
                         allow_other_files: bool = False, mismatch: str = "made with other settings") -> str:
     """Make ``folder`` the output of a ``what`` made with ``settings`` (the JSON of what defines it).
 
-    Returns "new" (absent or empty; nothing is created: the caller does when it writes), "resume" (``folder/settings_name`` holds the same settings)
-    or "replaced" (other settings, or other files, and ``overwrite``: the folder was emptied). Without
+    Returns "new" (absent or empty; nothing is created: the caller does when it writes), "resume"
+    (``folder/settings_name`` holds the same settings) or "replaced" (other settings, or other files, and
+    ``overwrite``: the folder was emptied). Without
     ``overwrite`` a folder made with other settings raises ``OutputFolderError`` naming the settings
     file and what differs, and so does a non-empty folder without a settings file (files this toolkit did
     not write are never deleted without ``overwrite``), unless ``allow_other_files``. ``compare(stored,

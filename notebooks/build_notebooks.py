@@ -5,7 +5,7 @@
 Every notebook: a first cell that installs the toolkit on Colab only, one cell tagged "parameters"
 (small defaults so `pytest --nbmake notebooks/` runs it in well under 3 minutes on 2 cores; the markdown
 above it says what to change for a real run), narrative markdown between steps, and only calls into
-egghand_lib (viz.py and notebook_utils.py hold anything the cells reuse).
+egghand_lib (the viz package and notebook_utils.py hold anything the cells reuse).
 """
 
 from __future__ import annotations

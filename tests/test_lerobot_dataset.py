@@ -9,7 +9,7 @@ import pytest
 import torch
 from lerobot_fixtures import make_episode, make_episodes
 
-from egghand_lib.batch import VIDEO_OFFSETS, NormStats, collate_windows
+from egghand_lib.batch import VIDEO_OFFSETS, collate_windows
 from egghand_lib.data import lerobot_dataset as L
 from egghand_lib.data.prepared import write_stats
 from egghand_lib.data.statistics import compute_stats

@@ -12,8 +12,8 @@ from egghand_lib.batch import OBS_OFFSETS, TENSOR_KEYS, VIDEO_OFFSETS, collate_w
 from egghand_lib.data.episodes import Episode
 from egghand_lib.data.statistics import compute_stats
 from egghand_lib.data.windows import WindowDataset, make_windows
-from egghand_lib.normalization import minmax_normalize
 from egghand_lib.geometry import canonical_transform, invert_rigid, look_at_extrinsics, to_homogeneous
+from egghand_lib.normalization import minmax_normalize
 
 
 def episode(E, J, valid=None, frames=None, index=0, start=0):

@@ -1,0 +1,37 @@
+"""``egghand ablate --prep PREP --out RESULTS [--model RUN] [--which ...]``: the paper's ablations (Tables 2-5)."""
+
+from __future__ import annotations
+
+import argparse
+
+from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prep", required=True, help="prepared data folder")
+    parser.add_argument("--out", required=True, help="results folder")
+    parser.add_argument("--model", help="trained run / model folder (omit: train one with --config)")
+    parser.add_argument("--which", nargs="+", default=list(DEFAULT_ABLATIONS), choices=list(ABLATIONS) + ["all"])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--config", default="cpu-small", help="training config for retrained variants")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-windows", type=int)
+    parser.add_argument("--egovideo", help="EgoVideo ckpt_4frames.pth (encoder ablation; also re-encodes the "
+                        "corrupted frames of a model trained on cached EgoVideo features)")
+    parser.add_argument("--internvl", help="InternVL3.5-1B-HF directory (encoder ablation)")
+    parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory (head-init ablation)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    which = list(ABLATIONS) if "all" in args.which else args.which
+    res = run_ablations(args.prep, args.out, args.model, which=which, split=args.split, train_split=args.train_split,
+                        protocol=args.protocol, train_config=args.config, seed=args.seed, batch_size=args.batch_size,
+                        max_windows=args.max_windows, egovideo_path=args.egovideo, internvl_path=args.internvl,
+                        gr00t_path=args.gr00t, progress=not args.no_progress)
+    print(ablations_markdown(res))
+    print(f"[ablate] results in {args.out}")
+    return 0

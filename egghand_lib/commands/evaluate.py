@@ -1,0 +1,33 @@
+"""``egghand evaluate --prep PREP --out RESULTS [--model RUN]``: Static, CVM and a trained model on a split."""
+
+from __future__ import annotations
+
+import argparse
+
+from egghand_lib.evaluation import evaluate, summary_line
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prep", required=True, help="prepared data folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", help="training run folder or saved model folder (omit: baselines only)")
+    parser.add_argument("--out", required=True, help="results folder")
+    parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--train-split", default="train", help="split the Static pose is fitted on")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=0, help="K sampled forecasts per window (best-of-K, spread)")
+    parser.add_argument("--max-windows", type=int, help="evaluate an evenly spaced subset")
+    parser.add_argument("--group-key", default="scenario", help="per-group table key: scenario or task")
+    parser.add_argument("--feature-cache", help="precomputed encoder features (egghand cache --out)")
+    parser.add_argument("--device")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, train_split=args.train_split,
+                   batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,
+                   group_key=args.group_key, device=args.device, progress=not args.no_progress,
+                   feature_cache=args.feature_cache)
+    print(summary_line(res))
+    print(f"[evaluate] results in {args.out}")
+    return 0

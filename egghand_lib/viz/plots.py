@@ -1,0 +1,244 @@
+"""matplotlib result plots and tables: error vs horizon, per-task and ablation bars, the paper-style markdown
+table, egomotion histogram, training curves, top-down scatters, a static 3D skeleton view; ``save_figure``
+writes a matplotlib or plotly figure atomically.
+
+matplotlib is imported inside the figure functions, so importing ``egghand_lib.viz`` does not load it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from egghand_lib.egomotion import top_fraction_mask
+from egghand_lib.io import atomic_path
+from egghand_lib.viz.common import COLOR_CYCLE, COLORS, as_numpy, method_color, skeleton_segments
+
+
+def horizon_error_figure(curves: Mapping[str, Any], offsets: Sequence[int] | None = None, fps: float = 10.0,
+                         ylabel: str = "error (m)", title: str | None = None, ax: Any | None = None):
+    """Error vs forecast horizon: one line per method. curves {name: (T,) errors in metres}.
+
+    offsets: the target offsets in frames (default 1..T); the x axis shows seconds = offset / fps.
+    """
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
+    for i, (name, vals) in enumerate(curves.items()):
+        y = as_numpy(vals).astype(float).ravel()
+        x = np.asarray(offsets if offsets is not None else np.arange(1, len(y) + 1), dtype=float) / fps
+        if len(x) != len(y):
+            raise ValueError(f"curves[{name!r}]: {len(y)} values for {len(x)} offsets")
+        ax.plot(x, y, marker="o", markersize=3, label=name, color=method_color(name, i))
+    return _finish_line_plot(fig, ax, "forecast horizon (s)", ylabel, title)
+
+
+def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:
+    n = max(1, len(series))
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for i, (name, vals) in enumerate(series.items()):
+        ax.bar(x + (i - (n - 1) / 2) * width, np.asarray(vals, dtype=float), width, label=name,
+               color=method_color(name, i))
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=30 if max((len(g) for g in groups), default=0) > 8 else 0, ha="right"
+                       if max((len(g) for g in groups), default=0) > 8 else "center")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _rows(table: Any) -> dict[str, dict[str, float]]:
+    """{row: {column: value}} from a dict of dicts or a pandas DataFrame (rows = index)."""
+    if hasattr(table, "to_dict") and hasattr(table, "index"):
+        return {str(k): {str(c): v for c, v in row.items()} for k, row in table.to_dict(orient="index").items()}
+    return {str(k): dict(v) for k, v in table.items()}
+
+
+def per_task_bar_figure(table: Any, metric: str = "ADE (m)", title: str | None = None, ax: Any | None = None):
+    """Grouped bars of one metric per task: table {task: {method: value}} (or a DataFrame, tasks as rows)."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    rows = _rows(table)
+    methods = list(dict.fromkeys(m for r in rows.values() for m in r))
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 3.8))
+    _grouped_bars(ax, list(rows), {m: [rows[t].get(m, np.nan) for t in rows] for m in methods})
+    ax.set_ylabel(metric)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bar_figure(rows: Any, metrics: Sequence[str] = ("ade", "fde", "mpjpe", "mpjpe_f"),
+                        title: str | None = None, ax: Any | None = None):
+    """Grouped bars: one group per metric, one bar per variant. rows {variant: {metric: value}}."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    rows = _rows(rows)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 3.8))
+    labels = [m.upper().replace("_F", "-F") for m in metrics]
+    _grouped_bars(ax, labels, {v: [r.get(m, np.nan) for m in metrics] for v, r in rows.items()})
+    ax.set_ylabel("error (m)")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def metrics_table_markdown(rows: Any, metrics: Sequence[str] = ("ade", "fde", "mpjpe", "mpjpe_f"),
+                           extra: Mapping[str, Mapping[str, str]] | None = None, digits: int = 3,
+                           bold_best: bool = True, first_header: str = "method") -> str:
+    """A markdown table laid out like the paper's: rows {name: {metric: value}}, lower is better.
+
+    extra {name: {column: text}} adds columns before the metrics (e.g. the paper's loss check marks).
+    The best value of each metric is bold; missing values print as "-".
+    """
+    rows = _rows(rows)
+    extra_cols = list(dict.fromkeys(c for e in (extra or {}).values() for c in e))
+    header = [first_header] + extra_cols + [m.upper().replace("_F", "-F") for m in metrics]
+    best = {}
+    for m in metrics:
+        vals = [r[m] for r in rows.values() if m in r and r[m] is not None and np.isfinite(r[m])]
+        best[m] = min(vals) if vals else None
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for name, r in rows.items():
+        cells = [name] + [str((extra or {}).get(name, {}).get(c, "")) for c in extra_cols]
+        for m in metrics:
+            v = r.get(m)
+            if v is None or not np.isfinite(v):
+                cells.append("-")
+                continue
+            s = f"{v:.{digits}f}"
+            cells.append(f"**{s}**" if bold_best and best[m] is not None and v == best[m] else s)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def egomotion_histogram_figure(scores: Any, fraction: float = 0.1, bins: int = 30, title: str | None = None,
+                                ax: Any | None = None):
+    """Histogram of window egomotion scores with the top-``fraction`` threshold marked.
+
+    The threshold is the smallest score selected by ``egomotion.top_fraction_mask``; the bars at or
+    above it are orange. NaN scores are left out.
+    """
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    s = as_numpy(scores).astype(float).ravel()
+    top = np.asarray(top_fraction_mask(s, fraction), dtype=bool)
+    finite = s[np.isfinite(s)]
+    thr = float(s[top].min())
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    edges = np.histogram_bin_edges(finite, bins=bins)
+    ax.hist(finite[finite < thr], bins=edges, color=COLORS["observed"], label=f"rest ({(~top).sum()})")
+    ax.hist(finite[finite >= thr], bins=edges, color=COLORS["hypothesis"],
+            label=f"top {round(100 * fraction)}% ({top.sum()})")
+    ax.axvline(thr, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("egomotion score (mean ||E_t - E_t-1||_F)")
+    ax.set_ylabel("windows")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve_figure(history: Mapping[str, Any], keys: Sequence[str] = ("loss", "val_loss"),
+                          title: str | None = None, ax: Any | None = None):
+    """Training curves: history {"step": (S,), key: (S,)} (e.g. a run's metrics.csv columns); NaNs are skipped."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    if "step" not in history:
+        raise ValueError("history: needs a 'step' column")
+    step = as_numpy(history["step"]).astype(float)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    for i, k in enumerate(k for k in keys if k in history):
+        y = as_numpy(history[k]).astype(float)
+        ok = np.isfinite(y) & np.isfinite(step)
+        ax.plot(step[ok], y[ok], marker="o", markersize=3, label=k, color=COLOR_CYCLE[i % len(COLOR_CYCLE)])
+    return _finish_line_plot(fig, ax, "optimizer step", "loss", title)
+
+
+def _finish_line_plot(fig, ax, xlabel: str, ylabel: str, title: str | None):
+    """Labels, grid, legend and title of a one-axes line plot; returns the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def topdown_scatter_figure(panels: Mapping[str, Any], axes: tuple[int, int] = (0, 1), title: str | None = None):
+    """Side-by-side 2D scatters of point sets {panel title: (N, 3)} on two coordinate axes (default x, y:
+    a view from above for z up), equal aspect, with the origin marked."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    names = "xyz"
+    for k, (ax, (name, pts)) in enumerate(zip(axs[0], panels.items(), strict=True)):
+        P = as_numpy(pts).astype(float).reshape(-1, 3)
+        ax.scatter(P[:, axes[0]], P[:, axes[1]], s=6, alpha=0.6, color=COLOR_CYCLE[k % len(COLOR_CYCLE)])
+        ax.scatter([0], [0], marker="+", s=80, color="k", label="origin")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel(f"{names[axes[0]]} (m)")
+        ax.set_ylabel(f"{names[axes[1]]} (m)")
+        ax.set_title(f"{name} (spread {np.nanstd(P[:, list(axes)], axis=0).mean():.2f} m)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def skeleton_snapshot_figure(joint_sets: Mapping[str, tuple[Any, Any]], title: str | None = None,
+                             elev: float = 20.0, azim: float = -120.0, ax: Any | None = None):
+    """Static matplotlib 3D view of several skeletons {name: (joints (42, 3), valid (42,))} (no browser needed)."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    if ax is None:
+        fig = plt.figure(figsize=(5, 5))
+        ax = fig.add_subplot(projection="3d")
+    fig = ax.figure
+    pts = []
+    for i, (name, (joints, valid)) in enumerate(joint_sets.items()):
+        seg = skeleton_segments(joints, valid)
+        color = method_color(name, i)
+        ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, label=name, linewidth=1.5)
+        ax.scatter(seg[:, 0], seg[:, 1], seg[:, 2], color=color, s=6)
+        pts.append(seg[np.isfinite(seg).all(1)])
+    allp = np.concatenate(pts) if pts else np.zeros((1, 3))
+    if len(allp):
+        mid, half = (allp.min(0) + allp.max(0)) / 2, max(float(np.ptp(allp, 0).max()) / 2, 0.05)
+        ax.set_xlim(mid[0] - half, mid[0] + half)
+        ax.set_ylim(mid[1] - half, mid[1] + half)
+        ax.set_zlim(mid[2] - half, mid[2] + half)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_zlabel("z (m)")
+    ax.view_init(elev=elev, azim=azim)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> str:
+    """Save a matplotlib figure (PNG/PDF/SVG by suffix) or a plotly figure (HTML) atomically."""
+    path = os.fspath(path)
+    with atomic_path(path) as tmp:
+        if hasattr(fig, "savefig"):
+            fig.savefig(tmp, dpi=dpi, format=os.path.splitext(path)[1].lstrip(".") or "png", bbox_inches="tight")
+        elif hasattr(fig, "write_html"):
+            fig.write_html(tmp, include_plotlyjs="cdn")
+        else:
+            raise ValueError(f"save_figure: cannot save a {type(fig).__name__} to {path}")
+    return path
+

@@ -1,0 +1,5 @@
+"""The viz tests draw headless: matplotlib renders to the Agg back-end (no display)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
