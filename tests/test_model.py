@@ -116,9 +116,7 @@ def test_same_inputs_same_forecast_independent_of_batch(batch):
 
 
 def test_rollout_composes_the_head_exactly_like_get_action(batch):
-    """Our differentiable K-step Euler equals lerobot's FlowmatchingActionHead.get_action (same noise)."""
-    from transformers.feature_extraction_utils import BatchFeature
-
+    """Our differentiable K-step Euler equals the GR00T head's get_action (same noise)."""
     model = tiny_policy().eval()
     A = model.config.action_dim
     with torch.no_grad():
@@ -130,10 +128,7 @@ def test_rollout_composes_the_head_exactly_like_get_action(batch):
         ours = model._integrate(cond, noise, 4)
         torch.manual_seed(123)  # get_action draws its noise from the global generator, same shape
         emb = torch.full((4,), model.config.embodiment_id, dtype=torch.long)
-        ref = model.action_head.get_action(
-            BatchFeature(data={"backbone_features": ctx.clone(), "backbone_attention_mask": mask}),
-            BatchFeature(data={"state": state, "embodiment_id": emb}),
-        )["action_pred"]
+        ref = model.action_head.get_action(ctx, state, emb)
     assert ref.shape == (4, 10, A)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(ours, noise)

@@ -29,7 +29,7 @@ def _one_thread():
 
 # ---------------------------------------------------------------------------------------------- counts
 def expected_head_params(c: EggHandConfig) -> dict[str, int]:
-    """Parameter count of each child of lerobot's FlowmatchingActionHead, derived by hand from its layers:
+    """Parameter count of each child of the GR00T action head, derived by hand from its layers:
     Linear(i, o) = i*o + o; a CategorySpecificLinear holds one Linear per embodiment; DiT blocks are
     AdaLayerNorm (Linear D -> 2D) + attention (q/k/v/out with biases; k/v read the 2048-d context in
     cross-attention blocks, the even ones when interleaved) + GELU MLP (D -> 4D -> D); norms without affine

@@ -90,7 +90,7 @@ def _keys_with_prefix(file: Path) -> list[str]:
 
 
 def load_gr00t_action_head(head: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
-    """Copy the ``action_head.*`` tensors of the checkpoint at ``path`` into ``head`` (a FlowmatchingActionHead).
+    """Copy the ``action_head.*`` tensors of the checkpoint at ``path`` into ``head`` (a Gr00tActionHead).
 
     Tensors whose shape differs from the model's are reported as mismatched and left untouched. With
     ``strict`` any mismatched or missing tensor raises a ValueError (after nothing was copied).

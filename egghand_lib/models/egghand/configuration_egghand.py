@@ -24,7 +24,7 @@ from egghand_lib.batch import ACTION_DIM, NUM_OBS, NUM_TARGET, STATE_DIM, TARGET
 
 ENCODERS = ("offline", "egovideo", "internvl", "cached")
 DECODER_INITS = ("random", "gr00t")
-# Children of lerobot's FlowmatchingActionHead that `freeze_decoder` may name.
+# Children of the GR00T action head (models/gr00t_action_head.py) that `freeze_decoder` may name.
 DECODER_PARTS = (
     "model", "vl_self_attention", "vlln", "state_encoder", "action_encoder", "action_decoder",
     "future_tokens", "position_embedding",
@@ -50,7 +50,7 @@ class EggHandConfig:
     num_obs: int = NUM_OBS
     out_action_dim: int = ACTION_DIM  # 126 = 42 joints x 3
 
-    # --- GR00T flow-matching action head (lerobot FlowmatchingActionHead) ---
+    # --- GR00T N1.5 flow-matching action head (models/gr00t_action_head.py) ---
     backbone_embedding_dim: int = 2048  # context width (= DiT cross-attention dim)
     hidden_size: int = 1024
     input_embedding_dim: int = 1536  # = num_heads * head_dim

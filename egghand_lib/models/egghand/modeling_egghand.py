@@ -1,11 +1,11 @@
-"""EggHandPolicy: video-text encoder -> adapters -> GR00T flow-matching action head (SPEC section 8).
+"""EggHandPolicy: video-text encoder -> adapters -> GR00T flow-matching action head (docs/conventions.md, "Model").
 
 Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 target frames:
 
 1. Context (paper Eq. 6-8). The encoder (or the batch's cached ``video_tokens``/``text_tokens``) gives
    video (B, Nv, Dv) and text (B, Nt, Dt) tokens. Each stream gets a linear projection to the decoder's
    backbone width D plus a learned temporal (video) / positional (text) embedding; the context is
-   concat(video, text) (B, Nv + Nt, D). lerobot's DiT does not apply a context attention mask, so padded
+   concat(video, text) (B, Nv + Nt, D). GR00T's DiT does not apply a context attention mask, so padded
    tokens are zeroed instead (they still receive attention, but their content does not depend on the
    padding); encoders pad to a fixed length so a forecast never depends on the batch composition.
 2. State (Eq. 9). Per observed frame: 126 joint coordinates + 12 camera numbers (the 3x4 canonical ->
@@ -15,10 +15,10 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
    adapter maps them to GR00T's ``max_state_dim`` (64) and a learned per-frame embedding tells the frames
    apart (the DiT has no positional embedding of its own). The 20 frames become 20 state tokens of the
    head's ``state_encoder``.
-3. Decoder: lerobot's FlowmatchingActionHead, used as a dependency. ``get_action`` runs under no_grad, so
-   ``_condition`` + ``_integrate`` compose the head's own submodules exactly as ``get_action`` does
-   (process_backbone_output -> vlln + vl_self_attention; state_encoder; per Euler step action_encoder +
-   position_embedding, [state, future_tokens, action] tokens, DiT, action_decoder, last H tokens). The
+3. Decoder: GR00T N1.5's flow-matching action head (egghand_lib/models/gr00t_action_head.py). Training
+   back-propagates through its differentiable K-step ``rollout`` (``get_action`` is the same under no_grad):
+   encode_backbone (vlln + vl_self_attention); state_encoder; per Euler step action_encoder +
+   position_embedding, [state, future_tokens, action] tokens, DiT, action_decoder, last H tokens. The
    flow runs in the head's own 32-d action space (``action_dim``), so pretrained GR00T weights apply
    unchanged; the adapter ``action_out_proj`` (32 -> 126) decodes the integrated actions to normalised
    joint coordinates and ``action_in_proj`` (126 -> 32) encodes ground truth into that space (used by
@@ -44,7 +44,6 @@ Data flow for a batch of windows (egghand_lib/batch.py), B = batch, H = 10 targe
 from __future__ import annotations
 
 import contextlib
-import io
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from egghand_lib.io import atomic_path, atomic_write_json
 from egghand_lib.losses import forecast_loss
 from egghand_lib.models.egghand.configuration_egghand import EggHandConfig
 from egghand_lib.models.encoders import build_encoder
+from egghand_lib.models.gr00t_action_head import Gr00tActionHead, Gr00tActionHeadConfig
 from egghand_lib.models.gr00t_weights import LoadReport, load_gr00t_action_head
 from egghand_lib.normalization import MinMaxNormalizer, stats_to_json
 
@@ -69,56 +69,25 @@ LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
 REQUIRED_KEYS = ("past_joints", "past_valid", "past_extrinsics")
 
 
-@contextlib.contextmanager
-def _quiet_meta_safe():
-    """lerobot's head prints while it builds and creates a Beta distribution whose argument validation
-    cannot run on the meta device: silence the prints and skip that validation while building."""
-    from torch.distributions import Distribution
-
-    old = Distribution._validate_args
-    Distribution.set_default_validate_args(False)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        Distribution.set_default_validate_args(old)
-
-
 def _masked_token_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of tokens (B, N, D) over mask (B, N) -> (B, D); 0 for a row without tokens."""
     m = mask.to(tokens.dtype).unsqueeze(-1)
     return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-def build_action_head(config: EggHandConfig) -> nn.Module:
-    """lerobot's FlowmatchingActionHead with the sizes of ``config`` (GR00T-N1.5-3B layout)."""
-    from lerobot.policies.groot.action_head.flow_matching_action_head import (
-        FlowmatchingActionHead,
-        FlowmatchingActionHeadConfig,
-    )
-
-    dit = dict(
-        num_attention_heads=config.num_heads, attention_head_dim=config.head_dim, output_dim=config.dit_output_dim,
-        num_layers=config.num_layers, dropout=config.dropout, final_dropout=True, norm_type="ada_norm",
+def build_action_head(config: EggHandConfig) -> Gr00tActionHead:
+    """The GR00T N1.5 flow-matching action head with the sizes of ``config`` (GR00T-N1.5-3B layout)."""
+    return Gr00tActionHead(Gr00tActionHeadConfig(
+        action_dim=config.action_dim, action_horizon=config.action_horizon, max_state_dim=config.max_state_dim,
+        hidden_size=config.hidden_size, input_embedding_dim=config.input_embedding_dim,
+        backbone_embedding_dim=config.backbone_embedding_dim, num_layers=config.num_layers,
+        num_heads=config.num_heads, head_dim=config.head_dim, output_dim=config.dit_output_dim,
         interleave_self_attention=config.interleave_self_attention,
-        cross_attention_dim=config.backbone_embedding_dim, positional_embeddings=None,
-    )
-    vl = dict(
-        num_attention_heads=config.vl_num_heads, attention_head_dim=config.vl_head_dim,
-        num_layers=config.vl_self_attention_layers, dropout=config.dropout, final_dropout=True,
-        positional_embeddings=None,
-    )
-    head_cfg = FlowmatchingActionHeadConfig(
-        action_dim=config.action_dim, action_horizon=config.action_horizon, add_pos_embed=True,
-        backbone_embedding_dim=config.backbone_embedding_dim, hidden_size=config.hidden_size,
-        input_embedding_dim=config.input_embedding_dim, max_state_dim=config.max_state_dim,
-        max_seq_len=config.max_seq_len, num_inference_timesteps=config.num_inference_steps,
-        num_target_vision_tokens=config.num_future_tokens, max_num_embodiments=config.max_num_embodiments,
-        num_timestep_buckets=config.num_timestep_buckets, use_vlln=True, diffusion_model_cfg=dit,
-        vl_self_attention_cfg=vl, tune_projector=True, tune_diffusion_model=True, model_dtype="float32",
-    )
-    with _quiet_meta_safe():
-        return FlowmatchingActionHead(head_cfg)
+        vl_self_attention_layers=config.vl_self_attention_layers, vl_num_heads=config.vl_num_heads,
+        vl_head_dim=config.vl_head_dim, num_future_tokens=config.num_future_tokens,
+        max_num_embodiments=config.max_num_embodiments, max_seq_len=config.max_seq_len, dropout=config.dropout,
+        num_timestep_buckets=config.num_timestep_buckets, num_inference_steps=config.num_inference_steps,
+    ))
 
 
 class EggHandPolicy(nn.Module):
@@ -371,38 +340,20 @@ class EggHandPolicy(nn.Module):
 
     # ------------------------------------------------------------------ the head, composed as get_action
     def _condition(self, ctx: torch.Tensor, ctx_mask: torch.Tensor, state: torch.Tensor) -> dict:
-        from transformers.feature_extraction_utils import BatchFeature
-
         head = self.action_head
-        # process_backbone_output writes into the batch it gets: always give it a fresh one.
-        backbone = head.process_backbone_output(
-            BatchFeature(data={"backbone_features": ctx, "backbone_attention_mask": ctx_mask})
-        )
-        vl_embs = backbone["backbone_features"]
+        vl_embs = head.encode_backbone(ctx)  # no context mask in GR00T's head: padded tokens come zeroed
         emb_id = torch.full((ctx.shape[0],), self.config.embodiment_id, dtype=torch.long, device=ctx.device)
         return {"vl_embs": vl_embs, "state_features": head.state_encoder(state, emb_id), "embodiment_id": emb_id}
 
     def _velocity(self, cond: dict, actions: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """Predicted velocity (B, H, action_dim) of head-space actions (B, H, action_dim) at timesteps (B,)."""
-        head = self.action_head
-        vl_embs, emb_id = cond["vl_embs"], cond["embodiment_id"]
-        action_features = head.action_encoder(actions, timesteps, emb_id)
-        pos_ids = torch.arange(action_features.shape[1], dtype=torch.long, device=actions.device)
-        action_features = action_features + head.position_embedding(pos_ids).unsqueeze(0)
-        future_tokens = head.future_tokens.weight.unsqueeze(0).expand(vl_embs.shape[0], -1, -1)
-        sa_embs = torch.cat((cond["state_features"], future_tokens, action_features), dim=1)
-        model_output = head.model(hidden_states=sa_embs, encoder_hidden_states=vl_embs, timestep=timesteps)
-        pred = head.action_decoder(model_output, emb_id)
-        return pred[:, -actions.shape[1]:]
+        return self.action_head.velocity(cond["vl_embs"], cond["state_features"], actions, timesteps,
+                                         cond["embodiment_id"])
 
     def _integrate(self, cond: dict, noise: torch.Tensor, num_steps: int) -> torch.Tensor:
         """K-step Euler from ``noise`` (B, H, action_dim) at t=0 to t=1; differentiable. Head-space actions."""
-        actions, dt, B = noise, 1.0 / num_steps, noise.shape[0]
-        for k in range(num_steps):
-            t_disc = int(k / float(num_steps) * self.config.num_timestep_buckets)
-            timesteps = torch.full((B,), t_disc, dtype=torch.long, device=noise.device)
-            actions = actions + dt * self._velocity(cond, actions, timesteps)
-        return actions
+        return self.action_head.rollout(cond["vl_embs"], cond["state_features"], cond["embodiment_id"], noise,
+                                        num_steps)
 
     def anchor_pose(self, batch: dict) -> torch.Tensor | None:
         """(B, 42, 3) metres: each joint's last valid observed position (config.anchor == "last"), else None.
@@ -636,5 +587,5 @@ def build_decoder_on_meta(preset: str | EggHandConfig = "gr00t-n1.5", **override
     """
     config = preset if isinstance(preset, EggHandConfig) else EggHandConfig.preset(preset)
     config = config.replace(encoder="cached", decoder_init="random", **overrides)
-    with torch.device("meta"), _quiet_meta_safe():
+    with torch.device("meta"):
         return EggHandPolicy(config)
