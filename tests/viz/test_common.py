@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from hand_scenes import two_hands
 
 from egghand_lib import viz
 from egghand_lib.skeleton import BONES
+from tests.fixtures.hand_scenes import two_hands
 
 
 def test_skeleton_segments_drop_invalid_joints_and_their_bones():

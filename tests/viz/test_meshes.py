@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from hand_scenes import two_hands
 
 from egghand_lib import viz
 from egghand_lib.skeleton import BONES
+from tests.fixtures.hand_scenes import two_hands
 
 
 def test_hand_mesh_glb_roundtrip(tmp_path):

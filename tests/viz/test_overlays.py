@@ -5,10 +5,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from hand_scenes import two_hands, window
 
 from egghand_lib import viz
 from egghand_lib.geometry import look_at_extrinsics
+from tests.fixtures.hand_scenes import two_hands, window
 
 
 def test_project_points_hand_computed_camera():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from hand_scenes import window
 
 from egghand_lib import viz
+from tests.fixtures.hand_scenes import window
 
 
 def test_result_figures_and_table():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hand_scenes import finite_points, window
 
 from egghand_lib import viz
 from egghand_lib.geometry import camera_center, invert_rigid, transform_points
 from egghand_lib.skeleton import WRIST_INDICES
+from tests.fixtures.hand_scenes import finite_points, window
 
 
 def test_forecast_figure_traces_frames_and_controls():

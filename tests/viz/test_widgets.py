@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hand_scenes import window
 
 from egghand_lib import viz
+from tests.fixtures.hand_scenes import window
 
 
 def test_explorer_update_and_widget_wiring():

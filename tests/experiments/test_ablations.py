@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from experiments_helpers import fake_datasets, input_dependent, single_thread, tiny_model
 
 from egghand_lib.ablations import (
     MODALITY_VARIANTS,
@@ -19,6 +18,7 @@ from egghand_lib.ablations import (
 )
 from egghand_lib.batch import collate_windows
 from egghand_lib.metrics import forecast_metrics
+from tests.fixtures.learnable_episodes import fake_datasets, input_dependent, single_thread, tiny_model
 
 
 @pytest.fixture(autouse=True)

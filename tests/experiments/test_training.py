@@ -180,9 +180,8 @@ def test_named_configs_and_errors(tmp_path):
 
 
 def test_tiny_egghand_run_lowers_its_loss(tmp_path):
-    from experiments_helpers import fake_datasets, single_thread, tiny_model
-
     from egghand_lib.batch import collate_windows
+    from tests.fixtures.learnable_episodes import fake_datasets, single_thread, tiny_model
 
     train_ds, test_ds = fake_datasets()
     with single_thread():

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import VIDEO_DIM, TinyEncoder, make_batch, make_stats, motion_windows
 from safetensors.torch import load_file, save_file
 
 from egghand_lib.models import EggHandConfig, EggHandPolicy
 from egghand_lib.models.egghand.configuration_egghand import PRESETS
+from tests.fixtures.tiny_models import VIDEO_DIM, TinyEncoder, make_batch, make_stats, motion_windows
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, fill_invalid, random_forecast, random_rotation
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egghand_lib import metrics as M
+from tests.fixtures.random_arrays import FAST, fill_invalid, random_forecast, random_rotation
 
 
 def hand_example():

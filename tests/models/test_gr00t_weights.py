@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from model_helpers import TinyEncoder, make_batch, make_stats
 from safetensors.torch import save_file
 
 from egghand_lib.models import (
@@ -17,6 +16,7 @@ from egghand_lib.models import (
     gr00t_weights,
     load_gr00t_action_head,
 )
+from tests.fixtures.tiny_models import TinyEncoder, make_batch, make_stats
 
 
 @pytest.fixture(autouse=True, scope="module")

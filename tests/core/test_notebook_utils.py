@@ -112,10 +112,9 @@ def test_training_history_reads_the_log(tmp_path):
 
 
 def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_path):
-    from lerobot_fixtures import make_episodes, write_prepared
-
     from egghand_lib.data.prepared import write_stats
     from egghand_lib.data.statistics import compute_stats
+    from tests.fixtures.episodes import make_episodes, write_prepared
 
     eps = make_episodes(2, num_frames=30, size=8)
     prep = write_prepared(tmp_path / "prep", eps)

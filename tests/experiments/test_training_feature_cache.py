@@ -44,7 +44,7 @@ class FrozenMeanEncoder(VideoTextEncoder):
 
 @pytest.fixture()
 def prep(tmp_path):
-    from lerobot_fixtures import make_episodes, write_prepared
+    from tests.fixtures.episodes import make_episodes, write_prepared
 
     episodes = make_episodes(2, num_frames=30, size=8)
     prep = write_prepared(tmp_path / "prep", episodes)

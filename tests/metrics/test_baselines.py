@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, fill_invalid
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
+from tests.fixtures.random_arrays import FAST, fill_invalid
 
 
 @FAST

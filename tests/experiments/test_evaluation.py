@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from experiments_helpers import fake_datasets, input_dependent, single_thread, tiny_model
 
 from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 from egghand_lib.batch import collate_windows
 from egghand_lib.egomotion import top_fraction_mask
 from egghand_lib.evaluation import baseline_forecasts, compute_results, evaluate, subset_indices, write_results
 from egghand_lib.metrics import best_of_k, forecast_metrics, per_horizon_errors
+from tests.fixtures.learnable_episodes import fake_datasets, input_dependent, single_thread, tiny_model
 
 KEYS = ("ade", "fde", "mpjpe", "mpjpe_f")
 

@@ -6,7 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from egoexo4d_fixtures import (
+
+from egghand_lib.data import egoexo4d as ex
+from egghand_lib.data.episodes import contiguous_runs, load_egghand_split
+from egghand_lib.data.validation import (
+    ValidationConfig,
+    ValidationError,
+    ValidationReport,
+    validate_take,
+)
+from tests.fixtures.egoexo4d_takes import (
     INTRINSICS,
     VIDEO_H,
     VIDEO_W,
@@ -16,15 +25,6 @@ from egoexo4d_fixtures import (
     make_take,
     write_dataset,
     write_video,
-)
-
-from egghand_lib.data import egoexo4d as ex
-from egghand_lib.data.episodes import contiguous_runs, load_egghand_split
-from egghand_lib.data.validation import (
-    ValidationConfig,
-    ValidationError,
-    ValidationReport,
-    validate_take,
 )
 
 UID = "11111111-2222-4333-8444-555555555555"

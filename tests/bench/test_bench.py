@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 LINE = re.compile(r"^([A-Za-z0-9_]+): (\S+)$")
 
 # script -> figures it must print (a subset of what it prints)

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, fill_invalid, one_torch_thread, random_forecast, random_rotation  # noqa: F401
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egghand_lib.losses import forecast_loss
+from tests.fixtures.random_arrays import FAST, fill_invalid, one_torch_thread, random_forecast, random_rotation  # noqa: F401
 
 KEYS = ("total", "abs", "rel", "pair")
 

@@ -8,7 +8,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from egoexo4d_fixtures import camera_path_file, decode_color, hand_path, make_take, write_dataset
 
 from egghand_lib.cli import main as cli_main
 from egghand_lib.data import prepare as prep_mod
@@ -18,6 +17,7 @@ from egghand_lib.data.prepared import load_split_episodes, read_manifest
 from egghand_lib.data.validation import ValidationError
 from egghand_lib.data.windows import WindowDataset
 from egghand_lib.normalization import load_stats
+from tests.fixtures.egoexo4d_takes import camera_path_file, decode_color, hand_path, make_take, write_dataset
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "aaaaaaaa-0000-4000-8000-000000000002"

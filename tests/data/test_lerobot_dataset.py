@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from lerobot_fixtures import make_episode, make_episodes
 
 from egghand_lib.batch import VIDEO_OFFSETS, collate_windows
 from egghand_lib.data import lerobot_dataset as L
 from egghand_lib.data.prepared import write_stats
 from egghand_lib.data.statistics import compute_stats
 from egghand_lib.data.windows import WindowDataset
+from tests.fixtures.episodes import make_episode, make_episodes
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_export_refuses_existing_and_bad_input(tmp_path, exported):
 
 
 def test_export_from_prepared_matches_window_dataset(tmp_path):
-    from lerobot_fixtures import write_prepared
+    from tests.fixtures.episodes import write_prepared
 
     episodes = make_episodes(2, num_frames=12, size=16)
     prep = write_prepared(tmp_path / "prep", episodes)

@@ -410,14 +410,13 @@ def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, 
     import dataclasses
     import json
 
-    from lerobot_fixtures import make_episodes, write_prepared
-
     from egghand_lib.cli import main
     from egghand_lib.data import feature_cache as FC
     from egghand_lib.data.prepared import write_stats
     from egghand_lib.data.statistics import compute_stats
     from egghand_lib.data.windows import WindowDataset
     from egghand_lib.models.egghand import EggHandPolicy
+    from tests.fixtures.episodes import make_episodes, write_prepared
 
     episodes = make_episodes(2, num_frames=30, size=28)
     prep = write_prepared(tmp_path / "prep", episodes)

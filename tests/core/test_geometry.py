@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, random_rotation
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egghand_lib import geometry as geo
+from tests.fixtures.random_arrays import FAST, random_rotation
 
 UPS = [(0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (0.3, -0.2, 0.9), (-1.0, 0.1, 0.2)]
 

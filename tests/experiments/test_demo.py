@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from experiments_helpers import single_thread
 
 from egghand_lib.demo import run_demo
+from tests.fixtures.learnable_episodes import single_thread
 
 
 @pytest.fixture(autouse=True)

@@ -213,9 +213,8 @@ def test_video_dependent_text_detected_and_stored_per_window(tmp_path, prep):
 
 def test_window_dataset_of_prepared_folder(tmp_path):
     """The real WindowDataset is fingerprinted by its prepared folder; features ride along its items."""
-    from lerobot_fixtures import make_episodes, write_prepared
-
     from egghand_lib.data.windows import WindowDataset
+    from tests.fixtures.episodes import make_episodes, write_prepared
 
     prep = write_prepared(tmp_path / "prep", make_episodes(2, num_frames=8, size=8))
     ds = WindowDataset(prep, "train")

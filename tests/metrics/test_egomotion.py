@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from foundation_testutils import FAST, random_rotation
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egghand_lib import geometry as geo
 from egghand_lib.egomotion import egomotion_score, top_fraction_mask
+from tests.fixtures.random_arrays import FAST, random_rotation
 
 
 def still_camera(n, t):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from egoexo4d_fixtures import HAND_OFFSETS, camera_path, hands_world
 
 from egghand_lib.batch import OBS_OFFSETS, TENSOR_KEYS, VIDEO_OFFSETS, collate_windows, target_offsets
 from egghand_lib.data.episodes import Episode
@@ -14,6 +13,7 @@ from egghand_lib.data.statistics import compute_stats
 from egghand_lib.data.windows import WindowDataset, make_windows
 from egghand_lib.geometry import canonical_transform, invert_rigid, look_at_extrinsics, to_homogeneous
 from egghand_lib.normalization import minmax_normalize
+from tests.fixtures.egoexo4d_takes import HAND_OFFSETS, camera_path, hands_world
 
 
 def episode(E, J, valid=None, frames=None, index=0, start=0):
