@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations
+from egghand_lib.data.windows import EDGES
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +16,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--config", default="cpu-small", help="training config for retrained variants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -29,7 +32,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     which = list(ABLATIONS) if "all" in args.which else args.which
     res = run_ablations(args.prep, args.out, args.model, which=which, split=args.split, train_split=args.train_split,
-                        protocol=args.protocol, train_config=args.config, seed=args.seed, batch_size=args.batch_size,
+                        protocol=args.protocol, edges=args.edges, train_config=args.config, seed=args.seed,
+                        batch_size=args.batch_size,
                         max_windows=args.max_windows, egovideo_path=args.egovideo, internvl_path=args.internvl,
                         gr00t_path=args.gr00t, progress=not args.no_progress)
     print(ablations_markdown(res))

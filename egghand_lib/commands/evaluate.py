@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from egghand_lib.data.windows import EDGES
 from egghand_lib.evaluation import evaluate, summary_line
 
 
@@ -13,6 +14,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="training run folder or saved model folder (omit: baselines only)")
     parser.add_argument("--out", required=True, help="results folder")
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--train-split", default="train", help="split the Static pose is fitted on")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=0, help="K sampled forecasts per window (best-of-K, spread)")
@@ -24,7 +27,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, train_split=args.train_split,
+    res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, edges=args.edges,
+                   train_split=args.train_split,
                    batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,
                    group_key=args.group_key, device=args.device, progress=not args.no_progress,
                    feature_cache=args.feature_cache)

@@ -1,4 +1,4 @@
-"""EgoVideo (OpenGVLab, 4-frame model): the frozen video-text encoder of the paper (SPEC section 8).
+"""EgoVideo (OpenGVLab, 4-frame model): the frozen video-text encoder of the paper (docs/conventions.md, "Model").
 
 The architecture is written here from the published facts (reference/encoders.md), with the tensor names
 of the released checkpoint ``ckpt_4frames.pth`` so it loads directly:
