@@ -85,8 +85,6 @@ def test_offline_text_cache_and_batch_independence(offline):
     b, _ = offline.encode_text(["Pour the milk.", "Wash the dishes.", "Pour the milk."])
     assert len(offline.text._cache) == 3  # only the new prompt was encoded
     assert torch.equal(a[1], b[0]) and torch.equal(b[0], b[2])
-    assert offline.warm_text_cache(["Pour the milk.", "Open the fridge.", "Open the fridge."]) == 2
-    assert len(offline.text._cache) == 4
     key = offline.text_cache_key()
     assert key["name"] == "minilm-l6-v2-tokens" and key["max_text_len"] == 32 and len(key["weights"]) == 16
     with pytest.raises(NotImplementedError, match="cannot be cached"):
