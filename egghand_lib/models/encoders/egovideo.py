@@ -19,9 +19,9 @@ Attention uses torch's scaled_dot_product_attention, so no flash-attn is needed.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -398,13 +398,13 @@ def _bert_tokenizer_from_vocab(vocab_txt: Path):
 
     ``from_pretrained`` on a folder is the construction both versions document: transformers 5 ignores
     ``BertTokenizerFast(vocab_file=...)`` and silently builds a 5-token vocabulary. The folder is a temporary
-    one holding only a link to ``vocab_txt``: another tokenizer.json beside the vocabulary (the MiniLM folder
-    has one, with its own truncation) must not change the tokenizer.
+    one holding only a copy of ``vocab_txt``: another tokenizer.json beside the vocabulary (the MiniLM folder
+    has one, with its own truncation and padding) must not change the tokenizer.
     """
     from transformers import BertTokenizerFast
 
     with tempfile.TemporaryDirectory() as folder:
-        os.symlink(vocab_txt.resolve(), Path(folder) / "vocab.txt")
+        shutil.copyfile(vocab_txt, Path(folder) / "vocab.txt")
         return BertTokenizerFast.from_pretrained(folder, do_lower_case=True, local_files_only=True)
 
 
