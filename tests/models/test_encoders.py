@@ -283,6 +283,23 @@ def test_egovideo_other_outputs_tokenizer_and_cache_key(small_egovideo_ckpt, ego
     assert build_encoder("egovideo", checkpoint=other, config=SMALL_EGOVIDEO).cache_key()["weights"] != key["weights"]
 
 
+def test_bert_uncased_tokenizer_holds_the_whole_vocabulary():
+    """All 30522 WordPiece entries, each word at its vocab.txt line (transformers 5 silently builds a 5-token
+    tokenizer from ``BertTokenizerFast(vocab_file=...)``: every word [UNK]); the MiniLM folder's own tokenizer.json
+    beside the vocabulary (truncation and padding at 128) is not used."""
+    from egghand_lib.models.encoders._utils import minilm_model_dir
+    from egghand_lib.models.encoders.egovideo import load_bert_uncased_tokenizer
+
+    tok = load_bert_uncased_tokenizer()  # the vocabulary shipped with MiniLM
+    entries = (minilm_model_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(tok) == tok.vocab_size == len(entries) == 30522
+    ids = tok("Cut the onion, then tighten the bolt of the bicycle axle.")["input_ids"]
+    words = ["[CLS]", "cut", "the", "onion", ",", "then", "tighten", "the", "bolt", "of", "the", "bicycle", "axle",
+             ".", "[SEP]"]
+    assert ids == [entries.index(w) for w in words] and tok.unk_token_id not in ids
+    assert len(tok(" ".join(["onion"] * 600))["input_ids"]) == 602
+
+
 def test_egovideo_frozen_in_a_training_graph(egovideo):
     egovideo.train()
     assert not egovideo.training and not egovideo.model.textual.training
