@@ -393,11 +393,14 @@ def _read_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    # the known columns first, then any other part a model reports (e.g. a pretraining objective's terms)
+    extra = sorted({k for r in rows for k in r} - set(LOG_COLUMNS))
+    columns = [*LOG_COLUMNS, *extra]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: _fmt(r.get(k, "")) for k in LOG_COLUMNS})
+        w.writerow({k: _fmt(r.get(k, "")) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 
@@ -635,9 +638,9 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
                     grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            for k in ("loss", "abs", "rel", "pair"):
-                if k in out and torch.is_tensor(out[k]):
-                    parts.setdefault(k, []).append(float(out[k].detach()))
+            for k, v in out.items():  # the loss and every scalar part the model reports (abs, rel, pair, ...)
+                if torch.is_tensor(v) and v.ndim == 0:
+                    parts.setdefault(k, []).append(float(v.detach()))
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -648,8 +651,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
             if step % max(1, config.log_every) == 0 or step == total_steps:
                 row = {"step": step, "epoch": step / spe, "lr": scheduler.get_last_lr()[0],
                        "loss": float(np.mean(parts["loss"])), "elapsed_s": time.perf_counter() - t0}
-                for k in ("abs", "rel", "pair"):
-                    if k in parts:
+                for k in parts:
+                    if k != "loss":
                         row[f"loss_{k}"] = float(np.mean(parts[k]))
                 if grad_norm is not None:
                     row["grad_norm"] = float(grad_norm)

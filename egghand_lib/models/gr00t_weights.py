@@ -19,6 +19,9 @@ from torch import nn
 PREFIX = "action_head."
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+# The cpu-small GR00T-architecture head this toolkit pretrained (egghand_lib.pretraining.head) and ships,
+# in the same layout (data_cards/gr00t_mini_head.md).
+SHIPPED_GR00T_MINI_HEAD = Path(__file__).resolve().parents[1] / "resources" / "weights" / "gr00t_mini_head"
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 from egghand_lib.batch import ACTION_DIM, NUM_OBS, NUM_TARGET, STATE_DIM, TARGET_OFFSETS
 
 ENCODERS = ("offline", "egovideo", "internvl", "cached")
-DECODER_INITS = ("random", "gr00t")
+DECODER_INITS = ("random", "gr00t", "gr00t-mini")
 # Children of the GR00T action head (models/gr00t_action_head.py) that `freeze_decoder` may name.
 DECODER_PARTS = (
     "model", "vl_self_attention", "vlln", "state_encoder", "action_encoder", "action_decoder",
@@ -31,6 +31,7 @@ DECODER_PARTS = (
 )
 LOSS_SPACES = ("metres", "normalised")
 LOSS_VARIANTS = ("paper", "egghand-code")
+OBJECTIVES = ("forecast", "flow")
 STATE_INPUTS = ("toolkit", "egghand-code")
 NORM_CONSTANTS = ("zero", "minus-one")
 ANCHORS = ("none", "last")
@@ -76,7 +77,9 @@ class EggHandConfig:
     num_timestep_buckets: int = 1000
 
     # --- initialisation / freezing ---
-    decoder_init: str = "random"  # "random" | "gr00t"
+    # "random"; "gr00t": the action_head.* tensors of the GR00T-N1.5-3B folder at gr00t_path; "gr00t-mini": the
+    # cpu-small GR00T-architecture head this toolkit pretrained and ships (same loader, same report).
+    decoder_init: str = "random"
     gr00t_path: str | None = None  # directory with model.safetensors.index.json + shards
     freeze_decoder: tuple[str, ...] = ()  # names from DECODER_PARTS
     lora_rank: int = 0  # > 0: LoRA (peft) on the DiT and VL self-attention linears, their base weights frozen
@@ -103,6 +106,9 @@ class EggHandConfig:
     # "minus-one" (the official code divides by a range of 1, so its minimum maps to -1).
     norm_constant: str = "zero"
     flow_loss_weight: float = 0.0  # optional auxiliary flow-matching velocity loss (0 disables)
+    # "forecast": train on the geometric losses of the K-step forecast (EggHand fine-tuning); "flow": GR00T's own
+    # flow-matching objective alone, one DiT pass per step (pretraining an action head, pretraining.head).
+    objective: str = "forecast"
     protocol: str = "future"
     # What the decoder's actions mean. "none" (the official code): min-max normalised absolute canonical
     # coordinates. "last": offsets from each joint's last valid observed position, in units of
@@ -147,6 +153,8 @@ class EggHandConfig:
             raise bad("state_offsets", "needs an anchor (anchor='last')")
         if self.loss_space not in LOSS_SPACES:
             raise bad("loss_space", f"expected one of {LOSS_SPACES}")
+        if self.objective not in OBJECTIVES:
+            raise bad("objective", f"expected one of {OBJECTIVES}")
         if self.loss_variant not in LOSS_VARIANTS:
             raise bad("loss_variant", f"expected one of {LOSS_VARIANTS}")
         if self.state_input not in STATE_INPUTS:

@@ -58,7 +58,7 @@ from egghand_lib.losses import forecast_loss
 from egghand_lib.models.egghand.configuration_egghand import EggHandConfig
 from egghand_lib.models.encoders import build_encoder
 from egghand_lib.models.gr00t_action_head import Gr00tActionHead, Gr00tActionHeadConfig
-from egghand_lib.models.gr00t_weights import LoadReport, load_gr00t_action_head
+from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD, LoadReport, load_gr00t_action_head
 from egghand_lib.normalization import MinMaxNormalizer, stats_to_json
 
 CONFIG_NAME = "config.json"
@@ -164,8 +164,9 @@ class EggHandPolicy(nn.Module):
 
         self.action_head = build_action_head(config)
         self.gr00t_report: LoadReport | None = None
-        if config.decoder_init == "gr00t" and load_pretrained_decoder:
-            self.gr00t_report = load_gr00t_action_head(self.action_head, config.gr00t_path, strict=True)
+        if config.decoder_init != "random" and load_pretrained_decoder:
+            path = config.gr00t_path if config.decoder_init == "gr00t" else SHIPPED_GR00T_MINI_HEAD
+            self.gr00t_report = load_gr00t_action_head(self.action_head, path, strict=True)
         if config.lora_rank > 0:
             self._add_lora()
         for part in config.freeze_decoder:
@@ -437,6 +438,10 @@ class EggHandPolicy(nn.Module):
                 raise ValueError(f"batch: missing key {key!r}")
         cond = self._conditioning(batch)
         anchor = self.anchor_pose(batch)
+        if self.config.objective == "flow":  # GR00T's pretraining objective: no rollout, one DiT pass
+            gt = batch["future_joints"].to(self.device, torch.float32)
+            flow = self._flow_loss(cond, gt, batch["future_valid"].to(self.device, torch.bool), anchor)
+            return {"loss": flow, "flow": flow}
         actions = self._rollout(cond, self.config.noise_seed, self.config.num_inference_steps)
         pred = self._to_metres(actions, anchor)
         gt = batch["future_joints"].to(self.device, torch.float32)

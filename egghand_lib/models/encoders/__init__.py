@@ -1,6 +1,7 @@
 """Video-text encoders behind one interface (base.VideoTextEncoder), built by name.
 
     enc = build_encoder("offline")                                   # MiniLM text (frozen) + small CNN (trained)
+    enc = build_encoder("egovideo-mini")                             # frozen, pretrained offline, shipped
     enc = build_encoder("egovideo", checkpoint="ckpt_4frames.pth")   # frozen, the paper's encoder
     enc = build_encoder("internvl", model_dir="InternVL3_5-1B-HF")   # frozen, paper Table 4
     enc = build_encoder("cached", video_dim=1408, text_dim=512)      # features precomputed in the batch
@@ -21,6 +22,7 @@ from egghand_lib.models.encoders.cached import CachedEncoder, features_from_batc
 ENCODER_REGISTRY: dict[str, str | Callable[..., VideoTextEncoder]] = {
     "offline": "egghand_lib.models.encoders.offline:OfflineEncoder",
     "egovideo": "egghand_lib.models.encoders.egovideo:build_egovideo_encoder",
+    "egovideo-mini": "egghand_lib.models.encoders.egovideo_mini:EgoVideoMiniEncoder",
     "internvl": "egghand_lib.models.encoders.internvl:InternVLEncoder",
     "cached": "egghand_lib.models.encoders.cached:CachedEncoder",
 }
@@ -40,6 +42,7 @@ def build_encoder(name: str, **kwargs) -> VideoTextEncoder:
 
     offline:  image_size=64, video_width=128, grid=4, stem_channels=32, mid_channels=64, max_text_len=32,
               text_model_dir=None, text_cache_size=50000
+    egovideo-mini: checkpoint=None (a folder; default: the weights shipped in the package), random_init=False
     egovideo: checkpoint (required), tokenizer_path=None, config=None (EgoVideoConfig or dict),
               video_output="cls" | "all" | "pooled", max_text_len=59, dtype="float32"
     internvl: model_dir (required), video_tokens="frame_mean" | "all", max_text_len=32, image_size=None,
