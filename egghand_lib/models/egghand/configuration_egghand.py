@@ -30,6 +30,7 @@ DECODER_PARTS = (
     "future_tokens", "position_embedding",
 )
 LOSS_SPACES = ("metres", "normalised")
+LEROBOT_TYPE = "egghand"  # the lerobot policy type (egghand_lib.models.lerobot_policy), whose config.json embeds ours
 ANCHORS = ("none", "last")
 
 
@@ -191,6 +192,10 @@ class EggHandConfig:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object")
+        if d.get("type") == LEROBOT_TYPE:  # lerobot's config.json of the "egghand" policy type: the model is inside
+            if not isinstance(d.get("egghand"), dict):
+                raise ValueError(f"{path}: a lerobot {LEROBOT_TYPE!r} policy config without its 'egghand' object")
+            d = d["egghand"]
         return cls.from_dict(d, source=str(path))
 
 
