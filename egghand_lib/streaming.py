@@ -196,6 +196,8 @@ class StreamingForecaster:
     def window_arrays(self, slot: int | None = None) -> dict[str, np.ndarray]:
         """The world-frame window of the current frame: past_joints (20, 42, 3), past_valid (20, 42),
         past_extrinsics (20, 3, 4), image_slots (20,) and observed (20,) bool (a real frame in the slot)."""
+        if not self._frames:
+            raise ValueError("window_arrays: the stream has no frame yet")
         slot = self._last_slot if slot is None else slot
         by_slot = {f.slot: f for f in self._frames}
         J = np.zeros((NUM_OBS, NUM_JOINTS, 3), np.float32)
