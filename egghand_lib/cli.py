@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "cache": "precompute a frozen encoder's features for prepared windows",
     "train": "train an EggHand model from a named config",
     "evaluate": "evaluate Static, CVM and a trained model on a split",
+    "forecast": "stream a take through a model and write a video with the forecasts drawn",
     "ablate": "run the paper's ablations (Tables 2-5)",
     "demo": "end to end on the built-in defaults: synth, prepare, train, evaluate, ablate",
 }

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from egghand_lib.baselines import ConstantVelocity, LastPose, StaticPose
 from egghand_lib.batch import batch_to, collate_windows, target_offsets
 from egghand_lib.data.feature_cache import attach_feature_cache
-from egghand_lib.data.windows import WindowDataset
+from egghand_lib.data.sources import open_windows
 from egghand_lib.egomotion import top_fraction_mask
 from egghand_lib.io import atomic_write_json, atomic_write_text
 from egghand_lib.metrics import CONVENTIONS, METRIC_KEYS, ForecastErrors, best_of_k, sample_spread
@@ -325,8 +325,10 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
              batch_size: int = 32, num_samples: int = 0, conventions: Sequence[str] = CONVENTIONS,
              top_fraction: float = 0.1, group_key: str = "scenario", max_windows: int | None = None,
              device: str | None = None, progress: bool = True, name: str = "evaluation",
-             dataset=None, train_dataset=None, feature_cache: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate Static, CVM and (optionally) a model on ``split`` of a prepared folder.
+             dataset=None, train_dataset=None, feature_cache: str | Path | None = None,
+             lerobot_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate Static, CVM and (optionally) a model on ``split`` of a prepared folder (or of LeRobot datasets:
+    ``lerobot_dir`` instead of ``prep_dir``, see ``egghand_lib.data.sources``; the same windows).
 
     ``model``: an nn.Module, a finished training run folder or a ``save_pretrained`` folder.
     ``num_samples`` K > 0 adds best-of-K and spread of K sampled forecasts. ``max_windows`` evaluates
@@ -336,7 +338,8 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
     windows and those the Static pose is fitted on). ``feature_cache``: a folder of precomputed encoder
     features (`egghand cache`), for a model trained on them (encoder="cached").
     """
-    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset, edges)
+    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset, edges,
+                                 lerobot_dir)
     if feature_cache is not None:
         ds, _ = attach_feature_cache(ds, feature_cache, split)
     idx = subset_indices(len(ds), max_windows)
@@ -355,6 +358,7 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
                           samples=samples)
     res = {"split": split, "protocol": protocol, "edges": edges,
            "prep_dir": None if prep_dir is None else str(prep_dir),
+           **({"lerobot_dir": str(lerobot_dir)} if lerobot_dir is not None else {}),
            "model": None if model is None else (str(model) if not isinstance(model, nn.Module) else "in-memory"),
            **res}
     if out_dir is not None:
@@ -363,16 +367,18 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
 
 
 def open_datasets(prep_dir, split: str, train_split: str, protocol: str, dataset=None, train_dataset=None,
-                  edges: str = "mask"):
-    """(evaluated, training) WindowDatasets: the given ones, else those of ``prep_dir``."""
+                  edges: str = "mask", lerobot_dir=None):
+    """(evaluated, training) window datasets: the given ones, else those of ``prep_dir`` or ``lerobot_dir``."""
     if dataset is None or train_dataset is None:
-        if prep_dir is None:
-            raise ValueError("prep_dir: needed unless both dataset and train_dataset are given")
+        if prep_dir is None and lerobot_dir is None:
+            raise ValueError("prep_dir: needed (or lerobot_dir) unless both dataset and train_dataset are given")
+        source = {"prep_dir": prep_dir, "lerobot_dir": lerobot_dir}
         if dataset is None:
-            dataset = WindowDataset(prep_dir, split, protocol=protocol, edges=edges)
+            dataset = open_windows(split, protocol, edges=edges, **source)
         if train_dataset is None:
-            train_dataset = dataset if split == train_split else WindowDataset(prep_dir, train_split,
-                                                                               protocol=protocol, edges=edges)
+            # the Static pose needs only the training windows' joints, never their frames
+            train_dataset = dataset if split == train_split else open_windows(train_split, protocol, edges=edges,
+                                                                              load_frames=False, **source)
     return dataset, train_dataset
 
 

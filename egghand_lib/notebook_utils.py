@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from egghand_lib.batch import collate_windows
-from egghand_lib.data import prepared, synthetic
+from egghand_lib.data import egoexo4d, prepared, synthetic
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
 from egghand_lib.io import OutputFolderError
@@ -86,6 +86,19 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
     if not prepared.is_prepared(prep) or not prepared.stats_path(prep).is_file():
         prepare_dataset(raw, prep, splits=tuple(splits), progress=progress)
     return prep
+
+
+def take_files(raw_dir: str | os.PathLike, split: str = "test", index: int = 0) -> dict[str, Any]:
+    """What ``egghand forecast`` reads for take ``index`` of ``split`` of an EgoExo4D-layout folder (EgoSynth):
+    {"take_uid", "video", "poses" (the manual hand annotation), "camera" (camera poses), "prompt"}."""
+    raw_dir = Path(raw_dir)
+    uids = egoexo4d.annotated_take_uids(raw_dir, split)
+    if not uids:
+        raise ValueError(f"{raw_dir}: no annotated take in split {split!r}")
+    uid = uids[index]
+    take = egoexo4d.read_takes(raw_dir)[uid]
+    return {"take_uid": uid, "video": take.video_path(raw_dir), "poses": egoexo4d.annotation_path(raw_dir, split, uid),
+            "camera": egoexo4d.camera_pose_path(raw_dir, split, uid), "prompt": take.prompt}
 
 
 def episode_of(dataset: Any, i: int):

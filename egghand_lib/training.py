@@ -43,7 +43,8 @@ from transformers import get_cosine_schedule_with_warmup
 
 from egghand_lib.batch import batch_to, collate_windows
 from egghand_lib.data.feature_cache import attach_feature_cache, dataset_fingerprint
-from egghand_lib.data.windows import WindowDataset, check_edges
+from egghand_lib.data.sources import open_windows
+from egghand_lib.data.windows import check_edges
 from egghand_lib.io import (
     atomic_dir,
     atomic_write_json,
@@ -519,12 +520,16 @@ def _finished_result(out_dir: Path) -> TrainResult | None:
 
 
 def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None = None, *,
-          model: nn.Module | None = None, train_dataset=None, eval_dataset=None, resume: bool = True,
-          stop_at_step: int | None = None, progress: bool = True) -> TrainResult:
+          lerobot_dir: str | Path | None = None, model: nn.Module | None = None, train_dataset=None,
+          eval_dataset=None, resume: bool = True, stop_at_step: int | None = None,
+          progress: bool = True) -> TrainResult:
     """Train (or resume training) a model and write checkpoints, a CSV log and the final model.
 
-    Data: ``prep_dir`` (a prepared folder; windows from ``WindowDataset(prep_dir, split, protocol)``)
-    or explicit ``train_dataset`` / ``eval_dataset`` (any map-style dataset of window dicts).
+    Data: ``prep_dir`` (a prepared folder; windows from ``WindowDataset(prep_dir, split, protocol)``),
+    ``lerobot_dir`` (LeRobot datasets by split, e.g. PREP/lerobot of ``egghand prepare --lerobot``; windows
+    through delta_timestamps, the same as the prepared ones, statistics from the export's
+    meta/egghand_stats.json) or explicit ``train_dataset`` / ``eval_dataset`` (any map-style dataset of
+    window dicts, e.g. ``LeRobotWindowDataset``). The run's data identity is ``dataset_fingerprint``.
     Model: built from ``config.model_preset`` with the training split's normalisation statistics,
     or passed in (any ``nn.Module`` whose ``forward(batch)`` returns a dict with a scalar "loss").
     ``resume``: continue from the latest checkpoint in ``out_dir`` (config and data must match; a finished
@@ -535,16 +540,19 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
     model/ (when finished) and summary.json.
     """
     config.validate()
-    if train_dataset is None and prep_dir is None:
-        raise ValueError("train: give prep_dir or train_dataset")
+    if train_dataset is None and prep_dir is None and lerobot_dir is None:
+        raise ValueError("train: give prep_dir, lerobot_dir or train_dataset")
+    if prep_dir is not None and lerobot_dir is not None:
+        raise ValueError("train: give prep_dir or lerobot_dir, not both")
     out_dir = Path(out_dir)
 
     # Data
     if train_dataset is None:
-        train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol, edges=config.edges)
+        source = {"prep_dir": prep_dir, "lerobot_dir": lerobot_dir}
+        train_dataset = open_windows(config.train_split, config.protocol, edges=config.edges, **source)
         if eval_dataset is None and config.eval_split:
             try:
-                eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol, edges=config.edges)
+                eval_dataset = open_windows(config.eval_split, config.protocol, edges=config.edges, **source)
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
     # The folder: a run of the same config on the same data resumes (or, finished, is returned as it is);

@@ -198,7 +198,8 @@ EVAL_MAX_WINDOWS = 64   # None = the whole test split'''),
             - **01_canonicalization**: what the canonical frame removes and keeps; egomotion and its top-10% subset.
             - **02_finetune_gpu**: the paper configuration (EgoVideo + GR00T N1.5) on a GPU.
             - **03_ablations**: the paper's Tables 2-5 on your data.
-            - **04_visualization**: overlays on the video, language steering, sampled hypotheses, GLB meshes.
+            - **04_visualization**: overlays on the video, streaming over a take, language steering, sampled
+              hypotheses, GLB meshes.
             """),
         ],
     )
@@ -590,10 +591,11 @@ def visualization() -> nbformat.NotebookNode:
 
         1. the animated 3D scene with the head camera,
         2. joints projected onto the egocentric video frames,
-        3. language steering: the same window forecast under different prompts,
-        4. sampled hypotheses from the flow-matching decoder,
-        5. hand meshes exported to GLB,
-        6. an interactive explorer (pick a window, edit the prompt, forecast again).
+        3. streaming: a whole take fed frame by frame, each forecast drawn on its video frame,
+        4. language steering: the same window forecast under different prompts,
+        5. sampled hypotheses from the flow-matching decoder,
+        6. hand meshes exported to GLB,
+        7. an interactive explorer (pick a window, edit the prompt, forecast again).
         """,
         [
             md("""
@@ -607,7 +609,8 @@ TRAIN_CONFIG = "tiny"
 MAX_STEPS = 10
 PRETRAINED = None        # a finished run or saved-model folder
 NUM_HYPOTHESES = 8       # sampled forecasts per window
-EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboard.")'''),
+EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboard.")
+STREAM_FRAMES = 40       # 10 fps frames of the streamed take (None: all of it)'''),
             code(setup(windows=True)),
             code('''
             prep_dir = nu.egosynth_prepared(data_dir, preset=SYNTH_PRESET, seed=SEED)
@@ -643,7 +646,29 @@ EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboar
             fig = viz.window_overlay_figure(window, K, forecast)
             viz.save_figure(fig, out_root / "04_visualization" / "overlay.png");'''),
             md("""
-            ## 3 · Language steering
+            ## 3 · Streaming over a take
+
+            A device would feed the model one frame at a time. `StreamingForecaster` does that: every 0.1 s it takes
+            the new RGB frame, the hands of an upstream pose estimator and the camera pose, encodes only the new
+            frame, and once 2 s are buffered returns the next second in world coordinates. Here one test take streams
+            through it, with its annotated hands standing in for the estimator, and each forecast is drawn on the
+            frame it was made at: observed hands blue, the forecast one second ahead red (with the wrists' paths),
+            the truth one second later green. The same from the shell:
+            `egghand forecast --video ... --poses ... --camera ... --model RUN --out OUT.mp4`.
+            """),
+            code('''
+            from IPython.display import Video
+
+            from egghand_lib.forecast_video import forecast_take_video
+
+            files = nu.take_files(data_dir / "raw", split="test")
+            clip = forecast_take_video(files["video"], files["poses"], files["camera"], model,
+                                       out_root / "04_visualization" / "stream.mp4", ground_truth=files["poses"],
+                                       task=files["prompt"], max_frames=STREAM_FRAMES)
+            print(f"{clip['frames']} frames, {clip['forecasts']} forecasts: {clip['out']}")
+            Video(str(clip["out"]), embed=True, width=448)'''),
+            md("""
+            ## 4 · Language steering
 
             Everything but the prompt stays fixed. If the model listens to language, the forecast moves with the
             prompt. The table lists how far each forecast's wrists end up from the one under the window's own prompt,
@@ -655,7 +680,7 @@ EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboar
             display(Markdown(nu.steering_markdown(by_prompt, window)))
             viz.prompt_comparison_figure(window, by_prompt, title="one window, several prompts")'''),
             md("""
-            ## 4 · Sampled hypotheses
+            ## 5 · Sampled hypotheses
 
             The decoder integrates a flow from a noise sample; different noise seeds give different plausible
             futures (orange wrist paths). The deterministic forecast uses one fixed seed; best-of-K picks, per window,
@@ -673,7 +698,7 @@ EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboar
                 f"best of {NUM_HYPOTHESES}": best_of_k(samples[None], gt, valid),
             })))'''),
             md("""
-            ## 5 · Hand meshes
+            ## 6 · Hand meshes
 
             Capsule bones and sphere joints (missing joints left out) for the final target frame, written as one
             binary glTF scene: open it in any glTF viewer, Blender, or `trimesh.load(path).show()`.
@@ -687,7 +712,7 @@ EXTRA_PROMPTS = ("Wipe the table with the sponge.", "Play a scale on the keyboar
             glb = viz.export_glb(meshes, out_root / "04_visualization" / "final_frame.glb")
             {name: len(m.vertices) for name, m in meshes.items()} | {"file": glb}'''),
             md("""
-            ## 6 · Explore
+            ## 7 · Explore
 
             Pick a window, edit the prompt and press **Forecast**. (In a static render of this notebook the panel
             is inert; run it in Jupyter or Colab.)

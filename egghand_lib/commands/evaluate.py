@@ -1,4 +1,7 @@
-"""``egghand evaluate --prep PREP --out RESULTS [--model RUN]``: Static, CVM and a trained model on a split."""
+"""``egghand evaluate --prep PREP --out RESULTS [--model RUN]``: Static, CVM and a trained model on a split.
+
+``--lerobot DIR`` instead of ``--prep`` reads the split from LeRobot datasets (``DIR/{split}``, see ``egghand train``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from egghand_lib.evaluation import evaluate, summary_line
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prep", required=True, help="prepared data folder")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--prep", help="prepared data folder")
+    data.add_argument("--lerobot", metavar="DIR", help="LeRobot datasets by split, DIR/{split} (PREP/lerobot)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", help="training run folder or saved model folder (omit: baselines only)")
     parser.add_argument("--out", required=True, help="results folder")
@@ -31,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                    train_split=args.train_split,
                    batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,
                    group_key=args.group_key, device=args.device, progress=not args.no_progress,
-                   feature_cache=args.feature_cache)
+                   feature_cache=args.feature_cache, lerobot_dir=args.lerobot)
     print(summary_line(res))
     print(f"[evaluate] results in {args.out}")
     return 0

@@ -1,5 +1,9 @@
 """``egghand train --prep PREP --out RUN --config NAME``: train an EggHand model from a named config.
 
+``--lerobot DIR`` instead of ``--prep`` trains on LeRobot datasets by split (``DIR/{split}``, what
+``egghand prepare --lerobot`` writes to PREP/lerobot, or one dataset of the training split): the same
+windows, read through delta_timestamps, with the export's own statistics (meta/egghand_stats.json).
+
 Flags override the named ``TrainConfig``; ``--set FIELD=VALUE`` reaches any of its fields and
 ``--model-set FIELD=VALUE`` any ``EggHandConfig`` field (values are JSON, else plain strings).
 """
@@ -22,7 +26,10 @@ def _parse_value(text: str) -> Any:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prep", required=True, help="prepared data folder (egghand prepare --out)")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--prep", help="prepared data folder (egghand prepare --out)")
+    data.add_argument("--lerobot", metavar="DIR",
+                      help="LeRobot datasets by split, DIR/{split} (egghand prepare --lerobot: PREP/lerobot)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, model/)")
     parser.add_argument("--config", default="cpu-small", choices=sorted(TRAIN_CONFIGS), help="named config")
     parser.add_argument("--steps", type=int, help="optimizer steps (overrides epochs)")
@@ -77,7 +84,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    result = train(cfg, args.out, prep_dir=args.prep, resume=not args.no_resume, progress=not args.no_progress)
+    result = train(cfg, args.out, prep_dir=args.prep, lerobot_dir=args.lerobot, resume=not args.no_resume,
+                   progress=not args.no_progress)
     print(f"[train] {result.step}/{result.total_steps} steps; model: {result.model_dir}")
     if result.eval_metrics:
         print("[train] validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.eval_metrics.items()))

@@ -329,9 +329,46 @@ def window_delta_timestamps(protocol: str = "future") -> dict[str, list[float]]:
     offsets, the ego image at the four video offsets.
     """
     tgt = target_offsets(protocol)
-    union = sorted(set(OBS_OFFSETS) | set(tgt))
+    union = window_offsets(protocol)
     sec = lambda offs: [k / FPS for k in offs]  # noqa: E731
     return {STATE: sec(union), VALID: sec(union), ACTION: sec(tgt), IMAGE: sec(VIDEO_OFFSETS)}
+
+
+def window_offsets(protocol: str = "future") -> list[int]:
+    """The frame offsets (10 fps steps) a window reads state and validity at: observed + target, sorted."""
+    return sorted(set(OBS_OFFSETS) | set(target_offsets(protocol)))
+
+
+def frames_to_windows(state: np.ndarray, valid: np.ndarray, is_pad: np.ndarray, action: np.ndarray,
+                      up=(0.0, 0.0, 1.0), protocol: str = "future") -> dict[str, np.ndarray]:
+    """Canonical window arrays from LeRobot frames read at ``window_offsets(protocol)`` (N windows at once).
+
+    state (N, Q, 138) world joints + world -> camera matrix, valid (N, Q, 42) and is_pad (N, Q) (LeRobot's
+    ``observation.state_is_pad``: offsets outside the episode, clamped to its nearest frame) at the Q window
+    offsets; action (N, 10, 126) world joints at the target offsets. Padded joints become invalid, exactly
+    like ``make_windows``; returns ``canonicalize_windows``' arrays. Shared by ``LeRobotWindowDataset`` and
+    the lerobot policy plugin, so that both build the same windows.
+    """
+    offsets = window_offsets(protocol)
+    o = [offsets.index(k) for k in OBS_OFFSETS]
+    t = [offsets.index(k) for k in target_offsets(protocol)]
+    state = np.asarray(state, dtype=np.float32)
+    pad = np.asarray(is_pad, dtype=bool)
+    if state.ndim != 3 or state.shape[1:] != (len(offsets), 3 * NUM_JOINTS + 12):
+        raise ValueError(f"state: expected (N, {len(offsets)}, {3 * NUM_JOINTS + 12}) at the window offsets of "
+                         f"protocol {protocol!r}, got {state.shape}")
+    n = state.shape[0]
+    valid = np.asarray(valid).astype(bool) & ~pad[..., None]
+    joints = state[..., : 3 * NUM_JOINTS].reshape(n, -1, NUM_JOINTS, 3)
+    extr = state[..., 3 * NUM_JOINTS:].reshape(n, -1, 3, 4)
+    # Targets come from the action column; its values equal the state's joints at the same frames.
+    tgt_joints = np.asarray(action, dtype=np.float32).reshape(n, len(t), NUM_JOINTS, 3)
+    # The same function make_windows uses: one code path for every reader.
+    return canonicalize_windows(
+        past_joints=joints[:, o], past_valid=valid[:, o], past_extrinsics=extr[:, o],
+        future_joints=tgt_joints, future_valid=valid[:, t], future_extrinsics=extr[:, t],
+        frame_valid=~np.concatenate([pad[:, o], pad[:, t]], axis=1), up=up, protocol=protocol,
+    )
 
 
 class LeRobotWindowDataset(torch.utils.data.Dataset):
@@ -374,9 +411,6 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         if self.lerobot.meta.total_episodes != len(self.sidecar["episodes"]):
             raise ValueError(f"{self.root / SIDECAR}: lists {len(self.sidecar['episodes'])} episodes, the LeRobot "
                              f"dataset has {self.lerobot.meta.total_episodes}")
-        union = sorted(set(OBS_OFFSETS) | set(target_offsets(protocol)))
-        self._obs_pos = [union.index(k) for k in OBS_OFFSETS]
-        self._tgt_pos = [union.index(k) for k in target_offsets(protocol)]
 
     def __len__(self) -> int:
         return len(self.lerobot)
@@ -400,20 +434,9 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> dict:
         item = self.lerobot[int(idx)]
         ep = self.sidecar["episodes"][int(item["episode_index"])]
-        state = item[STATE].numpy()  # (Q, 138) world
-        pad = item[f"{STATE}_is_pad"].numpy()  # (Q,)
-        valid = item[VALID].numpy().astype(bool) & ~pad[:, None]
-        joints = state[:, : 3 * NUM_JOINTS].reshape(-1, NUM_JOINTS, 3)
-        extr = state[:, 3 * NUM_JOINTS:].reshape(-1, 3, 4)
-        # Targets come from the action column; its values equal the state's joints at the same frames.
-        tgt_joints = item[ACTION].numpy().reshape(-1, NUM_JOINTS, 3)
-        o, t = self._obs_pos, self._tgt_pos
-        # The same function make_windows uses: one code path for both readers.
-        arrays = canonicalize_windows(
-            past_joints=joints[o][None], past_valid=valid[o][None], past_extrinsics=extr[o][None],
-            future_joints=tgt_joints[None], future_valid=valid[t][None], future_extrinsics=extr[t][None],
-            frame_valid=~np.concatenate([pad[o], pad[t]])[None], up=self.up, protocol=self.protocol,
-        )
+        arrays = frames_to_windows(item[STATE].numpy()[None], item[VALID].numpy()[None],
+                                   item[f"{STATE}_is_pad"].numpy()[None], item[ACTION].numpy()[None],
+                                   up=self.up, protocol=self.protocol)
         out = {k: torch.from_numpy(np.array(v[0])) for k, v in arrays.items()}  # copies, keeps 0-d
         if self.images is not None:
             img = self.images[int(idx)][IMAGE]  # (4, 3, H, W) float in [0, 1], from lossless PNG
@@ -463,5 +486,6 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
 
 __all__ = [
     "ACTION", "DEFAULT_REPO_ID", "FRAME_NUMBER", "IMAGE", "NUM_OBS", "STATE", "VALID", "LeRobotWindowDataset",
-    "export_lerobot", "export_lerobot_from_prepared", "lerobot_features", "read_sidecar", "window_delta_timestamps",
+    "export_lerobot", "export_lerobot_from_prepared", "frames_to_windows", "lerobot_features", "read_sidecar",
+    "window_delta_timestamps", "window_offsets",
 ]

@@ -17,6 +17,8 @@ False is never drawn, and neither is a bone touching it. One module per back-end
 - ``plots`` (matplotlib): ``horizon_error_figure``, ``per_task_bar_figure``, ``ablation_bar_figure``,
   ``metrics_table_markdown``, ``egomotion_histogram_figure``, ``training_curve_figure``,
   ``topdown_scatter_figure``, ``skeleton_snapshot_figure``; ``save_figure`` writes either kind atomically.
+- ``video``: ``draw_forecast_frame`` (observed / forecast / ground-truth hands on one video frame) and
+  ``VideoWriter`` (H.264 mp4 through PyAV, written atomically).
 - ``common``: the colours (``COLORS``, ``METHOD_COLORS``, ``method_color``) and ``skeleton_segments``.
 
 The back-ends are imported by the functions that draw, so importing this package loads none of them.
@@ -54,10 +56,12 @@ from egghand_lib.viz.scene3d import (
     window_figure,
     window_to_world,
 )
+from egghand_lib.viz.video import VideoWriter, draw_forecast_frame
 from egghand_lib.viz.widgets import explorer_update, figure_output, forecast_explorer
 
 __all__ = [
-    "COLORS", "METHOD_COLORS", "ablation_bar_figure", "default_intrinsics", "draw_skeleton",
+    "COLORS", "METHOD_COLORS", "VideoWriter", "ablation_bar_figure", "default_intrinsics", "draw_forecast_frame",
+    "draw_skeleton",
     "egomotion_histogram_figure", "explorer_update", "export_glb", "extrinsics_to_world", "figure_output",
     "forecast_explorer", "forecast_figure", "frustum_points", "hand_mesh", "hand_mesh_vertex_count",
     "horizon_error_figure", "method_color", "metrics_table_markdown", "overlay_figure", "per_task_bar_figure",

@@ -24,7 +24,8 @@ LIBRARY = Path(egghand_lib.__file__).parent
 
 def test_one_module_per_command_each_with_configure_parser_and_run():
     modules = {m.name for m in pkgutil.iter_modules(egghand_lib.commands.__path__)}
-    assert modules == set(COMMANDS) == {"synth", "prepare", "cache", "train", "evaluate", "ablate", "demo"}
+    assert modules == set(COMMANDS) == {"synth", "prepare", "cache", "train", "evaluate", "forecast", "ablate",
+                                        "demo"}
     for name in COMMANDS:
         module = importlib.import_module(f"egghand_lib.commands.{name}")
         assert callable(module.configure_parser) and callable(module.run), name

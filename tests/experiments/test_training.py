@@ -173,8 +173,10 @@ def test_named_configs_and_errors(tmp_path):
         TrainConfig.named("tiny", learning_rate=1.0)
     cfg = TrainConfig.named("cpu-small")
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="give prep_dir or train_dataset"):
+    with pytest.raises(ValueError, match="give prep_dir, lerobot_dir or train_dataset"):
         train(TrainConfig.named("tiny"), tmp_path / "unused", progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        train(TrainConfig.named("tiny"), tmp_path / "unused", prep_dir=tmp_path, lerobot_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="warmup_ratio"):
         toy_config(warmup_ratio=1.5).validate()
 

@@ -102,6 +102,22 @@ def test_offline_deterministic_uint8_equals_float_and_train_mode_keeps_text_froz
     offline.eval()
 
 
+def _frame_by_frame(enc, frames):
+    """video tokens assembled from per-frame features, each frame encoded alone (what a stream does)."""
+    feats = torch.stack([torch.stack([enc.encode_frames(clip[k:k + 1])[0] for k in range(4)]) for clip in frames])
+    return enc.video_tokens_from_frames(feats)
+
+
+def test_offline_frame_by_frame_features_give_the_clip_tokens(offline):
+    assert offline.frames_independent
+    frames = _frames(3, size=48)
+    want, want_mask = offline.encode_video(frames)
+    got, mask = _frame_by_frame(offline, frames)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert torch.equal(mask, want_mask)
+    assert not torch.allclose(got[0], got[1])  # the clips differ
+
+
 def test_offline_video_tokens_depend_on_object_location():
     torch.manual_seed(0)
     from egghand_lib.models.encoders.offline import OfflineEncoderConfig, SmallVideoCNN
@@ -228,6 +244,7 @@ def test_egovideo_loads_through_strict_loader_and_matches_the_saved_weights(smal
 
 
 def test_egovideo_output_shapes_masks_and_determinism(egovideo):
+    assert not egovideo.frames_independent  # its ViT attends across the 4 frames: a stream encodes clips
     frames = _frames(2, size=40)
     prompts = ["Cut the onion.", "Tighten the bolt on the bike axle firmly."]
     out = egovideo(frames, prompts)
@@ -403,6 +420,9 @@ def test_internvl_loads_locally_with_shapes_masks_frozen_and_deterministic(tiny_
     video, mask = all_tokens.encode_video(frames)
     assert video.shape == (2, 4 * 4, 24) == (2, all_tokens.num_video_tokens, all_tokens.video_dim) and mask.all()
     assert torch.allclose(video.view(2, 4, 4, 24).mean(2), out.video_tokens, atol=1e-5)
+    for e in (enc, all_tokens):  # frame by frame, as a stream encodes them
+        assert e.frames_independent
+        torch.testing.assert_close(_frame_by_frame(e, frames)[0], e.encode_video(frames)[0], rtol=0, atol=1e-5)
 
 
 def test_internvl_missing_dir_says_what_to_download(tmp_path):

@@ -34,6 +34,7 @@ LOSS_VARIANTS = ("paper", "egghand-code")
 OBJECTIVES = ("forecast", "flow")
 STATE_INPUTS = ("toolkit", "egghand-code")
 NORM_CONSTANTS = ("zero", "minus-one")
+LEROBOT_TYPE = "egghand"  # the lerobot policy type (egghand_lib.models.lerobot_policy), whose config.json embeds ours
 ANCHORS = ("none", "last")
 
 
@@ -224,6 +225,10 @@ class EggHandConfig:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object")
+        if d.get("type") == LEROBOT_TYPE:  # lerobot's config.json of the "egghand" policy type: the model is inside
+            if not isinstance(d.get("egghand"), dict):
+                raise ValueError(f"{path}: a lerobot {LEROBOT_TYPE!r} policy config without its 'egghand' object")
+            d = d["egghand"]
         return cls.from_dict(d, source=str(path))
 
 

@@ -484,12 +484,14 @@ class EggHandPolicy(nn.Module):
     @contextlib.contextmanager
     def _inference(self):
         was = self.training
-        self.eval()
+        if was:  # a mode switch walks every submodule (~2 ms for cpu-small, a tenth of a forecast): only when needed
+            self.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            self.train(was)
+            if was:
+                self.train(True)
 
     def forecast(self, batch: dict, seed: int | None = None, num_steps: int | None = None) -> torch.Tensor:
         """Deterministic forecast (B, 10, 42, 3) metres: K-step Euler from the noise of ``seed``
@@ -551,6 +553,13 @@ class EggHandPolicy(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.json, model.safetensors and stats.json (lerobot layout) into ``directory`` atomically."""
+        directory = self.save_weights(directory)
+        atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())  # written last: the folder is complete
+        return directory
+
+    def save_weights(self, directory: str | Path) -> Path:
+        """model.safetensors and stats.json of ``save_pretrained`` without config.json (the lerobot policy plugin
+        writes its own config.json beside them), each atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self._saved_state().items()}
@@ -559,8 +568,33 @@ class EggHandPolicy(nn.Module):
         stats = self.stats
         if stats is not None:
             atomic_write_json(directory / STATS_NAME, stats_to_json(stats))
-        atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())  # written last: the folder is complete
         return directory
+
+    def load_weights(self, weights: str | Path) -> EggHandPolicy:
+        """Load a ``save_weights`` / ``save_pretrained`` model.safetensors into this model, after checking that
+        its tensors are exactly the ones this model saves (names and shapes)."""
+        weights = Path(weights)
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: weights file not found")
+        expected = self._saved_state()
+        try:
+            with safe_open(str(weights), framework="pt", device="cpu") as f:
+                keys = set(f.keys())
+                missing = sorted(set(expected) - keys)
+                unexpected = sorted(keys - set(expected))
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in sorted(keys & set(expected))}
+                wrong = [(k, s, tuple(expected[k].shape)) for k, s in shapes.items() if s != tuple(expected[k].shape)]
+                if missing or unexpected or wrong:
+                    msg = [f"{weights}: does not match the model built from its config:"]
+                    msg += [f"  missing {k}" for k in missing[:20]]
+                    msg += [f"  unexpected {k}" for k in unexpected[:20]]
+                    msg += [f"  wrong shape {k}: file {list(a)} vs model {list(b)}" for k, a, b in wrong[:20]]
+                    raise ValueError("\n".join(msg))
+                state = {k: f.get_tensor(k) for k in keys}
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{weights}: not a valid safetensors file ({e})") from None
+        self.load_state_dict(state, strict=False)  # the key set was checked above
+        return self
 
     @classmethod
     def from_pretrained(
@@ -568,10 +602,11 @@ class EggHandPolicy(nn.Module):
     ) -> EggHandPolicy:
         """Rebuild a saved policy: the one model loader of the toolkit.
 
-        ``directory``: a ``save_pretrained`` folder (config.json, model.safetensors, stats.json) or a finished
-        training run folder (its ``model/`` sub-folder). ``overrides`` replace config fields (e.g.
-        encoder_kwargs with local paths); the GR00T checkpoint is not read again (the decoder weights come
-        from model.safetensors)."""
+        ``directory``: a ``save_pretrained`` folder (config.json, model.safetensors, stats.json), a finished
+        training run folder (its ``model/`` sub-folder) or a checkpoint of ``lerobot-train --policy.type=egghand``
+        (its ``pretrained_model/`` folder: lerobot's config.json holds the EggHandConfig). ``overrides`` replace
+        config fields (e.g. encoder_kwargs with local paths); the GR00T checkpoint is not read again (the decoder
+        weights come from model.safetensors)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: not a directory")
@@ -586,26 +621,7 @@ class EggHandPolicy(nn.Module):
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: weights file not found")
-        model = cls(config, encoder=encoder, load_pretrained_decoder=False)
-        expected = model._saved_state()
-        try:
-            with safe_open(str(weights), framework="pt", device="cpu") as f:
-                keys = set(f.keys())
-                missing = sorted(set(expected) - keys)
-                unexpected = sorted(keys - set(expected))
-                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in sorted(keys & set(expected))}
-                wrong = [(k, s, tuple(expected[k].shape)) for k, s in shapes.items() if s != tuple(expected[k].shape)]
-                if missing or unexpected or wrong:
-                    msg = [f"{weights}: does not match the model built from {directory / CONFIG_NAME}:"]
-                    msg += [f"  missing {k}" for k in missing[:20]]
-                    msg += [f"  unexpected {k}" for k in unexpected[:20]]
-                    msg += [f"  wrong shape {k}: file {list(a)} vs model {list(b)}" for k, a, b in wrong[:20]]
-                    raise ValueError("\n".join(msg))
-                state = {k: f.get_tensor(k) for k in keys}
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"{weights}: not a valid safetensors file ({e})") from None
-        model.load_state_dict(state, strict=False)  # the key set was checked above
-        return model
+        return cls(config, encoder=encoder, load_pretrained_decoder=False).load_weights(weights)
 
 
 def build_decoder_on_meta(preset: str | EggHandConfig = "gr00t-n1.5", **overrides: Any) -> EggHandPolicy:

@@ -56,6 +56,21 @@ class VideoTextEncoder(nn.Module):
         """prompts (B strings) -> text_tokens (B, Nt, Dt), text_mask (B, Nt) bool."""
         raise NotImplementedError
 
+    # Incremental video encoding (egghand_lib.streaming): an encoder whose video tokens are a function of
+    # per-frame features, each computed from one frame alone, sets ``frames_independent`` and implements the
+    # two methods below; encode_video(frames) == video_tokens_from_frames(encode_frames(each frame)). A stream
+    # then encodes every frame once, as it arrives. Clip encoders (EgoVideo's video ViT attends across the 4
+    # frames) keep the default: the stream encodes the 4-frame clip on every call.
+    frames_independent: bool = False
+
+    def encode_frames(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """images (N, 3, H, W), single frames -> per-frame features (N, ...)."""
+        raise NotImplementedError(f"{type(self).__name__} encodes clips, not single frames")
+
+    def video_tokens_from_frames(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        """features (B, 4, ...) of the frames at offsets -18, -12, -6, 0 -> video_tokens (B, Nv, Dv), mask (B, Nv)."""
+        raise NotImplementedError(f"{type(self).__name__} encodes clips, not single frames")
+
     def cache_key(self) -> dict:
         """Identity of this encoder for feature caches: name, weights hash, preprocessing."""
         raise NotImplementedError(f"{type(self).__name__} cannot be cached (it is trained)")

@@ -57,6 +57,7 @@ class InternVLEncoder(VideoTextEncoder):
     """
 
     name = "internvl"
+    frames_independent = True  # the vision tower sees each frame alone
     frozen = True
     external_prefixes = ("model.",)
 
@@ -109,7 +110,11 @@ class InternVLEncoder(VideoTextEncoder):
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B*T, 3, S, S) normalised pixel values."""
         check_frames(frames)
-        x = frames_to_unit_float(frames.to(self.mean.device).flatten(0, 1))
+        return self._normalise(frames.flatten(0, 1))
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, 3, S, S) normalised pixel values."""
+        x = frames_to_unit_float(images.to(self.mean.device))
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False)
             x = x.clamp(0, 1)
@@ -117,15 +122,24 @@ class InternVLEncoder(VideoTextEncoder):
 
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_frames(frames)
         b, t = frames.shape[:2]
-        pixels = self.preprocess(frames).to(self.model.dtype)
+        feats = self.encode_frames(frames.flatten(0, 1))  # (B*T, n, D)
+        return self.video_tokens_from_frames(feats.view(b, t, feats.shape[1], feats.shape[2]))
+
+    @torch.no_grad()
+    def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, n, D) image features of each frame alone (the vision tower sees one image)."""
+        pixels = self._normalise(images).to(self.model.dtype)
         feats = self.model.get_image_features(
             pixel_values=pixels, vision_feature_layer=-1, vision_feature_select_strategy="default"
         )
         # transformers 4 returns the features, transformers 5 an output object holding them in pooler_output
-        feats = (feats if isinstance(feats, torch.Tensor) else feats.pooler_output).float()  # (B*T, n, D)
-        feats = feats.view(b, t, feats.shape[1], feats.shape[2])
-        tokens = feats.mean(2) if self.video_layout == "frame_mean" else feats.flatten(1, 2)
+        return (feats if isinstance(feats, torch.Tensor) else feats.pooler_output).float()  # (N, n, D)
+
+    def video_tokens_from_frames(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, n, D) per-frame features -> (B, T or T*n, D) tokens (video_tokens="frame_mean" or "all")."""
+        tokens = features.mean(2) if self.video_layout == "frame_mean" else features.flatten(1, 2)
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
     @torch.no_grad()

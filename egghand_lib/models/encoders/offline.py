@@ -90,7 +90,11 @@ class SmallVideoCNN(nn.Module):
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) uint8/float -> (B*T, 3, s, s) normalised float32."""
         b, t, c, h, w = frames.shape
-        x = frames.reshape(b * t, c, h, w)
+        return self.preprocess_images(frames.reshape(b * t, c, h, w))
+
+    def preprocess_images(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8/float -> (N, 3, s, s) normalised float32."""
+        h, w = x.shape[-2:]
         s = self.cfg.image_size
         if (h, w) != (s, s):
             if x.dtype == torch.uint8 and x.device.type != "cpu":
@@ -101,19 +105,28 @@ class SmallVideoCNN(nn.Module):
         x = frames_to_unit_float(x)
         return (x - self.mean) / self.std
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        check_frames(frames, self.num_frames)
-        b = frames.shape[0]
-        x = self.preprocess(frames.to(self.mean.device))
+    def frame_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) single frames -> (N, grid * grid, width): each frame alone (convolutions and GroupNorm
+        see one image), before the (frame, cell) embedding. What a streaming forecaster computes once per frame."""
+        x = self.preprocess_images(images.to(self.mean.device))
         x = torch.cat([x, self.coords_in.expand(x.shape[0], -1, -1, -1)], dim=1)
         x = self.conv2(self.conv1(self.stem(x)))
         x = torch.cat([x, self.coords_mid.expand(x.shape[0], -1, -1, -1)], dim=1)
         x = self.conv3(x)
         if x.shape[-1] != self.cfg.grid:
             x = F.adaptive_avg_pool2d(x, self.cfg.grid)
-        # (B*T, W, g, g) -> (B, T*g*g, W): frame-major, then row-major cells
-        x = x.flatten(2).transpose(1, 2).reshape(b, self.num_tokens, self.cfg.video_width)
+        return x.flatten(2).transpose(1, 2)  # (N, W, g, g) -> (N, g*g, W), row-major cells
+
+    def tokens_from_frame_features(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, T, grid * grid, width) per-frame features -> (B, T * grid * grid, width) tokens, frame-major."""
+        x = features.reshape(features.shape[0], self.num_tokens, self.cfg.video_width)
         return self.norm(x + self.token_embed)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        check_frames(frames, self.num_frames)
+        b, t = frames.shape[:2]
+        features = self.frame_features(frames.flatten(0, 1))
+        return self.tokens_from_frame_features(features.reshape(b, t, *features.shape[1:]))
 
 
 class MiniLMTextEncoder(nn.Module):
@@ -189,6 +202,7 @@ class OfflineEncoder(VideoTextEncoder):
 
     name = "offline"
     frozen = False
+    frames_independent = True  # the CNN sees each frame alone: a stream encodes every frame once
     external_prefixes = ("text.",)  # state-dict keys restored from the MiniLM package, not from a policy file
 
     def __init__(self, config: OfflineEncoderConfig | None = None, **overrides):
@@ -214,6 +228,13 @@ class OfflineEncoder(VideoTextEncoder):
         tokens = self.video(frames)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return tokens, mask
+
+    def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
+        return self.video.frame_features(images)
+
+    def video_tokens_from_frames(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.video.tokens_from_frame_features(features)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
     def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text.encode(prompts)
