@@ -11,6 +11,13 @@ order is a pure function of (seed, epoch), so a resumed run sees exactly the bat
 run would: training N steps straight and N/2 + resume give identical weights on CPU. Ctrl-C saves a
 checkpoint at the last completed optimizer step before stopping.
 
+Several processes (DDP, gloo on CPU): each takes its slice of every micro-batch, so N processes with
+accumulation k train, step by step, the weights one process trains with accumulation N * k (the same
+windows, the mean of the same micro-batch losses). Launch them with ``accelerate launch --multi_gpu
+--num_processes N -m egghand_lib.cli train ...`` (on a CPU-only machine too: the processes then use gloo);
+``accelerate launch --cpu --num_processes N`` starts ONE process unless given an MPI host file (accelerate
+1.x). Only the main process writes to the run folder.
+
     from egghand_lib.training import TrainConfig, train
     result = train(TrainConfig.named("cpu-small"), "runs/cpu-small", prep_dir="data/prepared")
     result.model.forecast(batch)
@@ -35,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -248,17 +255,19 @@ def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def micro_batch_indices(num_items: int, batch_size: int, seed: int, start: int = 0, rank: int = 0,
-                        world: int = 1) -> Iterator[list[int]]:
+                        world: int = 1, accum: int = 1) -> Iterator[list[int]]:
     """Window indices of micro-batch ``start``, ``start + 1``, ... (endless, reshuffled every epoch).
 
-    Every micro-batch takes ``batch_size * world`` windows of the epoch's permutation (incomplete
-    batches at the end of an epoch are dropped, so every step weighs the same); process ``rank`` gets
-    its slice.
+    Every micro-batch takes ``batch_size * world`` windows of the epoch's permutation and process ``rank``
+    gets its slice. An epoch holds whole optimizer steps of ``accum`` micro-batches (the windows left over
+    are dropped, so every step weighs the same and never mixes two epochs): one process accumulating
+    ``accum = k`` micro-batches sees, step by step, exactly the windows ``k`` processes see together.
     """
     per_micro = batch_size * world
-    per_epoch = num_items // per_micro
+    per_epoch = num_items // (per_micro * accum) * accum
     if per_epoch < 1:
-        raise ValueError(f"dataset: {num_items} windows is fewer than one batch of {per_micro}")
+        raise ValueError(f"dataset: {num_items} windows is fewer than one batch of {per_micro * accum} "
+                         f"({batch_size} per micro-batch x {accum} accumulated x {world} processes)")
     m = start
     while True:
         epoch, pos = divmod(m, per_epoch)
@@ -288,8 +297,9 @@ class _IterSampler:
         return self.it
 
 
-def steps_per_epoch(num_items: int, config: TrainConfig, world: int = 1) -> float:
-    return (num_items // (config.batch_size * world)) / config.grad_accum_steps
+def steps_per_epoch(num_items: int, config: TrainConfig, world: int = 1) -> int:
+    """Optimizer steps per epoch (an epoch holds whole steps; see ``micro_batch_indices``)."""
+    return num_items // (config.batch_size * world * config.grad_accum_steps)
 
 
 def total_optimizer_steps(num_items: int, config: TrainConfig, world: int = 1) -> int:
@@ -467,7 +477,12 @@ def _accelerator(config: TrainConfig):
     if cuda and config.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda)
+    # Several processes: parameters outside this config's loss (e.g. the flow-matching input projection when
+    # flow_loss_weight is 0) get no gradient, and DDP averages a bucket's gradients only once every parameter
+    # in it has one, so it must look for the unused ones (else gradients stay per-process, silently).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda,
+                       kwargs_handlers=[ddp])
 
 
 RUN_SETTINGS_NAME = "settings.json"  # what defines the run's weights: config fields + the training data
@@ -533,20 +548,27 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
     # The folder: a run of the same config on the same data resumes (or, finished, is returned as it is);
-    # another run there is refused unless resume=False (start over).
+    # another run there is refused unless resume=False (start over). Only the main process touches it; the
+    # others wait for it (several processes clearing and writing one folder would race).
+    accelerator = _accelerator(config)
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     settings = {"train_config": config.weight_fields(), "data": training_data_identity(train_dataset)}
-    status = claim_output_folder(out_dir, settings, settings_name=RUN_SETTINGS_NAME, overwrite=not resume,
-                                 what="training run", mismatch="that used a different config or other data")
-    if status == "resume" and not resume:
-        _clear_run(out_dir)
-    if status == "resume" and resume and model is None and (done := _finished_result(out_dir)) is not None:
+    if world > 1:  # the global batch (and the data order) depends on the number of processes too
+        settings["processes"] = world
+    if accelerator.is_main_process:
+        status = claim_output_folder(out_dir, settings, settings_name=RUN_SETTINGS_NAME, overwrite=not resume,
+                                     what="training run", mismatch="that used a different config or other data")
+        if status == "resume" and not resume:
+            _clear_run(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clean_partials(out_dir)
+        if (out_dir / "checkpoints").is_dir():
+            clean_partials(out_dir / "checkpoints")
+        write_settings(out_dir, settings, RUN_SETTINGS_NAME)
+    accelerator.wait_for_everyone()
+    if resume and model is None and (done := _finished_result(out_dir)) is not None:
         print(f"  done already ({out_dir} holds this run, finished)")
         return done
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(out_dir)
-    if (out_dir / "checkpoints").is_dir():
-        clean_partials(out_dir / "checkpoints")
-    write_settings(out_dir, settings, RUN_SETTINGS_NAME)
 
     cache_overrides: dict[str, Any] = {}
     if config.feature_cache:
@@ -556,10 +578,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
     collate = getattr(train_dataset, "collate_fn", collate_windows)
 
     ckpts = list_checkpoints(out_dir)
-    atomic_write_json(out_dir / "train_config.json", config.to_dict())
-
-    accelerator = _accelerator(config)
-    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    if accelerator.is_main_process:
+        atomic_write_json(out_dir / "train_config.json", config.to_dict())
 
     set_seed(config.seed)
     if model is None:
@@ -605,7 +625,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
         return evaluate_during_training(raw_model, eval_dataset, eval_idx, config.batch_size, device, collate)
 
     indices = micro_batch_indices(len(train_dataset), config.batch_size, config.seed,
-                                  start=step * config.grad_accum_steps, rank=rank, world=world)
+                                  start=step * config.grad_accum_steps, rank=rank, world=world,
+                                  accum=config.grad_accum_steps)
     batches = _micro_batches(train_dataset, indices, collate, config.num_workers)
     bar = tqdm(total=total_steps, initial=step, desc=f"train {config.name}", disable=not progress or
                not accelerator.is_main_process, dynamic_ncols=True)
@@ -669,6 +690,7 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
         model_dir = save_model(raw_model, out_dir / "model")
         atomic_write_json(out_dir / "summary.json", {
             "config": config.to_dict(), "steps": step, "total_steps": total_steps, "train_windows": len(train_dataset),
+            "processes": world,
             "elapsed_s": time.perf_counter() - t0, "eval": eval_metrics,
             "final_loss": next((r["loss"] for r in reversed(history) if r.get("loss") not in (None, "")), None),
         })
