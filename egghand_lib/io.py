@@ -108,6 +108,72 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+# ------------------------------------------------------------------------------ names that become paths
+
+MAX_NAME_BYTES = 200  # a file name holds the name plus a suffix; file systems allow 255 bytes
+
+
+def unsafe_name_reason(name: Any) -> str | None:
+    """Why ``name`` (an identifier read from an input file: a take uid, a split, an episode key) cannot be one
+    component of a path, or None when it can: it must be a non-empty string other than "." and "..", without
+    "/", "\\", NUL or control characters, of at most MAX_NAME_BYTES bytes in UTF-8."""
+    if not isinstance(name, str):
+        return f"not a string ({type(name).__name__})"
+    if name in ("", ".", ".."):
+        return "empty" if not name else f"{name!r} names a folder, not an entry"
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        return f"contains {', '.join(repr(c) for c in bad)}"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to ``limit`` characters (an identifier from a hostile file may be megabytes long)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def check_name(name: Any, what: str) -> str:
+    """``name`` if it is a safe path component (``unsafe_name_reason``), else a ValueError naming ``what``."""
+    reason = unsafe_name_reason(name)
+    if reason is not None:
+        raise ValueError(f"{what}: {short_repr(name)} cannot be a file or folder name ({reason})")
+    return name
+
+
+def escaping_path_reason(relpath: Any) -> str | None:
+    """Why the relative path ``relpath`` (read from an input file) would leave the folder it is relative to, or
+    None when it stays inside: absolute paths, ".." climbing out, NUL or non-strings are refused. Checked on
+    the text (symbolic links inside the folder are the folder owner's choice and are followed)."""
+    if not isinstance(relpath, str):
+        return f"not a string ({type(relpath).__name__})"
+    if not relpath or "\x00" in relpath:
+        return "empty" if not relpath else "contains NUL"
+    if os.path.isabs(relpath):
+        return "is an absolute path"
+    norm = os.path.normpath(relpath)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return "climbs out with '..'"
+    return None
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` (resolved: symbolic links followed) is ``root`` or lies under it (resolved)."""
+    root, path = Path(root).resolve(), Path(path).resolve()
+    return path == root or root in path.parents
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` if it resolves inside ``root`` (an output folder), else a ValueError: nothing is written or
+    deleted outside the output folder, even through a symbolic link planted in it."""
+    if not inside(root, path):
+        raise ValueError(f"{path}: {what} would be written outside {root} (resolves to {Path(path).resolve()}); "
+                         "refused")
+    return Path(path)
+
+
 # ------------------------------------------------------------------------------ output folders
 
 

@@ -29,7 +29,7 @@ from safetensors.numpy import save_file
 
 from egghand_lib.batch import NormStats
 from egghand_lib.data.episodes import Episode
-from egghand_lib.io import atomic_path, atomic_write_json, file_sha256
+from egghand_lib.io import atomic_path, atomic_write_json, check_name, file_sha256
 from egghand_lib.normalization import load_stats, stats_to_json
 
 FORMAT_VERSION = 1
@@ -50,12 +50,14 @@ _ARRAY_KEYS = ("frame_numbers", "joints", "valid", "extrinsics", "intrinsics", "
 
 
 def episodes_dir(prep_dir: str | Path, split: str) -> Path:
-    return Path(prep_dir) / EPISODES_DIR / split
+    """PREP_DIR/episodes/{split}; a split that is not a plain folder name is a ValueError."""
+    return Path(prep_dir) / EPISODES_DIR / check_name(split, "split")
 
 
 def episode_path(prep_dir: str | Path, split: str, key: str) -> Path:
-    """The file of the episode ``key`` (``Episode.key``) of ``split``."""
-    return episodes_dir(prep_dir, split) / f"{key}{EPISODE_SUFFIX}"
+    """The file of the episode ``key`` (``Episode.key``) of ``split``; a key that is not a plain file name (it
+    would lead out of the folder) is a ValueError."""
+    return episodes_dir(prep_dir, split) / f"{check_name(key, 'episode key')}{EPISODE_SUFFIX}"
 
 
 def manifest_path(prep_dir: str | Path) -> Path:
@@ -186,7 +188,15 @@ def load_split_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> 
     manifest = read_manifest(prep_dir)
     if split not in manifest["splits"]:
         raise ValueError(f"split: {split!r} was not prepared in {prep_dir}; available: {sorted(manifest['splits'])}")
-    return [load_episode(episode_path(prep_dir, split, key), mmap) for key in manifest["splits"][split]["episodes"]]
+    entry = manifest["splits"][split]
+    keys = entry.get("episodes") if isinstance(entry, dict) else None
+    if not isinstance(keys, list):
+        raise ValueError(f"{manifest_path(prep_dir)}: splits.{split}.episodes is not a list of episode keys")
+    try:
+        paths = [episode_path(prep_dir, split, key) for key in keys]
+    except ValueError as e:
+        raise ValueError(f"{manifest_path(prep_dir)}: {e}") from None
+    return [load_episode(p, mmap) for p in paths]
 
 
 # ------------------------------------------------------------------------------------------- stats
