@@ -8,6 +8,13 @@ d maps ``[min_d, max_d]`` to ``[-1, 1]`` (docs/conventions.md, "Normalisation"):
 
 A constant dimension (max == min) maps to 0 (``constant="zero"``, this toolkit's default).
 
+Out of range inputs: a dimension that is nearly constant in the training split (a camera that never rolls:
+a rotation entry spanning micrometres) maps the smallest change of another take to a huge number (2 x 10^4
+for 1 cm), and the model's forecast goes metres off. ``MinMaxNormalizer(state_clip=c)`` clips normalised
+states to [-c, c]; the training split's own states lie in [-1, 1], so any ``c >= 1`` leaves training
+unchanged and only bounds what the model never saw. ``EggHandPolicy`` clips at
+``EggHandConfig.state_clip`` (docs/conventions.md, "Normalisation"); actions are never clipped.
+
 Statistics files (``stats.json`` of a prepared folder or a saved model) use lerobot's layout:
 ``{"observation.state": {"min": [...138], "max": [...]}, "action": {"min": [...126], "max": [...]}}``.
 """
@@ -47,9 +54,13 @@ class MinMaxNormalizer(nn.Module):
     and the weights file of a model; they are NaN until ``set_stats`` is called.
     """
 
-    def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, stats: NormStats | None = None):
+    def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, stats: NormStats | None = None,
+                 state_clip: float | None = None):
         super().__init__()
         self.dims = {"state": int(state_dim), "action": int(action_dim)}
+        if state_clip is not None and not state_clip >= 1.0:
+            raise ValueError(f"state_clip: must be >= 1 (the training states span [-1, 1]) or None, got {state_clip!r}")
+        self.state_clip = None if state_clip is None else float(state_clip)  # normalised states clipped to +-this
         for key, dim in self.dims.items():
             self.register_buffer(f"{key}_min", torch.full((dim,), float("nan")))
             self.register_buffer(f"{key}_max", torch.full((dim,), float("nan")))
@@ -91,8 +102,10 @@ class MinMaxNormalizer(nn.Module):
         return getattr(self, f"{key}_min"), getattr(self, f"{key}_max")
 
     def normalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        """x (..., dim) in metres / camera numbers -> [-1, 1] (constant dimensions -> 0)."""
-        return minmax_normalize(x, *self.bounds(key))
+        """x (..., dim) in metres / camera numbers -> [-1, 1] (constant dimensions -> 0); states beyond
+        ``state_clip`` are clipped to it."""
+        out = minmax_normalize(x, *self.bounds(key))
+        return out.clamp(-self.state_clip, self.state_clip) if key == "state" and self.state_clip else out
 
     def unnormalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
         return minmax_unnormalize(x, *self.bounds(key))

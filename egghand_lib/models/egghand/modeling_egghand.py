@@ -169,7 +169,7 @@ class EggHandPolicy(nn.Module):
             getattr(self.action_head, part).requires_grad_(False)
 
         # Min-max statistics as buffers so they travel with .to(device) and the weights file; NaN = unset.
-        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats)
+        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats, state_clip=config.state_clip)
 
     # ------------------------------------------------------------------ setup helpers
     def _add_lora(self) -> None:
