@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import random
 import re
 import shutil
@@ -43,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -343,19 +345,52 @@ def load_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer=None, scheduler=
     for name in ("model.safetensors", "state.json"):
         if not (ckpt_dir / name).is_file():
             raise FileNotFoundError(f"{ckpt_dir / name}: missing; not a complete checkpoint")
-    weights = load_file(str(ckpt_dir / "model.safetensors"))
+    try:
+        weights = load_file(str(ckpt_dir / "model.safetensors"))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: not a readable safetensors file ({e})") from None
     own = model.state_dict()
     bad = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
     if bad:
         raise ValueError(f"{ckpt_dir / 'model.safetensors'}: {len(bad)} tensor(s) do not fit the model, e.g. {bad[:3]}")
-    model.load_state_dict(weights, strict=False)
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location="cpu", weights_only=True))
-    if scheduler is not None:
-        scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", map_location="cpu", weights_only=True))
-    state = json.loads((ckpt_dir / "state.json").read_text())
-    state["rng"] = torch.load(ckpt_dir / "rng.pt", map_location="cpu", weights_only=True)
+    nonfinite = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: NaN or inf in {len(nonfinite)} tensor(s), e.g. "
+                         f"{nonfinite[:3]}; resume from an earlier checkpoint or start over (--no-resume)")
+    state = _read_json_object(ckpt_dir / "state.json")
+    if not isinstance(state.get("step"), int) or state["step"] < 0:
+        raise ValueError(f"{ckpt_dir / 'state.json'}: no valid 'step' ({state.get('step')!r})")
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict(_torch_load(ckpt_dir / "optimizer.pt"))
+        if scheduler is not None:
+            scheduler.load_state_dict(_torch_load(ckpt_dir / "scheduler.pt"))
+        state["rng"] = _torch_load(ckpt_dir / "rng.pt")
+        model.load_state_dict(weights, strict=False)
+    except (KeyError, TypeError, RuntimeError) as e:  # a state of another optimizer / model
+        raise ValueError(f"{ckpt_dir}: checkpoint does not fit this run ({type(e).__name__}: {e})") from None
     return state
+
+
+def _torch_load(path: Path) -> Any:
+    """torch.load(weights_only=True) with errors naming the file (missing, truncated, not a torch file)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; not a complete checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable torch file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, errors naming the file."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
@@ -385,9 +420,13 @@ LOG_COLUMNS = ("step", "epoch", "lr", "loss", "loss_abs", "loss_rel", "loss_pair
 def _read_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if int(r["step"]) <= up_to_step]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return [r for r in rows if int(r["step"]) <= up_to_step]
+    except (KeyError, TypeError, ValueError, csv.Error) as e:  # ValueError: also UnicodeDecodeError
+        raise ValueError(f"{path}: not a metrics log of this toolkit ({type(e).__name__}: {e}); "
+                         "delete it or start over (--no-resume)") from None
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -510,8 +549,11 @@ def _finished_result(out_dir: Path) -> TrainResult | None:
     summary_path, model_dir = out_dir / "summary.json", out_dir / "model"
     if not summary_path.is_file() or not (model_dir / "config.json").is_file():
         return None
-    summary = json.loads(summary_path.read_text())
-    if summary.get("steps") is None or summary["steps"] < summary.get("total_steps", float("inf")):
+    summary = _read_json_object(summary_path)
+    steps, total = summary.get("steps"), summary.get("total_steps")
+    if not isinstance(steps, int) or not isinstance(total, int):
+        raise ValueError(f"{summary_path}: no integer 'steps' / 'total_steps'; delete it to resume the run")
+    if steps < total:
         return None
     model = EggHandPolicy.from_pretrained(model_dir)
     return TrainResult(model, out_dir, int(summary["steps"]), int(summary["total_steps"]), True, model_dir,

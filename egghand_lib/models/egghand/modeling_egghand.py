@@ -576,6 +576,14 @@ class EggHandPolicy(nn.Module):
                 state = {k: f.get_tensor(k) for k in keys}
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{weights}: not a valid safetensors file ({e})") from None
+        # NaN / inf weights would surface much later as a NaN forecast; the normaliser's statistics must be set.
+        nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if nonfinite:
+            stats_only = all(k.startswith("normalizer.") for k in nonfinite)
+            raise ValueError(f"{weights}: " + ("holds no valid normalisation statistics (NaN or inf in "
+                                               f"{', '.join(nonfinite)})" if stats_only else
+                                               f"NaN or inf in {len(nonfinite)} weight tensor(s), e.g. "
+                                               f"{', '.join(nonfinite[:3])}"))
         model.load_state_dict(state, strict=False)  # the key set was checked above
         return model
 
