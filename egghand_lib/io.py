@@ -251,3 +251,21 @@ def claim_output_folder(folder: str | os.PathLike, settings: dict, *, settings_n
 def write_settings(folder: str | os.PathLike, settings: dict, settings_name: str = "settings.json") -> None:
     """Record the settings of the run in ``folder`` (atomically), for ``claim_output_folder`` next time."""
     atomic_write_json(Path(folder) / settings_name, _as_json(settings))
+
+
+def claim_command_folder(folder: str | os.PathLike, command: str, settings: dict, overwrite: bool = False) -> str:
+    """``claim_output_folder`` for the --out of ``egghand COMMAND`` (settings in ``FOLDER/COMMAND_settings.json``),
+    then record the settings: a folder of another run of the command, or of anything else, is refused unless
+    ``overwrite`` (which empties it). Commands writing files of different names may share a folder: one holding
+    another command's settings file is not "anything else". Returns the claim's status."""
+    name = f"{command}_settings.json"
+    folder = Path(folder)
+    shared = folder.is_dir() and any(p.name != name for p in folder.glob("*_settings.json"))
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [name]:
+        overwrite = True  # only the settings of a run that failed before writing anything: nothing to protect
+    status = claim_output_folder(folder, {"command": command, **settings}, settings_name=name, overwrite=overwrite,
+                                 what=f"`egghand {command}` output", mismatch="of other inputs",
+                                 allow_other_files=shared)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_settings(folder, {"command": command, **settings}, name)
+    return status

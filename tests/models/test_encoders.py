@@ -448,7 +448,8 @@ def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, 
     model = EggHandPolicy.from_pretrained(run / "model")
     assert model.config.encoder == "cached" and model.config.video_dim == SMALL_EGOVIDEO.width
     # Wrong config files are named in the error; a config of the wrong size is refused by the strict loader.
-    # The command prints them as one line and exits 2.
+    # The command prints them as one line and exits 2 (into another folder: the cache folder holds the good run).
+    args = [str(tmp_path / "cache_bad") if a == str(cache_dir) else a for a in args]
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     capsys.readouterr()
