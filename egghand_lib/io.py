@@ -38,6 +38,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _tmp_sibling(path, path.suffix)
     try:
         yield tmp
+        # Some writers replace the temporary file by their own (safetensors' writes a new 0600 file): give it
+        # the permissions a plain open() would have, whatever wrote it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -75,6 +78,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
         yield tmp
+        _respect_umask(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
@@ -85,6 +89,17 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _respect_umask(folder: Path) -> None:
+    """Give everything under ``folder`` the permissions plain open() / mkdir() would have: writers such as
+    safetensors create their files 0600 whatever the umask."""
+    mask = _umask()
+    for root, dirs, files in os.walk(folder):  # does not follow symbolic links
+        for name, mode in [(d, 0o777) for d in dirs] + [(f, 0o666) for f in files]:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                os.chmod(p, mode & ~mask)
 
 
 def clean_partials(folder: str | os.PathLike) -> int:

@@ -327,7 +327,8 @@ def validate_take(
 
     # Joints far from the camera.
     if len(frames):
-        dist = np.linalg.norm(joints - camera_center(E)[:, None, :], axis=-1)
+        with np.errstate(over="ignore"):  # a 1e300 coordinate is just far (inf)
+            dist = np.linalg.norm(joints - camera_center(E)[:, None, :], axis=-1)
         far = valid & (dist > cfg.max_camera_distance)
         for i, j in zip(*np.nonzero(far), strict=True):
             report.add(take_uid, "joint_far_from_camera", ann_file, frame=int(frames[i]),
@@ -336,7 +337,8 @@ def validate_take(
 
         # Bone-length outliers, against absolute and per-take median bounds; the child joint is dropped.
         par, chi = np.array(BONES).T
-        length = np.linalg.norm(joints[:, chi] - joints[:, par], axis=-1)  # (F, 40)
+        with np.errstate(over="ignore", invalid="ignore"):
+            length = np.linalg.norm(joints[:, chi] - joints[:, par], axis=-1)  # (F, 40)
         both = valid[:, par] & valid[:, chi]
         med = _masked_median(length, both)
         out = both & ((length > cfg.max_bone_length) | (length > cfg.bone_ratio * med))
