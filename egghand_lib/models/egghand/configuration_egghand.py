@@ -184,6 +184,12 @@ class EggHandConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(d) - known):
             raise ValueError(f"{source}: unknown EggHandConfig fields {unknown}")
+        for f in dataclasses.fields(cls):  # plain number / text / flag fields: the type first, naming the field
+            allowed = _SCALAR_TYPES.get(str(f.type).replace(" | None", ""))
+            value = d.get(f.name)
+            if f.name in d and allowed and not (value is None and "None" in str(f.type)) and (
+                    not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+                raise ValueError(f"{source}: EggHandConfig.{f.name}: expected {str(f.type)}, got {value!r}")
         try:
             return cls(**d)
         except (TypeError, ValueError) as e:  # a field of the wrong type or value
@@ -202,6 +208,8 @@ class EggHandConfig:
             raise ValueError(f"{path}: expected a JSON object")
         return cls.from_dict(d, source=str(path))
 
+
+_SCALAR_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # GR00T-N1.5-3B action head values (its config.json action_head_cfg) + EgoVideo features.
