@@ -194,14 +194,49 @@ def read_takes(root: str | Path) -> dict[str, TakeInfo]:
 
 
 def read_splits(root: str | Path) -> dict[str, str]:
-    """ROOT/annotations/splits.json -> {take_uid: split}."""
+    """ROOT/annotations/splits.json -> {take_uid: split} (a take given two splits: ``read_splits_checked``)."""
+    return read_splits_checked(root)[0]
+
+
+def read_splits_checked(root: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """({take_uid: split}, {take_uid: what conflicts}) of ROOT/annotations/splits.json: a take given more than
+    one split (by either of its two forms), or listed twice, is a conflict (which is right is unknown)."""
     path = Path(root) / "annotations" / "splits.json"
-    data = load_json(path)
-    if isinstance(data, dict) and isinstance(data.get("take_uid_to_split"), dict):
-        return {str(k): str(v) for k, v in data["take_uid_to_split"].items()}
-    if isinstance(data, dict) and isinstance(data.get("split_to_take_uids"), dict):
-        return {str(u): str(s) for s, uids in data["split_to_take_uids"].items() for u in uids}
-    raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    raw, _ = _load_json_bytes(path)
+    data = _load_json_noting_duplicates(raw, path)  # a small file: read exactly, noting keys given twice
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    by_map = data.get("take_uid_to_split")
+    by_list = data.get("split_to_take_uids")
+    if not isinstance(by_map, dict) and not isinstance(by_list, dict):
+        raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    splits_of: dict[str, set[str]] = {}  # every split a take is given, by either form
+    listed: dict[str, int] = {}  # how often split_to_take_uids lists it
+    for split, uids in by_list.items() if isinstance(by_list, dict) else ():
+        if not isinstance(uids, list):
+            raise ValueError(f"{path}: split_to_take_uids.{split}: expected a list of take uids")
+        for u in map(str, uids):
+            splits_of.setdefault(u, set()).add(str(split))
+            listed[u] = listed.get(u, 0) + 1
+    if isinstance(by_map, dict):
+        mapping = {str(k): str(v) for k, v in by_map.items()}
+    else:
+        mapping = {}
+        for split, uids in by_list.items():
+            for u in map(str, uids):
+                mapping.setdefault(u, str(split))
+    for u, split in mapping.items():
+        splits_of.setdefault(u, set()).add(split)
+    twice = set(_duplicate_keys(by_map)) if isinstance(by_map, dict) else set()
+    conflicts = {}
+    for u, splits in splits_of.items():
+        if len(splits) > 1:
+            conflicts[u] = f"given the splits {sorted(splits)}"
+        elif u in twice:
+            conflicts[u] = "listed twice in take_uid_to_split"
+        elif listed.get(u, 0) > 1:
+            conflicts[u] = f"listed {listed[u]} times in split_to_take_uids"
+    return mapping, conflicts
 
 
 def annotation_path(root: str | Path, split: str, take_uid: str, kind: str = "manual") -> Path:

@@ -127,11 +127,16 @@ class RawIndex:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"raw_dir: {root} is not a folder")
-        index = cls(root, ex.read_takes(root), ex.read_splits(root))
+        takes = ex.read_takes(root)
+        take_split, conflicts = ex.read_splits_checked(root)
+        index = cls(root, takes, take_split)
         for uid, info in index.takes.items():
             if info.problems:
                 index.problems[uid] = (info.problems[0][0], root / "takes.json", "; ".join(d for _, d in info.problems))
         splits_json = root / "annotations" / "splits.json"
+        for uid, why in conflicts.items():
+            index.problems.setdefault(uid, ("duplicate_take", splits_json, f"take {short_repr(uid)}: {why} in "
+                                                                          "splits.json"))
         for uid, split in index.take_split.items():
             if uid not in index.problems and (why := take_uid_problem(uid) or split_name_problem(split)):
                 index.problems[uid] = ("unsafe_path", splits_json, f"take {short_repr(uid)} in split "

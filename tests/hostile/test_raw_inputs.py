@@ -303,3 +303,18 @@ def test_take_whose_video_is_a_text_file(sb, capsys):
     m, rep = lenient(sb, capsys)
     ex = finding(rep, C, "missing_video")
     assert "cannot read video" in ex[0]["detail"] and m["splits"]["val"]["num_episodes"] == 0
+
+
+@pytest.mark.parametrize("form", ["two_splits", "key_twice"])
+def test_take_given_two_splits_in_splits_json(sb, capsys, form):
+    splits = sb.read_json("annotations/splits.json")
+    if form == "two_splits":  # train in one form, val in the other
+        splits["split_to_take_uids"]["val"].append(A)
+        sb.write_json("annotations/splits.json", splits)
+    else:  # the same key twice in take_uid_to_split (with the same value: still not resolved silently)
+        text = json.dumps(splits).replace(f'"{A}": "train"', f'"{A}": "train", "{A}": "train"', 1)
+        (sb.raw / "annotations" / "splits.json").write_text(text)
+    m, rep = lenient(sb, capsys)
+    ex = finding(rep, A, "duplicate_take")
+    assert ex[0]["file"].endswith("splits.json") and train_takes(m) == {B}
+    assert ("['train', 'val']" if form == "two_splits" else "listed twice") in ex[0]["detail"]
