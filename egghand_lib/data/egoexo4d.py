@@ -392,11 +392,12 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     """Parse one ego_pose hand annotation file: {"<frame>": [{"annotation3D": {joint: {x, y, z, ...}}}]}."""
     path = Path(path)
     raw, data = _load_json_bytes(path)
-    anns, bad_frames, fnums, n_given = _hand_frames(data, path)
-    # orjson keeps the last of two equal keys without a word. More "annotation3D" or "z" keys in the text than
-    # in the parsed frames means some key was given twice: parse again, exactly, noting every duplicate.
-    if raw.count(b'"annotation3D"') > n_given or raw.count(b'"z"') > sum(len(a) for _, _, a in anns):
-        anns, bad_frames, fnums, n_given = _hand_frames(_load_json_noting_duplicates(raw, path), path)
+    anns, bad_frames, fnums = _hand_frames(data, path)
+    # orjson keeps the last of two equal keys without a word. More "z" keys in the text than joints parsed means
+    # a joint, or a frame holding joints, was given twice: parse again, exactly, noting every duplicate. (A frame
+    # given twice with no joints in one copy loses nothing.)
+    if raw.count(b'"z"') > sum(len(a) for _, _, a in anns):
+        anns, bad_frames, fnums = _hand_frames(_load_json_noting_duplicates(raw, path), path)
     unknown: dict[str, int] = {}
     bad: list[tuple[int, str, str]] = []
     # Joints are converted and checked by numpy once per file (per-joint numpy calls would cost more than the
@@ -418,16 +419,14 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     return HandAnnotation(path, fnums, joints, views, unknown, bad, bad_frames)
 
 
-def _hand_frames(data, path: Path) -> tuple[list[tuple[int, int, dict]], list, np.ndarray, int]:
-    """A hand file's frames as (frame row, frame number, annotation3D), its bad frames, the frame numbers kept
-    and the number of annotation3D objects read."""
+def _hand_frames(data, path: Path) -> tuple[list[tuple[int, int, dict]], list, np.ndarray]:
+    """A hand file's frames as (frame row, frame number, annotation3D), its bad frames and the frame numbers kept."""
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object keyed by frame number, got {type(data).__name__}")
     # Everything but a possible "metadata" entry is keyed by frame number.
     frames, bad_frames = _frames_by_number(data, path, skip=("metadata",))
     anns: list[tuple[int, int, dict]] = []  # (frame row, frame number, annotation3D)
     kept: list[int] = []
-    n_given = 0
     for fn, entry in frames:
         # Real files hold a list with one dict per frame; accept a bare dict too.
         items = entry if isinstance(entry, list) else [entry]
@@ -437,15 +436,17 @@ def _hand_frames(data, path: Path) -> tuple[list[tuple[int, int, dict]], list, n
             if not isinstance(item.get("annotation3D", {}), dict):
                 raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
         given = [item["annotation3D"] for item in items if "annotation3D" in item]
-        n_given += len(given)
-        twice = sorted({k for a in given for k in _duplicate_keys(a)} | _repeated(k for a in given for k in a))
+        # a joint given twice: the same key twice in one object (only the exact re-parse marks those), or in two
+        twice = [k for a in given for k in getattr(a, "duplicates", ())]
+        if len(given) > 1:
+            twice = sorted(set(twice) | _repeated(k for a in given for k in a))
         if twice:
             bad_frames.append((fn, "duplicate_key", f"frame {fn}: joint(s) {', '.join(map(repr, twice[:5]))} given "
                                                     "more than once; frame dropped"))
             continue
         anns += [(len(kept), fn, a) for a in given] or [(len(kept), fn, {})]
         kept.append(fn)
-    return anns, bad_frames, np.array(kept, dtype=np.int64), n_given
+    return anns, bad_frames, np.array(kept, dtype=np.int64)
 
 
 def _repeated(keys) -> set:
