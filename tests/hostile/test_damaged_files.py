@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from egghand_lib.cli import main as cli_main
 from egghand_lib.commands import evaluate as evaluate_command
 from egghand_lib.data.feature_cache import CachedFeatures, build_feature_cache
+from egghand_lib.data.prepared import load_episode, read_manifest, stored_digest
 from egghand_lib.data.windows import WindowDataset
 from egghand_lib.models.encoders.egovideo import EgoVideoConfig, load_egovideo_checkpoint, random_egovideo_state_dict
 from tests.fixtures.hostile import cli, error_line
@@ -297,3 +298,18 @@ def test_an_unexpected_error_keeps_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(evaluate_command, "run", bug)
     with pytest.raises(TypeError, match="unsupported operand"):
         cli_main(["evaluate", "--prep", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_prepare_rerun_over_an_episode_with_a_garbage_header(sb, capsys):
+    """The issue: a garbage episode header on a re-run gave a MemoryError. The episode is simply rewritten."""
+    assert cli(capsys, *sb.prepare_argv())[0] == 0
+    path = next((sb.out / "episodes" / "train").glob("*.safetensors"))
+    good = load_episode(path, mmap=False)
+    digest = stored_digest(path)
+    path.write_bytes(b"\xff" * 8 + path.read_bytes()[8:])
+    assert stored_digest(path) is None  # unreadable: to be rewritten
+    code, _, err = cli(capsys, *sb.prepare_argv())
+    assert code == 0, err
+    again = load_episode(path, mmap=False)
+    assert stored_digest(path) == digest and (again.frames == good.frames).all()
+    assert read_manifest(sb.out)["splits"]["train"]["num_episodes"] == 2
