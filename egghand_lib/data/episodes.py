@@ -114,7 +114,7 @@ class RawIndex:
 
     ``problems``: take uid -> (kind, file, detail) of what makes a take unusable before any of its files is
     opened: a uid that is not a plain file name, a split (splits.json) or a root_dir / video path that would
-    leave the raw folder ("unsafe_path"), a uid listed twice in takes.json ("duplicate_take").
+    leave the raw folder ("unsafe_path"), a uid listed twice in takes.json or given two splits ("duplicate_take").
     """
 
     root: Path

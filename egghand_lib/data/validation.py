@@ -11,7 +11,7 @@ Kinds (severity ``problem`` drops data, ``info`` only describes it):
 |---|---|---|
 | take_not_in_takes_json | problem | the take (annotations exist, takes.json does not list it) |
 | unsafe_path | problem | the take (its uid, split, root_dir or video path would leave the raw or output folder) |
-| duplicate_take | problem | the take (its uid is listed more than once in takes.json) |
+| duplicate_take | problem | the take (listed twice in takes.json, or given two splits in splits.json) |
 | file_error | problem | the take (missing/truncated JSON, wrong shapes, missing keys) |
 | missing_video | problem | the take (no ego RGB video, or it is shorter than the annotations) |
 | frame_number_out_of_range | problem | the frame (its key is not in 0 .. MAX_FRAME_NUMBER) |
@@ -47,7 +47,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "take_not_in_takes_json": ("problem", "annotations exist for a take that takes.json does not list; take dropped"),
     "unsafe_path": ("problem", "a take uid, split, root_dir or video path would leave the raw or output folder; "
                                "take dropped"),
-    "duplicate_take": ("problem", "take uid listed more than once in takes.json; take dropped"),
+    "duplicate_take": ("problem", "take uid listed twice in takes.json or given two splits in splits.json; "
+                                  "take dropped"),
     "file_error": ("problem", "a file is missing, truncated or malformed; take dropped"),
     "missing_video": ("problem", "the ego RGB video is missing or too short; take dropped"),
     "frame_number_out_of_range": ("problem", "frame key outside 0 .. MAX_FRAME_NUMBER; frame dropped"),
