@@ -7,7 +7,7 @@ else EgoSynth "bench" generated and prepared through the library into --work (mi
 Model: --checkpoint (a training run folder or a saved model), else the demo's model, else trained
 here with the library's ``train`` and the "cpu-small" config (about 10 minutes on 2 free cores;
 resumable: an interrupted run continues from its last checkpoint in --work).
-Metrics: EggHand convention (SPEC section 5), metres, on every test window; ratios are to CVM
+Metrics: EggHand convention (docs/conventions.md, "Metrics"), metres, on every test window; ratios are to CVM
 computed on the same windows in the same run.
 
     python bench/accuracy.py                   # EgoSynth bench, cpu-small

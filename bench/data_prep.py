@@ -46,7 +46,8 @@ TARGET_SPEEDUP = 20.0
 
 def _canonical_z_up(E: np.ndarray) -> np.ndarray:
     """World -> canonical 4x4 of one world -> camera 3x4 (up = +z): origin at the camera centre,
-    horizontal viewing direction on +x (SPEC section 2), written directly from the definition."""
+    horizontal viewing direction on +x (docs/conventions.md, "Coordinate frames"), written directly from the
+    definition."""
     R, t = E[:, :3], E[:, 3]
     c = -R.T @ t
     f = R.T @ np.array([0.0, 0.0, 1.0])

@@ -1,6 +1,6 @@
 """LeRobot export / read-back and feature-cache throughput on prepared EgoSynth data.
 
-- export: seconds per frame of ``export_lerobot`` (PNG images inside parquet, lerobot 0.4.4 v3.0);
+- export: seconds per frame of ``export_lerobot`` (PNG images inside parquet, LeRobot format v3.0);
 - read: windows/s of ``LeRobotWindowDataset`` (through ``LeRobotDataset`` + delta_timestamps) with and
   without frames, against the prepared ``WindowDataset`` (memory-mapped episodes) in the same run;
 - feature cache: windows/s of ``CachedFeatures`` reads and of ``with_cached_features`` items (frames

@@ -175,7 +175,8 @@ def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, **model
 
 def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | str | Path | None = None, *,
                   which: Sequence[str] = DEFAULT_ABLATIONS, split: str = "test", train_split: str = "train",
-                  protocol: str = "future", train_config: Any = "cpu-small", seed: int = 0, batch_size: int = 32,
+                  protocol: str = "future", edges: str = "mask", train_config: Any = "cpu-small", seed: int = 0,
+                  batch_size: int = 32,
                   max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
                   internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
                   dataset=None, train_dataset=None, frame_encoder: nn.Module | None = None) -> dict[str, Any]:
@@ -202,9 +203,9 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     out_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(train_config, str):
         train_config = TrainConfig.named(train_config)
-    train_config = train_config.replace(protocol=protocol, train_split=train_split)
+    train_config = train_config.replace(protocol=protocol, edges=edges, train_split=train_split)
 
-    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
+    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset, edges)
     idx = subset_indices(len(ds), max_windows)
     arrays = select_windows(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]

@@ -1,4 +1,4 @@
-"""Non-learned baselines of paper Sec. 4.2 (SPEC section 7): Static and constant velocity (CVM), plus
+"""Non-learned baselines of paper Sec. 4.2 (docs/conventions.md, "Baselines"): Static and constant velocity (CVM), plus
 LastPose (each joint held where it was last seen), not in the paper but the bar to clear on data where
 hands are often still.
 

@@ -1,6 +1,6 @@
 """The window batch: the one structure that flows from the data pipeline to models, losses and metrics.
 
-A *window* is one forecasting sample at 10 fps around a current frame t (SPEC sections 1-3):
+A *window* is one forecasting sample at 10 fps around a current frame t (docs/conventions.md):
 20 observed frames (offsets -19..0), 10 target frames (protocol ``future``: +1..+10; protocol
 ``egghand-code``: 0..+9), everything expressed in the canonical frame of the camera at offset -19.
 
@@ -20,7 +20,7 @@ Keys (B = batch, dtype in brackets):
 - ``future_extrinsics``(B, 10, 3, 4)  [float32] as ``past_extrinsics`` for the target frames.
 - ``frames``           (B, 4, 3, H, W) [uint8] RGB at offsets -18, -12, -6, 0 (H = W = 224 by default).
 - ``task``             list[str] of length B: the task prompt.
-- ``egomotion``        (B,) [float32] SPEC section 6 score over observation + target.
+- ``egomotion``        (B,) [float32] egomotion score (docs/conventions.md) over observation + target.
 - ``canonical_T``      (B, 4, 4) [float32] world -> canonical transform of the window.
 - ``episode_index``    (B,) [int64]; ``frame_index`` (B,) [int64] the 30 fps frame number of t.
 - ``take_uid``         list[str]; ``scenario`` list[str] (EgoExo4D task / scenario name).
@@ -67,7 +67,7 @@ def target_offsets(protocol: str) -> tuple[int, ...]:
 
 @dataclass
 class NormStats:
-    """Min-max statistics of the training split, after canonicalisation (SPEC section 3).
+    """Min-max statistics of the training split, after canonicalisation (docs/conventions.md, "Normalisation").
 
     state_min/state_max: (138,) over observed frames (joints then extrinsics), valid joints only.
     action_min/action_max: (126,) over target frames, valid joints only.

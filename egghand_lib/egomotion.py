@@ -1,4 +1,4 @@
-"""Egomotion score of a window and the high-egomotion subset (SPEC section 6, paper Sec. 5.2.3).
+"""Egomotion score of a window and the high-egomotion subset (docs/conventions.md, "Egomotion"; paper Sec. 5.2.3).
 
 score = mean over consecutive frames (t-1, t) of the window (observation + target) of ||E_t - E_{t-1}||_F,
 with E the 3x4 world -> camera matrix. Rotation changes count in radians-ish units (a chord of the

@@ -48,7 +48,8 @@ def baseline_forecasts(arrays: dict[str, Any], train_arrays: dict[str, Any], pro
                        methods: Sequence[str] = ("Static", "CVM")) -> dict[str, np.ndarray]:
     """Baseline forecasts (N, 10, 42, 3) float32 for the windows in ``arrays``, one per name in ``methods``.
 
-    Static is fitted on the training windows' observed joints (the mean canonical pose, SPEC 7); CVM
+    Static is fitted on the training windows' observed joints (the mean canonical pose; docs/conventions.md,
+    "Baselines"); CVM
     falls back to that pose for joints never observed. "LastPose" (each joint held where it was last
     seen; not in the paper) may be asked for too. ``protocol`` sets the target offsets.
     """
@@ -74,7 +75,8 @@ def states_outside_training_range(model: nn.Module, arrays: dict[str, Any]) -> d
     past, valid, ext = (np.asarray(arrays[k]) for k in ("past_joints", "past_valid", "past_extrinsics"))
     state = np.concatenate([past.reshape(*past.shape[:2], -1), ext.reshape(*ext.shape[:2], 12)], axis=-1)
     known = np.concatenate([np.repeat(valid, 3, axis=-1), np.ones((*state.shape[:2], 12), bool)], axis=-1)
-    z = minmax_normalize(torch.from_numpy(state.astype(np.float64)), torch.from_numpy(lo), torch.from_numpy(hi))
+    z = minmax_normalize(torch.from_numpy(state.astype(np.float64)), torch.from_numpy(lo), torch.from_numpy(hi),
+                         getattr(norm, "constant", "zero"))
     z = np.where(known, np.abs(z.numpy()), 0.0)
     limit = norm.state_clip if norm.state_clip is not None else 1.0
     worst = int(np.argmax(z.reshape(-1, z.shape[-1]).max(axis=0)))
@@ -339,7 +341,8 @@ def select_windows(arrays: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
 
 
 def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module | str | Path | None = None,
-             out_dir: str | Path | None = None, *, protocol: str = "future", train_split: str = "train",
+             out_dir: str | Path | None = None, *, protocol: str = "future", edges: str = "mask",
+             train_split: str = "train",
              batch_size: int = 32, num_samples: int = 0, conventions: Sequence[str] = CONVENTIONS,
              top_fraction: float = 0.1, group_key: str = "scenario", max_windows: int | None = None,
              device: str | None = None, progress: bool = True, name: str = "evaluation",
@@ -354,7 +357,7 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
     windows and those the Static pose is fitted on). ``feature_cache``: a folder of precomputed encoder
     features (`egghand cache`), for a model trained on them (encoder="cached").
     """
-    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset)
+    ds, train_ds = open_datasets(prep_dir, split, train_split, protocol, dataset, train_dataset, edges)
     if feature_cache is not None:
         ds, _ = attach_feature_cache(ds, feature_cache, split)
     idx = subset_indices(len(ds), max_windows)
@@ -377,7 +380,8 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
                   + ("; the model sees them clipped" if outside["clip"] else ""))
     res = compute_results(preds, arrays, conventions=conventions, top_fraction=top_fraction, group_key=group_key,
                           samples=samples)
-    res = {"split": split, "protocol": protocol, "prep_dir": None if prep_dir is None else str(prep_dir),
+    res = {"split": split, "protocol": protocol, "edges": edges,
+           "prep_dir": None if prep_dir is None else str(prep_dir),
            "model": None if model is None else (str(model) if not isinstance(model, nn.Module) else "in-memory"),
            **res}
     if model is not None:
@@ -387,15 +391,17 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
     return res
 
 
-def open_datasets(prep_dir, split: str, train_split: str, protocol: str, dataset=None, train_dataset=None):
+def open_datasets(prep_dir, split: str, train_split: str, protocol: str, dataset=None, train_dataset=None,
+                  edges: str = "mask"):
     """(evaluated, training) WindowDatasets: the given ones, else those of ``prep_dir``."""
     if dataset is None or train_dataset is None:
         if prep_dir is None:
             raise ValueError("prep_dir: needed unless both dataset and train_dataset are given")
         if dataset is None:
-            dataset = WindowDataset(prep_dir, split, protocol=protocol)
+            dataset = WindowDataset(prep_dir, split, protocol=protocol, edges=edges)
         if train_dataset is None:
-            train_dataset = dataset if split == train_split else WindowDataset(prep_dir, train_split, protocol=protocol)
+            train_dataset = dataset if split == train_split else WindowDataset(prep_dir, train_split,
+                                                                               protocol=protocol, edges=edges)
     return dataset, train_dataset
 
 

@@ -1,4 +1,4 @@
-"""Rigid transforms and the canonical frame of a window (SPEC section 2).
+"""Rigid transforms and the canonical frame of a window (docs/conventions.md, "Coordinate frames").
 
 Every function works on numpy arrays and on torch tensors (the result has the input's type), with any
 leading batch dimensions. Extrinsics map world -> camera: ``X_c = R X_w + t``.
@@ -111,7 +111,7 @@ def _vector3(v: Array, name: str) -> np.ndarray:
 def _heading_basis(up: Array) -> tuple[Array, Array]:
     """Two unit vectors (e1, e2) spanning the plane orthogonal to ``up``, with (e1, e2, up) right-handed.
 
-    For up = +z this is (+x, +y), so the yaw below is exactly SPEC's atan2(f_y, f_x).
+    For up = +z this is (+x, +y), so the yaw below is exactly the atan2(f_y, f_x) of docs/conventions.md.
     """
     up = np.asarray(up, dtype=np.float64)
     up = up / np.linalg.norm(up)

@@ -6,7 +6,8 @@ d maps ``[min_d, max_d]`` to ``[-1, 1]`` (docs/conventions.md, "Normalisation"):
 
     x_n = 2 (x - min) / (max - min) - 1          x = (x_n + 1) (max - min) / 2 + min
 
-A constant dimension (max == min) maps to 0 (``constant="zero"``, this toolkit's default).
+A constant dimension (max == min) maps to 0 (``constant="zero"``, this toolkit's default); the official
+EggHand code divides by 1 instead, so there its minimum maps to -1 (``constant="minus-one"``).
 
 Out of range inputs: a dimension that is nearly constant in the training split (a camera that never rolls:
 a rotation entry spanning micrometres) maps the smallest change of another take to a huge number (2 x 10^4
@@ -33,17 +34,37 @@ from egghand_lib.io import atomic_write_json
 # Half-ranges at or below this count as a constant dimension (float32 noise of a truly constant one).
 CONSTANT_HALF_RANGE = 1e-8
 KEYS = ("state", "action")
+# How a constant dimension (max == min) maps: "zero" (this toolkit) or "minus-one" (the official code:
+# its range is replaced by 1, so x_n = 2 (x - min) - 1 and the minimum maps to -1).
+CONSTANT_CONVENTIONS = ("zero", "minus-one")
 
 
-def minmax_normalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Map [lo, hi] to [-1, 1] per dimension (last axis); a constant dimension maps to 0. x (..., D)."""
+def _check_constant(constant: str) -> None:
+    if constant not in CONSTANT_CONVENTIONS:
+        raise ValueError(f"constant: expected one of {CONSTANT_CONVENTIONS}, got {constant!r}")
+
+
+def minmax_normalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, constant: str = "zero") -> torch.Tensor:
+    """Map [lo, hi] to [-1, 1] per dimension (last axis). x (..., D); lo, hi (D,).
+
+    A constant dimension maps to 0 (``constant="zero"``) or, as in the official code, is divided by a range
+    of 1 (``constant="minus-one"``: x_n = 2 (x - lo) - 1).
+    """
+    _check_constant(constant)
+    if constant == "minus-one":
+        span = hi - lo
+        return 2 * (x - lo) / torch.where(span == 0, torch.ones_like(span), span) - 1
     mid, half = (hi + lo) / 2, (hi - lo) / 2
     scale = torch.where(half > CONSTANT_HALF_RANGE, 1.0 / half.clamp_min(CONSTANT_HALF_RANGE), torch.zeros_like(half))
     return (x - mid) * scale
 
 
-def minmax_unnormalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``minmax_normalize`` (a constant dimension comes back as its value). x (..., D)."""
+def minmax_unnormalize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, constant: str = "zero") -> torch.Tensor:
+    """Inverse of ``minmax_normalize`` ("zero": a constant dimension comes back as its value). x (..., D)."""
+    _check_constant(constant)
+    if constant == "minus-one":
+        span = hi - lo
+        return (x + 1) * torch.where(span == 0, torch.ones_like(span), span) / 2 + lo
     return x * (hi - lo) / 2 + (hi + lo) / 2
 
 
@@ -51,12 +72,15 @@ class MinMaxNormalizer(nn.Module):
     """State (..., 138) and action (..., 126) min-max normalisation with the statistics as buffers.
 
     The buffers (``state_min``, ``state_max``, ``action_min``, ``action_max``) travel with ``.to(device)``
-    and the weights file of a model; they are NaN until ``set_stats`` is called.
+    and the weights file of a model; they are NaN until ``set_stats`` is called. ``constant``: how a
+    constant dimension maps (``CONSTANT_CONVENTIONS``).
     """
 
     def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, stats: NormStats | None = None,
-                 state_clip: float | None = None):
+                 constant: str = "zero", state_clip: float | None = None):
         super().__init__()
+        _check_constant(constant)
+        self.constant = constant
         self.dims = {"state": int(state_dim), "action": int(action_dim)}
         if state_clip is not None and not state_clip >= 1.0:
             raise ValueError(f"state_clip: must be >= 1 (the training states span [-1, 1]) or None, got {state_clip!r}")
@@ -101,19 +125,21 @@ class MinMaxNormalizer(nn.Module):
             raise ValueError("no normalisation statistics: call set_stats(stats) (or set_norm_stats) first")
         return getattr(self, f"{key}_min"), getattr(self, f"{key}_max")
 
-    def normalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        """x (..., dim) in metres / camera numbers -> [-1, 1] (constant dimensions -> 0); states beyond
-        ``state_clip`` are clipped to it."""
-        out = minmax_normalize(x, *self.bounds(key))
-        return out.clamp(-self.state_clip, self.state_clip) if key == "state" and self.state_clip else out
+    def normalize(self, x: torch.Tensor, key: str, dims: slice = slice(None), clip: bool = True) -> torch.Tensor:
+        """x (..., d) in metres / camera numbers -> [-1, 1]; ``dims`` selects which of the key's dimensions
+        x holds (e.g. ``slice(0, 63)``: the right hand's joints only). States beyond ``state_clip`` are clipped
+        to it (unless ``clip=False``)."""
+        lo, hi = self.bounds(key)
+        out = minmax_normalize(x, lo[dims], hi[dims], self.constant)
+        return out.clamp(-self.state_clip, self.state_clip) if key == "state" and self.state_clip and clip else out
 
-    def unnormalize(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        return minmax_unnormalize(x, *self.bounds(key))
+    def unnormalize(self, x: torch.Tensor, key: str, dims: slice = slice(None)) -> torch.Tensor:
+        lo, hi = self.bounds(key)
+        return minmax_unnormalize(x, lo[dims], hi[dims], self.constant)
 
     def centre(self, key: str) -> torch.Tensor:
-        """The middle of the range of each dimension (what a normalised 0 means)."""
-        lo, hi = self.bounds(key)
-        return (lo + hi) / 2
+        """What a normalised 0 means in each dimension (the middle of its range)."""
+        return self.unnormalize(torch.zeros_like(self.bounds(key)[0]), key)
 
 
 # ------------------------------------------------------------------------------------------ files

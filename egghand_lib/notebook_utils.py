@@ -121,7 +121,8 @@ def pick_windows(dataset: Any, n: int, min_valid_fraction: float = 0.8, seed: in
 
 def canonical_checks(dataset: Any, max_windows: int | None = 500, up: Sequence[float] | None = None
                      ) -> dict[str, tuple[float, str]]:
-    """Numerical checks of SPEC section 2 on a WindowDataset: {check: (worst value over windows, expected)}.
+    """Numerical checks of the canonical frame (docs/conventions.md, "Coordinate frames") on a WindowDataset:
+    {check: (worst value over windows, expected)}.
 
     - the first observed camera's centre in the canonical frame (expected 0),
     - its horizontal viewing direction: sideways component (0) and smallest forward component (> 0),

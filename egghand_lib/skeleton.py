@@ -1,4 +1,4 @@
-"""Two-hand skeleton of EgoExo4D: 42 joints, right hand first (SPEC section 1).
+"""Two-hand skeleton of EgoExo4D: 42 joints, right hand first (docs/conventions.md, "Joints").
 
 Per hand: 0 wrist, then thumb, index, middle, ring, pinky with four joints each; ``_1`` is nearest
 the palm and ``_4`` is the finger tip. Joint j of the left hand is ``j + 21``.

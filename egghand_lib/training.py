@@ -52,7 +52,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from egghand_lib.batch import batch_to, collate_windows
 from egghand_lib.data.feature_cache import attach_feature_cache, dataset_fingerprint
-from egghand_lib.data.windows import WindowDataset
+from egghand_lib.data.windows import WindowDataset, check_edges
 from egghand_lib.io import (
     atomic_dir,
     atomic_write_json,
@@ -77,6 +77,7 @@ class TrainConfig:
     model_preset: str = "cpu-small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     protocol: str = "future"
+    edges: str = "mask"  # episode edges of the windows: "mask" | "pad" (official EggHand) | "complete" (EgoH4)
     train_split: str = "train"
     eval_split: str | None = "val"
     # optimisation (official code: AdamW lr 3e-5, wd 1e-7, batch 8 x 8 accumulation, 10 epochs)
@@ -154,6 +155,7 @@ class TrainConfig:
             raise ValueError(f"config.max_steps: must be >= 1, got {self.max_steps!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"config.warmup_ratio: must be in [0, 1), got {self.warmup_ratio!r}")
+        check_edges(self.edges)
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"config.mixed_precision: expected auto/no/bf16/fp16, got {self.mixed_precision!r}")
 
@@ -162,11 +164,21 @@ class TrainConfig:
 TINY_ENCODER = {"image_size": 32, "grid": 2, "video_width": 32, "stem_channels": 8, "mid_channels": 16}
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
-    # SPEC section 9 (GPU): EgoVideo + GR00T N1.5 head, effective batch 64, 10 epochs on the paper's split.
+    # The paper (GPU): EgoVideo + GR00T N1.5 head, effective batch 64, 10 epochs on the paper's split.
     "paper": TrainConfig(
         model_preset="gr00t-n1.5", train_split="egghand-train", eval_split="egghand-val",
         lr=3e-5, weight_decay=1e-7, warmup_ratio=0.05, batch_size=8, grad_accum_steps=8, epochs=10.0,
         log_every=20, eval_every=1000, save_every=1000, eval_max_windows=2048, num_workers=4,
+    ),
+    # The official EggHand code exactly (docs/conventions.md, "Differences"): its windows (targets 0..+9,
+    # edge frames padded and counted), its loss on normalised coordinates, its state input and constant-
+    # dimension normalisation, 1% warm-up.
+    "egghand-code": TrainConfig(
+        model_preset="gr00t-n1.5", protocol="egghand-code", edges="pad", train_split="egghand-train",
+        eval_split="egghand-val", lr=3e-5, weight_decay=1e-7, warmup_ratio=0.01, batch_size=8, grad_accum_steps=8,
+        epochs=10.0, log_every=20, eval_every=1000, save_every=1000, eval_max_windows=2048, num_workers=4,
+        model_overrides={"loss_variant": "egghand-code", "loss_space": "normalised", "state_input": "egghand-code",
+                         "norm_constant": "minus-one"},
     ),
     # EgoSynth bench on 2 CPU cores in about 10 minutes: small decoder, large lr, one process.
     "cpu-small": TrainConfig(
@@ -583,10 +595,10 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
 
     # Data
     if train_dataset is None:
-        train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol)
+        train_dataset = WindowDataset(prep_dir, config.train_split, protocol=config.protocol, edges=config.edges)
         if eval_dataset is None and config.eval_split:
             try:
-                eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol)
+                eval_dataset = WindowDataset(prep_dir, config.eval_split, protocol=config.protocol, edges=config.edges)
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
     # The folder: a run of the same config on the same data resumes (or, finished, is returned as it is);

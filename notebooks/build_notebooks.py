@@ -216,7 +216,7 @@ def canonicalization() -> nbformat.NotebookNode:
         EgoExo4D records hands in a gravity-aligned **world frame** (z up) whose origin and heading are
         arbitrary per recording. A forecaster should not have to learn where the person stood or which way
         they faced, so every window is re-expressed in a **canonical frame** built from the camera at the first
-        observed frame (SPEC section 2):
+        observed frame (docs/conventions.md, "Coordinate frames"):
 
         - origin at that camera's centre,
         - +x along the horizontal part of its viewing direction,
@@ -287,7 +287,8 @@ TOP_FRACTION = 0.1      # the paper's "top 10%" egomotion subset'''),
             ## 4 · Egomotion
 
             The egomotion score of a window is the mean Frobenius norm of the change of the 3x4 camera matrix
-            between consecutive frames (SPEC section 6). The paper reports metrics on the windows at or above the
+            between consecutive frames (docs/conventions.md, "Egomotion"). The paper reports metrics on the windows
+            at or above the
             90th percentile (**top 10%**), where the head moves most and forecasting in a camera-anchored frame is
             hardest.
             """),
@@ -343,7 +344,8 @@ def finetune_gpu() -> nbformat.NotebookNode:
 
         The paper's EggHand is a frozen **EgoVideo** video-text encoder, linear adapters, and the **GR00T N1.5**
         flow-matching action head (about 1.07 B parameters) initialised from the GR00T-N1.5-3B checkpoint,
-        fine-tuned with AdamW (lr 3e-5, effective batch 64, 10 epochs) on EgoExo4D (SPEC sections 8-9).
+        fine-tuned with AdamW (lr 3e-5, effective batch 64, 10 epochs) on EgoExo4D (docs/conventions.md, "Model"
+        and "Training").
 
         This notebook runs that configuration when it can: a CUDA GPU, the EgoVideo checkpoint
         (`ckpt_4frames.pth`) and a GR00T-N1.5-3B directory given below. **Without them it says so and runs the

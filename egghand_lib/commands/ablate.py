@@ -7,6 +7,7 @@ from pathlib import Path
 
 from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations
 from egghand_lib.data.prepared import manifest_digest
+from egghand_lib.data.windows import EDGES
 from egghand_lib.io import claim_command_folder
 
 
@@ -18,6 +19,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--config", default="cpu-small", help="training config for retrained variants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -37,7 +40,8 @@ def _abs(path: str | None) -> str | None:
 def settings_of(args: argparse.Namespace) -> dict:
     """What the results and retrained runs in OUT depend on (--which may grow between runs: the runs resume)."""
     return {"prep": _abs(args.prep), "prep_manifest_sha256": manifest_digest(args.prep), "model": _abs(args.model),
-            "split": args.split, "train_split": args.train_split, "protocol": args.protocol, "config": args.config,
+            "split": args.split, "train_split": args.train_split, "protocol": args.protocol, "edges": args.edges,
+            "config": args.config,
             "seed": args.seed, "max_windows": args.max_windows, "egovideo": _abs(args.egovideo),
             "internvl": _abs(args.internvl), "gr00t": _abs(args.gr00t)}
 
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     claim_command_folder(args.out, "ablate", settings_of(args), overwrite=args.overwrite)
     which = list(ABLATIONS) if "all" in args.which else args.which
     res = run_ablations(args.prep, args.out, args.model, which=which, split=args.split, train_split=args.train_split,
-                        protocol=args.protocol, train_config=args.config, seed=args.seed, batch_size=args.batch_size,
+                        protocol=args.protocol, edges=args.edges, train_config=args.config, seed=args.seed,
+                        batch_size=args.batch_size,
                         max_windows=args.max_windows, egovideo_path=args.egovideo, internvl_path=args.internvl,
                         gr00t_path=args.gr00t, progress=not args.no_progress)
     print(ablations_markdown(res))

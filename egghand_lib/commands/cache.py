@@ -12,7 +12,7 @@ import torch
 
 from egghand_lib.data.feature_cache import build_feature_cache
 from egghand_lib.data.prepared import manifest_digest
-from egghand_lib.data.windows import WindowDataset
+from egghand_lib.data.windows import EDGES, WindowDataset
 from egghand_lib.io import check_name, claim_command_folder
 from egghand_lib.models.encoders import build_encoder
 
@@ -22,6 +22,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="cache folder; one sub-folder per split")
     parser.add_argument("--splits", nargs="+", default=["train", "val"])
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--encoder", default="egovideo", help="a frozen encoder: egovideo or internvl")
     parser.add_argument("--checkpoint", help="EgoVideo ckpt_4frames.pth")
     parser.add_argument("--model-dir", help="InternVL3.5-1B-HF directory")
@@ -57,7 +59,8 @@ def settings_of(args: argparse.Namespace, encoder_config: dict | None) -> dict:
     def _abs(p: str | None) -> str | None:
         return str(Path(p).resolve()) if p else None
 
-    return {"prep_manifest_sha256": manifest_digest(args.prep), "protocol": args.protocol, "encoder": args.encoder,
+    return {"prep_manifest_sha256": manifest_digest(args.prep), "protocol": args.protocol, "edges": args.edges,
+            "encoder": args.encoder,
             "checkpoint": _abs(args.checkpoint), "model_dir": _abs(args.model_dir), "tokenizer": _abs(args.tokenizer),
             "video_output": args.video_output, "encoder_config": encoder_config, "fp16": args.fp16}
 
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     encoder.to(device)
     for split in args.splits:
-        ds = WindowDataset(args.prep, split, protocol=args.protocol)
+        ds = WindowDataset(args.prep, split, protocol=args.protocol, edges=args.edges)
         cache = build_feature_cache(encoder, ds, Path(args.out) / split, batch_size=args.batch_size,
                                     progress=not args.no_progress,
                                     store_dtype=torch.float16 if args.fp16 else None, overwrite=args.overwrite)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from egghand_lib.data.prepared import manifest_digest
+from egghand_lib.data.windows import EDGES
 from egghand_lib.evaluation import evaluate, summary_line
 from egghand_lib.io import claim_command_folder
 
@@ -16,6 +17,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="training run folder or saved model folder (omit: baselines only)")
     parser.add_argument("--out", required=True, help="results folder")
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--train-split", default="train", help="split the Static pose is fitted on")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=0, help="K sampled forecasts per window (best-of-K, spread)")
@@ -31,14 +34,15 @@ def settings_of(args: argparse.Namespace) -> dict:
     """What the results in OUT depend on (another evaluation is refused there without --overwrite)."""
     return {"prep": str(Path(args.prep).resolve()), "prep_manifest_sha256": manifest_digest(args.prep),
             "split": args.split, "model": str(Path(args.model).resolve()) if args.model else None,
-            "protocol": args.protocol, "train_split": args.train_split, "samples": args.samples,
+            "protocol": args.protocol, "edges": args.edges, "train_split": args.train_split, "samples": args.samples,
             "max_windows": args.max_windows, "group_key": args.group_key,
             "feature_cache": str(Path(args.feature_cache).resolve()) if args.feature_cache else None}
 
 
 def run(args: argparse.Namespace) -> int:
     claim_command_folder(args.out, "evaluate", settings_of(args), overwrite=args.overwrite)
-    res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, train_split=args.train_split,
+    res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, edges=args.edges,
+                   train_split=args.train_split,
                    batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,
                    group_key=args.group_key, device=args.device, progress=not args.no_progress,
                    feature_cache=args.feature_cache)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from egghand_lib.batch import TARGET_OFFSETS
 from egghand_lib.data.lerobot_dataset import export_lerobot_from_prepared
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.data.validation import ValidationConfig
+from egghand_lib.data.windows import EDGES
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +22,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="hand annotations to read; manual falls back to automatic per take (reported)")
     parser.add_argument("--size", type=int, default=224, help="stored frame size (short-side resize + centre crop)")
     parser.add_argument("--stats-split", default=None, help="split for stats.json (default egghand-train or train)")
+    parser.add_argument("--protocol", default="future", choices=list(TARGET_OFFSETS),
+                        help="target protocol of the windows the statistics are computed over")
+    parser.add_argument("--edges", default="mask", choices=list(EDGES),
+                        help="episode edges of those windows: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--max-camera-distance", type=float, default=ValidationConfig.max_camera_distance)
     parser.add_argument("--min-hand-joints", type=int, default=ValidationConfig.min_hand_joints)
     parser.add_argument("--max-bone-length", type=float, default=ValidationConfig.max_bone_length)
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                            max_camera_translation=args.max_camera_translation, max_camera_speed=args.max_camera_speed)
     manifest = prepare_dataset(args.raw, args.out, splits=args.splits, strict=args.strict,
                                annotation=args.annotation, size=args.size, stats_split=args.stats_split,
+                               stats_protocol=args.protocol, stats_edges=args.edges,
                                validation=cfg, overwrite=args.overwrite, progress=not args.no_progress)
     for split, s in manifest["splits"].items():
         print(f"{split}: {s['num_episodes']} episodes, {s['num_windows']} windows, {s['num_takes']} takes")

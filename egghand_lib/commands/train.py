@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import Any
 
+from egghand_lib.data.windows import EDGES
 from egghand_lib.training import TRAIN_CONFIGS, TrainConfig, train
 
 
@@ -31,6 +32,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-accum", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--protocol", choices=["future", "egghand-code"])
+    parser.add_argument("--edges", choices=list(EDGES),
+                        help="episode edges: mask (default), pad (official EggHand), complete (EgoH4)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="any TrainConfig field (JSON value), e.g. --set eval_every=100")
     parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
@@ -46,7 +49,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The named config with the command line's overrides applied."""
     over: dict[str, Any] = {}
     for arg, key in (("steps", "max_steps"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"),
-                     ("grad_accum", "grad_accum_steps"), ("seed", "seed"), ("protocol", "protocol")):
+                     ("grad_accum", "grad_accum_steps"), ("seed", "seed"), ("protocol", "protocol"),
+                     ("edges", "edges")):
         if getattr(args, arg, None) is not None:
             over[key] = getattr(args, arg)
     if getattr(args, "epochs", None) is not None and getattr(args, "steps", None) is None:

@@ -104,8 +104,8 @@ def dataset_fingerprint(dataset: Any) -> dict:
     """Identity of a window dataset: what the cache rows refer to.
 
     A dataset with a ``fingerprint()`` method (``LeRobotWindowDataset``) supplies its own; a prepared
-    ``WindowDataset`` (attributes ``prep_dir``, ``split``, ``protocol``) is identified by the hash of its
-    ``PREP_DIR/manifest.json``, the split, the protocol and the number of windows.
+    ``WindowDataset`` (attributes ``prep_dir``, ``split``, ``protocol``, ``edges``) is identified by the hash
+    of its ``PREP_DIR/manifest.json``, the split, the protocol, the edges and the number of windows.
     """
     if isinstance(dataset, dict):
         return _canonical_json(dataset)
@@ -113,7 +113,8 @@ def dataset_fingerprint(dataset: Any) -> dict:
         fp = dict(dataset.fingerprint())
     elif getattr(dataset, "prep_dir", None) is not None:
         fp = {"source": "prepared", "prep_manifest_sha256": prepared.manifest_digest(dataset.prep_dir),
-              "split": getattr(dataset, "split", None), "protocol": getattr(dataset, "protocol", None)}
+              "split": getattr(dataset, "split", None), "protocol": getattr(dataset, "protocol", None),
+              "edges": getattr(dataset, "edges", "mask")}
     else:
         raise ValueError(f"dataset: cannot fingerprint a {type(dataset).__name__}; give it a fingerprint() method, "
                          "a prep_dir attribute, or pass fingerprint=... explicitly")

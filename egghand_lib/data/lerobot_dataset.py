@@ -1,4 +1,4 @@
-"""EggHand episodes as a LeRobot dataset (lerobot 0.4.4, format v3.0), and windows read back from it.
+"""EggHand episodes as a LeRobot dataset (format v3.0; lerobot 0.4.4 or 0.6), and windows read back from it.
 
 Export: one LeRobot episode per ``Episode``, one LeRobot frame per 10 fps frame, images stored as PNG
 inside the parquet files (``use_videos=False``: no FFmpeg needed). Per frame, in WORLD coordinates:
@@ -154,6 +154,24 @@ def _open_lerobot(repo_id: str, root: Path) -> Any:
     return LeRobotDataset(repo_id, root=root)
 
 
+# The two places where lerobot 0.4 and 0.5+ (which split LeRobotDataset into a DatasetWriter and a
+# DatasetReader) differ for this module. Told apart by what the dataset has, not by version numbers.
+
+
+def _finish_writing(ds: LeRobotDataset) -> None:
+    """Wait for and stop the PNG writer threads, then close the parquet writers."""
+    if hasattr(ds, "stop_image_writer"):  # lerobot 0.4; 0.5+'s finalize() stops its writer's threads itself
+        ds.stop_image_writer()
+    ds.finalize()
+
+
+def _replace_hf_dataset(ds: LeRobotDataset, hf_dataset: Any) -> None:
+    """Make ``ds`` read its frames from ``hf_dataset`` (a column subset of its own ``ds.hf_dataset``)."""
+    # lerobot 0.5+: ds.hf_dataset is a read-only view of ds.reader.hf_dataset; 0.4 has no reader
+    holder = ds.reader if getattr(ds, "reader", None) is not None else ds
+    holder.hf_dataset = hf_dataset
+
+
 def _episode_key(ep: Any) -> list:
     return [ep.take_uid, int(ep.episode_index), int(ep.frame_numbers[0]), len(ep.frame_numbers)]
 
@@ -184,8 +202,7 @@ def _write_dataset(episodes: Iterable[Any], folder: Path, repo_id: str, image_wr
             })
             bar.update(1)
     finally:  # also on failure: no PNG writer threads or open parquet writers left behind
-        ds.stop_image_writer()
-        ds.finalize()
+        _finish_writing(ds)
     atomic_write_json(folder / SIDECAR, {**meta, "episodes": sidecar})
 
 
@@ -348,12 +365,12 @@ class LeRobotWindowDataset(torch.utils.data.Dataset):
         # column converts ALL columns of the queried rows, so state/valid/action queries (~70 rows) would
         # decode ~70 PNGs per window. The numeric view has no image column; the image view has only it.
         self.lerobot = LeRobotDataset(repo_id, root=self.root, delta_timestamps=delta, episodes=episodes)
-        self.lerobot.hf_dataset = self.lerobot.hf_dataset.remove_columns([IMAGE])
+        _replace_hf_dataset(self.lerobot, self.lerobot.hf_dataset.remove_columns([IMAGE]))
         self.images = None
         if load_frames:
             self.images = LeRobotDataset(repo_id, root=self.root, delta_timestamps=image_delta, episodes=episodes)
             keep = [IMAGE, "index", "episode_index", "task_index", "timestamp"]
-            self.images.hf_dataset = self.images.hf_dataset.select_columns(keep)
+            _replace_hf_dataset(self.images, self.images.hf_dataset.select_columns(keep))
         if self.lerobot.meta.total_episodes != len(self.sidecar["episodes"]):
             raise ValueError(f"{self.root / SIDECAR}: lists {len(self.sidecar['episodes'])} episodes, the LeRobot "
                              f"dataset has {self.lerobot.meta.total_episodes}")

@@ -54,6 +54,7 @@ def prepare_dataset(
     up: tuple[float, float, float] = (0.0, 0.0, 1.0),
     stats_split: str | None = None,
     stats_protocol: str = "future",
+    stats_edges: str = "mask",
     validation: ValidationConfig | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -134,8 +135,8 @@ def prepare_dataset(
     if train_split is not None and not planned[train_split]:
         prepared.stats_path(out_dir).unlink(missing_ok=True)  # an empty training split has no statistics
     if train_split is not None and planned[train_split]:
-        stats = compute_stats(planned[train_split], stats_protocol, up)
-        stats_info = {"split": train_split, "protocol": stats_protocol,
+        stats = compute_stats(planned[train_split], stats_protocol, up, stats_edges)
+        stats_info = {"split": train_split, "protocol": stats_protocol, "edges": stats_edges,
                       "windows": int(sum(len(e) for e in planned[train_split]))}
         prepared.write_stats(out_dir, stats, **stats_info)
 

@@ -64,10 +64,11 @@ def window_bounds(windows: Iterable[dict[str, np.ndarray]]) -> NormStats:
     return stats
 
 
-def compute_stats(episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0)) -> NormStats:
+def compute_stats(episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0),
+                  edges: str = "mask") -> NormStats:
     """Min-max NormStats over all windows of ``episodes`` (give the TRAINING split), valid joints only.
 
     state (138,): observed joints (126, valid only) then the flattened 3x4 canonical camera pose (12);
     action (126,): target joints, valid only. A dimension with no valid value gets min = max = 0.
     """
-    return window_bounds(make_windows(ep, protocol, up) for ep in episodes)
+    return window_bounds(make_windows(ep, protocol, up, edges) for ep in episodes)

@@ -1,9 +1,13 @@
-"""Canonical forecasting windows of an episode, the training-split statistics, and WindowDataset.
+"""Canonical forecasting windows of an episode, and WindowDataset (docs/conventions.md, "Windows").
 
-One window per frame t of an episode (as the official code / lerobot delta_timestamps do): observed
-offsets -19..0, target offsets per protocol, video offsets -18, -12, -6, 0 (egghand_lib.batch).
-Offsets outside the episode are clamped to the nearest frame for extrinsics and video frames and their
-joints are marked invalid. Everything is in the canonical frame of the camera at offset -19 (clamped).
+A window around a current frame t: observed offsets -19..0, target offsets per protocol, video offsets
+-18, -12, -6, 0 (egghand_lib.batch), everything in the canonical frame of the camera at offset -19.
+What happens at an episode's edges is the ``edges`` option:
+- "mask" (default): one window per frame; offsets outside the episode are clamped to the nearest frame
+  (extrinsics, video frames) and their joints are marked invalid;
+- "pad" (the official EggHand data loader): one window per frame; the clamped copies of the first / last
+  frame count as real (their joints keep the copied frame's validity);
+- "complete" (EgoH4): only windows whose observed and target frames all lie inside the episode.
 
 ``make_windows`` builds all windows of an episode at once from index arrays and batched matrix products
 (no Python loop per window); ``WindowDataset`` serves them with memory-mapped frames. The training
@@ -31,15 +35,34 @@ ARRAY_KEYS = (
 STRING_KEYS = ("task", "take_uid", "scenario")
 
 
-def _gather(n: int, offsets) -> tuple[np.ndarray, np.ndarray]:
-    """Indices t + offset for t in 0..n-1, clamped to the episode -> (idx (n, K), inside (n, K) bool)."""
-    raw = np.arange(n)[:, None] + np.asarray(offsets)[None, :]
+EDGES = ("mask", "pad", "complete")
+
+
+def check_edges(edges: str) -> str:
+    if edges not in EDGES:
+        raise ValueError(f"edges: expected one of {EDGES}, got {edges!r}")
+    return edges
+
+
+def window_frames(n: int, protocol: str = "future", edges: str = "mask") -> np.ndarray:
+    """Positions t (into an episode of n frames) of the current frame of each window, (N,) int64."""
+    t = np.arange(n, dtype=np.int64)
+    if check_edges(edges) == "complete":
+        offsets = OBS_OFFSETS + target_offsets(protocol)
+        t = t[(t + min(offsets) >= 0) & (t + max(offsets) <= n - 1)]
+    return t
+
+
+def _gather(n: int, t: np.ndarray, offsets) -> tuple[np.ndarray, np.ndarray]:
+    """Indices t + offset, clamped to the episode of n frames -> (idx (N, K), inside (N, K) bool)."""
+    raw = t[:, None] + np.asarray(offsets)[None, :]
     return np.clip(raw, 0, n - 1), (raw >= 0) & (raw < n)
 
 
 def canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints, future_valid, future_extrinsics,
                          frame_valid=None, up=(0.0, 0.0, 1.0), protocol: str | None = None) -> dict[str, np.ndarray]:
-    """World-frame window arrays -> canonical ones (SPEC section 2); poses in float64, joints in float32.
+    """World-frame window arrays -> canonical ones (docs/conventions.md, "Coordinate frames"); poses in
+    float64, joints in float32.
 
     past_joints (N, 20, 42, 3) world, past_valid (N, 20, 42), past_extrinsics (N, 20, 3, 4) world -> camera,
     future_* likewise with 10 frames. frame_valid (N, 30): real frames (not clamped copies outside the
@@ -60,7 +83,7 @@ def canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints
     for name, J, V, E in (("past", past_joints, past_valid, pe), ("future", future_joints, future_valid, fe)):
         J = np.asarray(J, dtype=np.float32)
         V = np.asarray(V, dtype=bool)
-        X = (J.reshape(J.shape[0], -1, 3) @ Rt + t).reshape(J.shape)
+        X = (J.reshape(J.shape[0], J.shape[1] * J.shape[2], 3) @ Rt + t).reshape(J.shape)
         X[~V] = 0.0
         out[f"{name}_joints"] = X
         out[f"{name}_valid"] = V
@@ -81,38 +104,44 @@ def canonicalize_windows(past_joints, past_valid, past_extrinsics, future_joints
     return out
 
 
-def make_windows(episode: Episode, protocol: str = "future", up=(0.0, 0.0, 1.0)) -> dict[str, np.ndarray]:
-    """All N = len(episode) windows of an episode, vectorised.
+def make_windows(episode: Episode, protocol: str = "future", up=(0.0, 0.0, 1.0),
+                 edges: str = "mask") -> dict[str, np.ndarray]:
+    """All N windows of an episode, vectorised (N = len(episode), or fewer with ``edges="complete"``).
 
     Returns numpy arrays with the keys of egghand_lib/batch.py (N leading), except that ``frames`` is
     replaced by ``frame_indices`` (N, 4) int64 indices into ``episode.frames``; ``task``, ``take_uid``
     and ``scenario`` are (N,) object arrays of str. Egomotion is computed on the window's camera poses
-    in its canonical frame (the state the model sees), over adjacent frames inside the episode.
+    in its canonical frame (the state the model sees), over adjacent frames inside the episode (the
+    copies of "pad" do not count as motion).
     """
     n = len(episode)
     if n == 0:
         raise ValueError(f"episode {episode.take_uid}: no frames")
     tgt_off = target_offsets(protocol)
-    obs_i, obs_in = _gather(n, OBS_OFFSETS)  # (N, 20)
-    tgt_i, tgt_in = _gather(n, tgt_off)  # (N, 10)
-    vid_i, _ = _gather(n, VIDEO_OFFSETS)  # (N, 4)
+    t = window_frames(n, protocol, edges)
+    obs_i, obs_in = _gather(n, t, OBS_OFFSETS)  # (N, 20)
+    tgt_i, tgt_in = _gather(n, t, tgt_off)  # (N, 10)
+    vid_i, _ = _gather(n, t, VIDEO_OFFSETS)  # (N, 4)
+    # "pad": a copied edge frame keeps its own validity, as if it were real
+    obs_real, tgt_real = (obs_in, tgt_in) if edges != "pad" else (np.ones_like(obs_in), np.ones_like(tgt_in))
 
     J = np.asarray(episode.joints, dtype=np.float32)
     V = np.asarray(episode.valid, dtype=bool)
     E = np.asarray(episode.extrinsics, dtype=np.float32)
     out = canonicalize_windows(
-        past_joints=J[obs_i], past_valid=V[obs_i] & obs_in[..., None], past_extrinsics=E[obs_i],
-        future_joints=J[tgt_i], future_valid=V[tgt_i] & tgt_in[..., None], future_extrinsics=E[tgt_i],
+        past_joints=J[obs_i], past_valid=V[obs_i] & obs_real[..., None], past_extrinsics=E[obs_i],
+        future_joints=J[tgt_i], future_valid=V[tgt_i] & tgt_real[..., None], future_extrinsics=E[tgt_i],
         frame_valid=np.concatenate([obs_in, tgt_in], axis=1), up=up, protocol=protocol,
     )
+    N = len(t)
     return {
         **out,
-        "episode_index": np.full(n, episode.episode_index, np.int64),
-        "frame_index": np.asarray(episode.frame_numbers, np.int64).copy(),
+        "episode_index": np.full(N, episode.episode_index, np.int64),
+        "frame_index": np.asarray(episode.frame_numbers, np.int64)[t],
         "frame_indices": vid_i.astype(np.int64),
-        "task": np.full(n, episode.task, dtype=object),
-        "take_uid": np.full(n, episode.take_uid, dtype=object),
-        "scenario": np.full(n, episode.scenario, dtype=object),
+        "task": np.full(N, episode.task, dtype=object),
+        "take_uid": np.full(N, episode.take_uid, dtype=object),
+        "scenario": np.full(N, episode.scenario, dtype=object),
     }
 
 
@@ -130,14 +159,15 @@ class WindowDataset(torch.utils.data.Dataset):
     """Windows of a prepared split (PREP_DIR/episodes/{split}); items are single-window dicts (batch.py).
 
     Episode frames are memory-mapped; all non-image arrays are built once, vectorised, at construction.
-    ``stats`` is the NormStats of PREP_DIR/stats.json (None if absent). Use ``collate_fn`` in DataLoaders.
+    ``stats`` is the NormStats of PREP_DIR/stats.json (None if absent). ``edges``: "mask" | "pad" |
+    "complete" (module docstring). Use ``collate_fn`` in DataLoaders.
     """
 
     collate_fn = staticmethod(collate_windows)
 
     def __init__(self, prep_dir: str | Path | None, split: str, protocol: str = "future", up=None,
-                 episodes: list[Episode] | None = None, stats: NormStats | None = None):
-        self.split, self.protocol = split, protocol
+                 episodes: list[Episode] | None = None, stats: NormStats | None = None, edges: str = "mask"):
+        self.split, self.protocol, self.edges = split, protocol, check_edges(edges)
         target_offsets(protocol)  # validates the name
         if episodes is None:
             if prep_dir is None:
@@ -153,15 +183,18 @@ class WindowDataset(torch.utils.data.Dataset):
         self.stats = stats
         if not self.episodes:
             raise ValueError(f"WindowDataset: split {split!r} has no episodes")
-        self._arrays = concat_windows([make_windows(e, protocol, self.up) for e in self.episodes])
-        lengths = [len(e) for e in self.episodes]
-        self._episode_pos = np.repeat(np.arange(len(self.episodes)), lengths)
+        parts = [make_windows(e, protocol, self.up, edges) for e in self.episodes]
+        self._arrays = concat_windows(parts)
+        self._episode_pos = np.repeat(np.arange(len(self.episodes)), [len(p["frame_index"]) for p in parts])
+        if len(self._episode_pos) == 0:
+            raise ValueError(f"WindowDataset: split {split!r} has no complete {len(OBS_OFFSETS)}+"
+                             f"{len(target_offsets(protocol))}-frame window (edges={edges!r})")
 
     @classmethod
     def from_episodes(cls, episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0),
-                      stats: NormStats | None = None, split: str = "memory") -> WindowDataset:
+                      stats: NormStats | None = None, split: str = "memory", edges: str = "mask") -> WindowDataset:
         """Windows of in-memory episodes (no prepared folder)."""
-        return cls(None, split, protocol, up, episodes=episodes, stats=stats)
+        return cls(None, split, protocol, up, episodes=episodes, stats=stats, edges=edges)
 
     def __len__(self) -> int:
         return len(self._episode_pos)

@@ -1,4 +1,4 @@
-"""Geometry: rigid transforms and the canonical frame (SPEC section 2), numpy and torch."""
+"""Geometry: rigid transforms and the canonical frame (docs/conventions.md, "Coordinate frames"), numpy and torch."""
 
 import numpy as np
 import pytest

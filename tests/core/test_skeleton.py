@@ -1,4 +1,4 @@
-"""Skeleton: joint names, wrists, bones and hand membership follow EgoExo4D (SPEC section 1)."""
+"""Skeleton: joint names, wrists, bones and hand membership follow EgoExo4D (docs/conventions.md, "Joints")."""
 
 import pytest
 

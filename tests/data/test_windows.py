@@ -90,7 +90,7 @@ def test_protocol_offsets_and_clamping(protocol):
 
 
 def slow_reference_window(ep: Episode, t: int, protocol: str) -> dict:
-    """One window computed directly, frame by frame, from the SPEC definitions."""
+    """One window computed directly, frame by frame, from the definitions of docs/conventions.md."""
     n = len(ep)
     clamp = lambda i: min(max(i, 0), n - 1)  # noqa: E731
     E = ep.extrinsics.astype(np.float64)

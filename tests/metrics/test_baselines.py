@@ -1,4 +1,4 @@
-"""Static and constant-velocity baselines (SPEC section 7)."""
+"""Static and constant-velocity baselines (docs/conventions.md, "Baselines")."""
 
 import numpy as np
 import pytest

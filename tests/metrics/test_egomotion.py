@@ -1,4 +1,4 @@
-"""Egomotion score and the top-fraction subset (SPEC section 6)."""
+"""Egomotion score and the top-fraction subset (docs/conventions.md, "Egomotion")."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Masked training losses (SPEC section 4): values, masking of values AND gradients, bad input."""
+"""Masked training losses (docs/conventions.md, "Losses"): values, masking of values AND gradients, bad input."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Metrics in both conventions (SPEC section 5): hand-computed values, invariances, masking, bad input."""
+"""Metrics in both conventions (docs/conventions.md, "Metrics"): hand-computed values, invariances, masking,
+bad input."""
 
 import math
 

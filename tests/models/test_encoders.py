@@ -85,8 +85,6 @@ def test_offline_text_cache_and_batch_independence(offline):
     b, _ = offline.encode_text(["Pour the milk.", "Wash the dishes.", "Pour the milk."])
     assert len(offline.text._cache) == 3  # only the new prompt was encoded
     assert torch.equal(a[1], b[0]) and torch.equal(b[0], b[2])
-    assert offline.warm_text_cache(["Pour the milk.", "Open the fridge.", "Open the fridge."]) == 2
-    assert len(offline.text._cache) == 4
     key = offline.text_cache_key()
     assert key["name"] == "minilm-l6-v2-tokens" and key["max_text_len"] == 32 and len(key["weights"]) == 16
     with pytest.raises(NotImplementedError, match="cannot be cached"):
@@ -283,6 +281,23 @@ def test_egovideo_other_outputs_tokenizer_and_cache_key(small_egovideo_ckpt, ego
     other = small_egovideo_ckpt[0].with_name("other.pth")
     torch.save(random_egovideo_state_dict(SMALL_EGOVIDEO, seed=2), other)
     assert build_encoder("egovideo", checkpoint=other, config=SMALL_EGOVIDEO).cache_key()["weights"] != key["weights"]
+
+
+def test_bert_uncased_tokenizer_holds_the_whole_vocabulary():
+    """All 30522 WordPiece entries, each word at its vocab.txt line (transformers 5 silently builds a 5-token
+    tokenizer from ``BertTokenizerFast(vocab_file=...)``: every word [UNK]); the MiniLM folder's own tokenizer.json
+    beside the vocabulary (truncation and padding at 128) is not used."""
+    from egghand_lib.models.encoders._utils import minilm_model_dir
+    from egghand_lib.models.encoders.egovideo import load_bert_uncased_tokenizer
+
+    tok = load_bert_uncased_tokenizer()  # the vocabulary shipped with MiniLM
+    entries = (minilm_model_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(tok) == tok.vocab_size == len(entries) == 30522
+    ids = tok("Cut the onion, then tighten the bolt of the bicycle axle.")["input_ids"]
+    words = ["[CLS]", "cut", "the", "onion", ",", "then", "tighten", "the", "bolt", "of", "the", "bicycle", "axle",
+             ".", "[SEP]"]
+    assert ids == [entries.index(w) for w in words] and tok.unk_token_id not in ids
+    assert len(tok(" ".join(["onion"] * 600))["input_ids"]) == 602
 
 
 def test_egovideo_frozen_in_a_training_graph(egovideo):

@@ -77,7 +77,7 @@ def test_paper_size_model_on_meta_device():
     assert all(p.device.type == "meta" for p in model.parameters())
     head = {name: sum(p.numel() for p in child.parameters()) for name, child in model.action_head.named_children()}
     assert head == expected_head_params(c)
-    # The GR00T-N1.5-3B action head: 1,068,806,144 parameters (the SPEC's "about 1.07 B").
+    # The GR00T-N1.5-3B action head: 1,068,806,144 parameters ("about 1.07 B", docs/conventions.md).
     assert sum(head.values()) == 1_068_806_144
     counts = model.parameter_counts()
     assert counts["decoder"]["trainable"] == 1_068_806_144

@@ -1,7 +1,7 @@
 """EggHandConfig: one plain dataclass for the encoder, the adapters and the GR00T action decoder.
 
 Presets (``EggHandConfig.preset(name)``):
-- ``"gr00t-n1.5"`` (alias ``"paper"``): the GR00T-N1.5-3B action head (SPEC section 8, ~1.07 B parameters)
+- ``"gr00t-n1.5"`` (alias ``"paper"``): the GR00T-N1.5-3B action head (docs/conventions.md, "Model"; ~1.07 B parameters)
   with the EgoVideo encoder (1408-d CLS token, 512-d text tokens).
 - ``"cpu-small"``: the same architecture at width 128 with 4 DiT layers and the offline encoder.
 - ``"tiny"``: width 32, 2 layers, for tests (trains in seconds).
@@ -30,6 +30,9 @@ DECODER_PARTS = (
     "future_tokens", "position_embedding",
 )
 LOSS_SPACES = ("metres", "normalised")
+LOSS_VARIANTS = ("paper", "egghand-code")
+STATE_INPUTS = ("toolkit", "egghand-code")
+NORM_CONSTANTS = ("zero", "minus-one")
 ANCHORS = ("none", "last")
 
 
@@ -50,6 +53,7 @@ class EggHandConfig:
     # Normalised states are clipped to [-state_clip, state_clip] (None: not clipped). The training states lie in
     # [-1, 1]; a take outside the training range (e.g. a camera pitch the training split never had, on a
     # dimension that spanned micrometres there) would otherwise reach the model as 10^4 (normalization.py).
+    # Not applied with state_input="egghand-code": that state is exactly the official code's.
     state_clip: float | None = 1.5
     num_obs: int = NUM_OBS
     out_action_dim: int = ACTION_DIM  # 126 = 42 joints x 3
@@ -89,6 +93,20 @@ class EggHandConfig:
     noise_seed: int = 0
     loss_weights: tuple[float, float, float] = (0.6, 0.2, 0.2)  # abs, rel, pair
     loss_space: str = "metres"  # forecast_loss on metres (default) or on min-max normalised coordinates
+    # "paper" (the paper text) or "egghand-code" (the official loss: wrists absolute in L_rel's pool, L_pair
+    # over all same-hand pairs with i = j, a sample without valid joints trains on its markers); the official
+    # code computes it on normalised coordinates (loss_space="normalised").
+    loss_variant: str = "paper"
+    # What the state tokens are made of (docs/conventions.md, "State"). "toolkit": per observed frame the 126
+    # canonical joint numbers + the 12 numbers of the canonical -> camera matrix, all min-max normalised,
+    # invalid joints 0 after normalisation, + 42 validity flags. "egghand-code": exactly what the official
+    # pipeline feeds its head: the 126 canonical joint numbers (0 where missing) + the 3x4 world -> camera
+    # matrix as given, of which only the first 63 numbers (the right hand) are normalised (a side effect of
+    # its in-place normalisation of a 64-column view); no validity flags.
+    state_input: str = "toolkit"
+    # How a constant dimension (max == min of the training statistics) normalises: "zero" (this toolkit) or
+    # "minus-one" (the official code divides by a range of 1, so its minimum maps to -1).
+    norm_constant: str = "zero"
     flow_loss_weight: float = 0.0  # optional auxiliary flow-matching velocity loss (0 disables)
     protocol: str = "future"
     # What the decoder's actions mean. "none" (the official code): min-max normalised absolute canonical
@@ -134,6 +152,14 @@ class EggHandConfig:
             raise bad("state_offsets", "needs an anchor (anchor='last')")
         if self.loss_space not in LOSS_SPACES:
             raise bad("loss_space", f"expected one of {LOSS_SPACES}")
+        if self.loss_variant not in LOSS_VARIANTS:
+            raise bad("loss_variant", f"expected one of {LOSS_VARIANTS}")
+        if self.state_input not in STATE_INPUTS:
+            raise bad("state_input", f"expected one of {STATE_INPUTS}")
+        if self.state_input == "egghand-code" and self.state_offsets:
+            raise bad("state_offsets", "the official state input (state_input='egghand-code') has no offsets")
+        if self.norm_constant not in NORM_CONSTANTS:
+            raise bad("norm_constant", f"expected one of {NORM_CONSTANTS}")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
             raise bad("loss_weights", "expected three non-negative weights (abs, rel, pair)")
         if unknown := set(self.freeze_decoder) - set(DECODER_PARTS):
@@ -220,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_state_dim=64, action_dim=32, num_future_tokens=32, max_num_embodiments=32, embodiment_id=31,
         max_seq_len=1024, dropout=0.2,
     ),
-    # Width-128 4-layer decoder for 2-core CPUs (SPEC: ~0.85 s per training step at batch 64). Trained from
+    # Width-128 4-layer decoder for 2-core CPUs (~0.85 s per training step at batch 64). Trained from
     # scratch, without dropout (dropout masks cost ~15% of a CPU training step).
     "cpu-small": dict(
         encoder="offline",

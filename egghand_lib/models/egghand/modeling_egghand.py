@@ -67,6 +67,7 @@ STATS_NAME = "stats.json"
 RUN_MODEL_DIR = "model"  # where a training run folder keeps its final model
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
 REQUIRED_KEYS = ("past_joints", "past_valid", "past_extrinsics")
+OFFICIAL_NORMALISED_STATE = 63  # the official pipeline normalises only these leading state numbers
 
 
 def _masked_token_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -129,10 +130,12 @@ class EggHandPolicy(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, D)
         self.video_pos_embed = nn.Embedding(config.max_video_tokens, D)
         self.text_pos_embed = nn.Embedding(config.max_text_tokens, D)
-        # State adapter (official code: 138 -> 64), here with the 42 validity flags appended.
+        # State adapter (official code: 138 -> 64), here with the 42 validity flags appended (not with the
+        # official state input).
         n_joints = config.out_action_dim // 3
+        n_flags = n_joints if config.state_input == "toolkit" else 0
         n_offsets = config.out_action_dim if config.state_offsets else 0
-        self.state_proj = nn.Linear(config.state_dim + n_joints + n_offsets, config.max_state_dim)
+        self.state_proj = nn.Linear(config.state_dim + n_flags + n_offsets, config.max_state_dim)
         self.state_time_embed = nn.Embedding(config.num_obs, config.max_state_dim)
         # Action adapters (official code: 126 <-> 32).
         self.action_in_proj = nn.Linear(config.out_action_dim, config.action_dim)
@@ -151,7 +154,7 @@ class EggHandPolicy(nn.Module):
         self.motion_mlp = None
         if config.motion_mlp > 0:
             # + the mean projected video token and the mean projected text token (2 x D)
-            n_in = config.num_obs * (config.state_dim + n_joints + n_offsets) + 2 * D
+            n_in = config.num_obs * (config.state_dim + n_flags + n_offsets) + 2 * D
             self.motion_mlp = nn.Sequential(
                 nn.Linear(n_in, config.motion_mlp), nn.GELU(), nn.Linear(config.motion_mlp, config.motion_mlp),
                 nn.GELU(), nn.Linear(config.motion_mlp, config.action_horizon * config.out_action_dim),
@@ -169,7 +172,8 @@ class EggHandPolicy(nn.Module):
             getattr(self.action_head, part).requires_grad_(False)
 
         # Min-max statistics as buffers so they travel with .to(device) and the weights file; NaN = unset.
-        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats, state_clip=config.state_clip)
+        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats, config.norm_constant,
+                                           state_clip=config.state_clip)
 
     # ------------------------------------------------------------------ setup helpers
     def _add_lora(self) -> None:
@@ -304,8 +308,8 @@ class EggHandPolicy(nn.Module):
         return self.state_proj(x) + self.state_time_embed.weight[: x.shape[1]]
 
     def state_inputs(self, batch: dict) -> torch.Tensor:
-        """Per observed frame: normalised joints + camera (138), validity flags (42) [+ anchored offsets (126)].
-        (B, 20, 180 or 306)."""
+        """Per observed frame: normalised joints + camera (138), validity flags (42) [+ anchored offsets (126)]:
+        (B, 20, 180 or 306); with ``state_input="egghand-code"`` the official state (B, 20, 138)."""
         for key in REQUIRED_KEYS:
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
@@ -321,6 +325,8 @@ class EggHandPolicy(nn.Module):
                 f"batch: past_joints/past_valid/past_extrinsics must be (B, {self.config.num_obs}, {n_joints}, 3)/"
                 f"(B, T, {n_joints})/(B, T, 3, 4); got {tuple(joints.shape)}/{tuple(valid.shape)}/{tuple(ext.shape)}"
             )
+        if self.config.state_input == "egghand-code":
+            return self._official_state(batch, joints, valid, ext)
         state = self.normalize(torch.cat([joints.reshape(B, T, -1), ext.reshape(B, T, 12)], dim=-1), "state")
         cam_valid = torch.ones_like(valid[..., :1]).expand(B, T, 12)  # the camera pose is always known
         coord_valid = torch.cat([valid.repeat_interleave(3, dim=-1), cam_valid], dim=-1)
@@ -331,6 +337,23 @@ class EggHandPolicy(nn.Module):
             offsets = torch.where(valid[..., None], offsets, torch.zeros_like(offsets))
             parts.append(offsets.reshape(B, T, -1))
         return torch.cat(parts, dim=-1)
+
+    def _official_state(self, batch: dict, joints: torch.Tensor, valid: torch.Tensor,
+                        ext: torch.Tensor) -> torch.Tensor:
+        """The official pipeline's state (B, T, 138): canonical joints (0 where missing), then the world ->
+        camera 3x4 of each observed frame as given; only the first 63 numbers (the right hand) normalised."""
+        if "canonical_T" not in batch:
+            raise ValueError("batch: state_input='egghand-code' needs 'canonical_T' (the world -> camera matrix)")
+        B, T = joints.shape[:2]
+        C = batch["canonical_T"].to(self.device, torch.float32)  # (B, 4, 4) world -> canonical
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], device=self.device).expand(B, T, 1, 4)
+        world_to_cam = (torch.cat([ext, bottom], dim=-2) @ C[:, None])[..., :3, :]  # (B, T, 3, 4)
+        J = torch.where(valid[..., None], joints, torch.zeros_like(joints)).reshape(B, T, -1)
+        x = torch.cat([J, world_to_cam.reshape(B, T, 12)], dim=-1)
+        right = slice(0, OFFICIAL_NORMALISED_STATE)
+        # As the official code: not clipped (its missing joints are zeros, which may normalise far outside [-1, 1]).
+        return torch.cat([self.normalizer.normalize(x[..., right], "state", right, clip=False),
+                          x[..., OFFICIAL_NORMALISED_STATE:]], dim=-1)
 
     def _noise(self, seed: int, batch_size: int) -> torch.Tensor:
         """(B, H, action_dim) standard normal noise from ``seed``, identical for every window of the batch."""
@@ -421,10 +444,12 @@ class EggHandPolicy(nn.Module):
         gt = batch["future_joints"].to(self.device, torch.float32)
         valid = batch["future_valid"].to(self.device, torch.bool)
         if self.config.loss_space == "metres":
-            losses = forecast_loss(pred, gt, valid, weights=self.config.loss_weights)
+            losses = forecast_loss(pred, gt, valid, weights=self.config.loss_weights,
+                                   variant=self.config.loss_variant)
         else:
             gt_n = self._to_actions(gt, anchor).reshape(gt.shape)
-            losses = forecast_loss(actions.reshape(gt.shape), gt_n, valid, weights=self.config.loss_weights)
+            losses = forecast_loss(actions.reshape(gt.shape), gt_n, valid, weights=self.config.loss_weights,
+                                   variant=self.config.loss_variant)
         out = {"loss": losses["total"], "abs": losses["abs"], "rel": losses["rel"], "pair": losses["pair"],
                "pred": pred}
         if self.config.flow_loss_weight > 0:

@@ -1,7 +1,7 @@
 """Video-text encoders behind one interface (base.VideoTextEncoder), built by name.
 
     enc = build_encoder("offline")                                   # MiniLM text (frozen) + small CNN (trained)
-    enc = build_encoder("egovideo", checkpoint="ckpt_4frames.pth")   # frozen, SPEC section 8
+    enc = build_encoder("egovideo", checkpoint="ckpt_4frames.pth")   # frozen, the paper's encoder
     enc = build_encoder("internvl", model_dir="InternVL3_5-1B-HF")   # frozen, paper Table 4
     enc = build_encoder("cached", video_dim=1408, text_dim=512)      # features precomputed in the batch
     out = enc(frames, prompts)  # EncoderOutput(video_tokens, video_mask, text_tokens, text_mask)

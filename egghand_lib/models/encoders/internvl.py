@@ -3,7 +3,8 @@
 The user downloads ``OpenGVLab/InternVL3_5-1B-HF`` to a local folder; it is loaded with
 ``local_files_only=True`` (never from a hub). Per frame, the image features are
 ``model.get_image_features(pixel_values, vision_feature_layer=-1, vision_feature_select_strategy="default")``
-(InternViT-300M at 448 px -> pixel shuffle -> projection: 256 tokens of 1024-d). Text features are the
+(InternViT-300M at 448 px -> pixel shuffle -> projection: 256 tokens of 1024-d; the tensor itself in
+transformers 4, the ``pooler_output`` of the returned object in transformers 5). Text features are the
 language model's (Qwen3-0.6B) last hidden state over the prompt, right-padded to a fixed length.
 
 Video token layouts (``video_tokens``): "frame_mean" (default) averages each frame's tokens -> (B, 4, D),
@@ -120,7 +121,9 @@ class InternVLEncoder(VideoTextEncoder):
         pixels = self.preprocess(frames).to(self.model.dtype)
         feats = self.model.get_image_features(
             pixel_values=pixels, vision_feature_layer=-1, vision_feature_select_strategy="default"
-        ).float()  # (B*T, n, D)
+        )
+        # transformers 4 returns the features, transformers 5 an output object holding them in pooler_output
+        feats = (feats if isinstance(feats, torch.Tensor) else feats.pooler_output).float()  # (B*T, n, D)
         feats = feats.view(b, t, feats.shape[1], feats.shape[2])
         tokens = feats.mean(2) if self.video_layout == "frame_mean" else feats.flatten(1, 2)
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
@@ -134,7 +137,9 @@ class InternVLEncoder(VideoTextEncoder):
         )
         device = self.mean.device
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        hidden = self.model.language_model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        # model.model.language_model: the text model's place in transformers 4 and 5 alike (5 dropped the alias
+        # model.language_model)
+        hidden = self.model.model.language_model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
         return hidden, mask.bool()
 
     def forward(self, frames: torch.Tensor, prompts: list[str]):

@@ -222,13 +222,6 @@ class OfflineEncoder(VideoTextEncoder):
         check_prompts(prompts, frames.shape[0])
         return super().forward(frames, prompts)
 
-    def warm_text_cache(self, prompts: list[str]) -> int:
-        """Encode every unique prompt once up front (e.g. all prompts of a dataset); returns how many."""
-        unique = list(dict.fromkeys(check_prompts(prompts)))
-        if unique:
-            self.text.encode(unique)
-        return len(unique)
-
     def text_cache_key(self) -> dict:
         """Identity of the frozen text half (the video half trains, so only text may be cached)."""
         return self.text.cache_key()
