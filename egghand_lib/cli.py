@@ -3,6 +3,10 @@
 Each sub-command is a module ``egghand_lib.commands.<name>`` defining ``configure_parser(parser)`` and
 ``run(args) -> int``; it parses the flags and calls the library. A command's module is imported only
 when that command runs, so ``egghand --help`` stays fast.
+
+An expected error (bad input, a bad or missing file, a refused output folder, a permission) is printed as
+one line ``egghand COMMAND: error: FILE: PROBLEM`` and exits with status 2; ``--debug`` (before or after the
+command) adds its traceback. Ctrl-C exits with 130. Any other exception is a bug: its traceback is kept.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 # name -> one-line help; the code of `egghand NAME` is egghand_lib.commands.NAME.
 COMMANDS: dict[str, str] = {
@@ -24,9 +29,28 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# Errors of the input or the environment (bad or missing files, bad values, permissions): one line, exit 2.
+# The library raises ValueError (and its subclasses ValidationError, OutputFolderError, StaleCacheError) or
+# OSError naming the file and the problem; anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line an expected error is shown as: its message's first line (the rest is in --debug)."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    first, *rest = text.splitlines()
+    return first + (f" [{len(rest)} more lines: --debug]" if rest else "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="egghand", description="EggHand toolkit: egocentric 3D hand forecasting")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = bool(argv) and argv[0] == "--debug"
+    argv = argv[1:] if debug else argv
+    parser = argparse.ArgumentParser(prog="egghand", description="EggHand toolkit: egocentric 3D hand forecasting",
+                                     epilog="egghand [--debug] COMMAND ...: --debug shows the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -37,8 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"egghand_lib.commands.{name}")
     cmd_parser = argparse.ArgumentParser(prog=f"egghand {name}", description=COMMANDS[name])
     module.configure_parser(cmd_parser)
+    cmd_parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
     args = cmd_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    debug = debug or args.debug
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"egghand {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except EXPECTED_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        print(f"egghand {name}: error: {error_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

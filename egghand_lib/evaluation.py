@@ -32,6 +32,7 @@ from egghand_lib.egomotion import top_fraction_mask
 from egghand_lib.io import atomic_write_json, atomic_write_text
 from egghand_lib.metrics import CONVENTIONS, METRIC_KEYS, ForecastErrors, best_of_k, sample_spread
 from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.normalization import minmax_normalize
 
 MODEL_NAME = "EggHand"
 BASELINES = ("Static", "CVM")
@@ -61,6 +62,26 @@ def baseline_forecasts(arrays: dict[str, Any], train_arrays: dict[str, Any], pro
     past, past_valid = arrays["past_joints"], arrays["past_valid"]
     kw = dict(horizon=len(offsets), first_offset=offsets[0])
     return {m: np.asarray(makers[m](static).predict(past, past_valid, **kw), dtype=np.float32) for m in methods}
+
+
+def states_outside_training_range(model: nn.Module, arrays: dict[str, Any]) -> dict[str, Any] | None:
+    """How far the observed states of ``arrays`` lie outside the model's training range: the fraction of valid
+    state numbers whose min-max normalised value exceeds the model's ``state_clip`` (they are clipped to it),
+    the worst dimension and its normalised value. None for a model without min-max statistics."""
+    norm = getattr(model, "normalizer", None)
+    if norm is None or not getattr(norm, "has_stats", False):
+        return None
+    lo, hi = (t.detach().cpu().double().numpy() for t in norm.bounds("state"))
+    past, valid, ext = (np.asarray(arrays[k]) for k in ("past_joints", "past_valid", "past_extrinsics"))
+    state = np.concatenate([past.reshape(*past.shape[:2], -1), ext.reshape(*ext.shape[:2], 12)], axis=-1)
+    known = np.concatenate([np.repeat(valid, 3, axis=-1), np.ones((*state.shape[:2], 12), bool)], axis=-1)
+    z = minmax_normalize(torch.from_numpy(state.astype(np.float64)), torch.from_numpy(lo), torch.from_numpy(hi),
+                         getattr(norm, "constant", "zero"))
+    z = np.where(known, np.abs(z.numpy()), 0.0)
+    limit = norm.state_clip if norm.state_clip is not None else 1.0
+    worst = int(np.argmax(z.reshape(-1, z.shape[-1]).max(axis=0)))
+    return {"clip": norm.state_clip, "fraction_beyond": float((z > limit).sum() / max(1, known.sum())),
+            "worst_dim": worst, "worst_value": float(z[..., worst].max())}
 
 
 def subset_indices(num_items: int, max_windows: int | None) -> np.ndarray:
@@ -354,6 +375,12 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
                                              progress=progress, desc=f"EggHand on {split}")
         if s is not None:
             samples[MODEL_NAME] = s
+        outside = states_outside_training_range(net, arrays)
+        if outside is not None and outside["fraction_beyond"] > 0:
+            print(f"[evaluate] warning: {100 * outside['fraction_beyond']:.2g}% of the observed state numbers of "
+                  f"{split} lie beyond the training range (normalised |x| > {outside['clip'] or 1:g}; worst: "
+                  f"dimension {outside['worst_dim']} at {outside['worst_value']:.3g})"
+                  + ("; the model sees them clipped" if outside["clip"] else ""))
     res = compute_results(preds, arrays, conventions=conventions, top_fraction=top_fraction, group_key=group_key,
                           samples=samples)
     res = {"split": split, "protocol": protocol, "edges": edges,
@@ -361,6 +388,8 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
            **({"lerobot_dir": str(lerobot_dir)} if lerobot_dir is not None else {}),
            "model": None if model is None else (str(model) if not isinstance(model, nn.Module) else "in-memory"),
            **res}
+    if model is not None:
+        res["state_outside_training_range"] = outside
     if out_dir is not None:
         write_results(res, out_dir, name=name, title=f"Evaluation on {split}")
     return res

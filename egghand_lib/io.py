@@ -38,6 +38,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _tmp_sibling(path, path.suffix)
     try:
         yield tmp
+        # Some writers replace the temporary file by their own (safetensors' writes a new 0600 file): give it
+        # the permissions a plain open() would have, whatever wrote it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -75,6 +78,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
         yield tmp
+        _respect_umask(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
@@ -85,6 +89,17 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _respect_umask(folder: Path) -> None:
+    """Give everything under ``folder`` the permissions plain open() / mkdir() would have: writers such as
+    safetensors create their files 0600 whatever the umask."""
+    mask = _umask()
+    for root, dirs, files in os.walk(folder):  # does not follow symbolic links
+        for name, mode in [(d, 0o777) for d in dirs] + [(f, 0o666) for f in files]:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                os.chmod(p, mode & ~mask)
 
 
 def clean_partials(folder: str | os.PathLike) -> int:
@@ -106,6 +121,72 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ names that become paths
+
+MAX_NAME_BYTES = 200  # a file name holds the name plus a suffix; file systems allow 255 bytes
+
+
+def unsafe_name_reason(name: Any) -> str | None:
+    """Why ``name`` (an identifier read from an input file: a take uid, a split, an episode key) cannot be one
+    component of a path, or None when it can: it must be a non-empty string other than "." and "..", without
+    "/", "\\", NUL or control characters, of at most MAX_NAME_BYTES bytes in UTF-8."""
+    if not isinstance(name, str):
+        return f"not a string ({type(name).__name__})"
+    if name in ("", ".", ".."):
+        return "empty" if not name else f"{name!r} names a folder, not an entry"
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        return f"contains {', '.join(repr(c) for c in bad)}"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to ``limit`` characters (an identifier from a hostile file may be megabytes long)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def check_name(name: Any, what: str) -> str:
+    """``name`` if it is a safe path component (``unsafe_name_reason``), else a ValueError naming ``what``."""
+    reason = unsafe_name_reason(name)
+    if reason is not None:
+        raise ValueError(f"{what}: {short_repr(name)} cannot be a file or folder name ({reason})")
+    return name
+
+
+def escaping_path_reason(relpath: Any) -> str | None:
+    """Why the relative path ``relpath`` (read from an input file) would leave the folder it is relative to, or
+    None when it stays inside: absolute paths, ".." climbing out, NUL or non-strings are refused. Checked on
+    the text (symbolic links inside the folder are the folder owner's choice and are followed)."""
+    if not isinstance(relpath, str):
+        return f"not a string ({type(relpath).__name__})"
+    if not relpath or "\x00" in relpath:
+        return "empty" if not relpath else "contains NUL"
+    if os.path.isabs(relpath):
+        return "is an absolute path"
+    norm = os.path.normpath(relpath)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return "climbs out with '..'"
+    return None
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` (resolved: symbolic links followed) is ``root`` or lies under it (resolved)."""
+    root, path = Path(root).resolve(), Path(path).resolve()
+    return path == root or root in path.parents
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` if it resolves inside ``root`` (an output folder), else a ValueError: nothing is written or
+    deleted outside the output folder, even through a symbolic link planted in it."""
+    if not inside(root, path):
+        raise ValueError(f"{path}: {what} would be written outside {root} (resolves to {Path(path).resolve()}); "
+                         "refused")
+    return Path(path)
 
 
 # ------------------------------------------------------------------------------ output folders
@@ -185,3 +266,21 @@ def claim_output_folder(folder: str | os.PathLike, settings: dict, *, settings_n
 def write_settings(folder: str | os.PathLike, settings: dict, settings_name: str = "settings.json") -> None:
     """Record the settings of the run in ``folder`` (atomically), for ``claim_output_folder`` next time."""
     atomic_write_json(Path(folder) / settings_name, _as_json(settings))
+
+
+def claim_command_folder(folder: str | os.PathLike, command: str, settings: dict, overwrite: bool = False) -> str:
+    """``claim_output_folder`` for the --out of ``egghand COMMAND`` (settings in ``FOLDER/COMMAND_settings.json``),
+    then record the settings: a folder of another run of the command, or of anything else, is refused unless
+    ``overwrite`` (which empties it). Commands writing files of different names may share a folder: one holding
+    another command's settings file is not "anything else". Returns the claim's status."""
+    name = f"{command}_settings.json"
+    folder = Path(folder)
+    shared = folder.is_dir() and any(p.name != name for p in folder.glob("*_settings.json"))
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [name]:
+        overwrite = True  # only the settings of a run that failed before writing anything: nothing to protect
+    status = claim_output_folder(folder, {"command": command, **settings}, settings_name=name, overwrite=overwrite,
+                                 what=f"`egghand {command}` output", mismatch="of other inputs",
+                                 allow_other_files=shared)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_settings(folder, {"command": command, **settings}, name)
+    return status

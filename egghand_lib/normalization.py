@@ -9,6 +9,13 @@ d maps ``[min_d, max_d]`` to ``[-1, 1]`` (docs/conventions.md, "Normalisation"):
 A constant dimension (max == min) maps to 0 (``constant="zero"``, this toolkit's default); the official
 EggHand code divides by 1 instead, so there its minimum maps to -1 (``constant="minus-one"``).
 
+Out of range inputs: a dimension that is nearly constant in the training split (a camera that never rolls:
+a rotation entry spanning micrometres) maps the smallest change of another take to a huge number (2 x 10^4
+for 1 cm), and the model's forecast goes metres off. ``MinMaxNormalizer(state_clip=c)`` clips normalised
+states to [-c, c]; the training split's own states lie in [-1, 1], so any ``c >= 1`` leaves training
+unchanged and only bounds what the model never saw. ``EggHandPolicy`` clips at
+``EggHandConfig.state_clip`` (docs/conventions.md, "Normalisation"); actions are never clipped.
+
 Statistics files (``stats.json`` of a prepared folder or a saved model) use lerobot's layout:
 ``{"observation.state": {"min": [...138], "max": [...]}, "action": {"min": [...126], "max": [...]}}``.
 """
@@ -70,11 +77,14 @@ class MinMaxNormalizer(nn.Module):
     """
 
     def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, stats: NormStats | None = None,
-                 constant: str = "zero"):
+                 constant: str = "zero", state_clip: float | None = None):
         super().__init__()
         _check_constant(constant)
         self.constant = constant
         self.dims = {"state": int(state_dim), "action": int(action_dim)}
+        if state_clip is not None and not state_clip >= 1.0:
+            raise ValueError(f"state_clip: must be >= 1 (the training states span [-1, 1]) or None, got {state_clip!r}")
+        self.state_clip = None if state_clip is None else float(state_clip)  # normalised states clipped to +-this
         for key, dim in self.dims.items():
             self.register_buffer(f"{key}_min", torch.full((dim,), float("nan")))
             self.register_buffer(f"{key}_max", torch.full((dim,), float("nan")))
@@ -115,11 +125,13 @@ class MinMaxNormalizer(nn.Module):
             raise ValueError("no normalisation statistics: call set_stats(stats) (or set_norm_stats) first")
         return getattr(self, f"{key}_min"), getattr(self, f"{key}_max")
 
-    def normalize(self, x: torch.Tensor, key: str, dims: slice = slice(None)) -> torch.Tensor:
+    def normalize(self, x: torch.Tensor, key: str, dims: slice = slice(None), clip: bool = True) -> torch.Tensor:
         """x (..., d) in metres / camera numbers -> [-1, 1]; ``dims`` selects which of the key's dimensions
-        x holds (e.g. ``slice(0, 63)``: the right hand's joints only)."""
+        x holds (e.g. ``slice(0, 63)``: the right hand's joints only). States beyond ``state_clip`` are clipped
+        to it (unless ``clip=False``)."""
         lo, hi = self.bounds(key)
-        return minmax_normalize(x, lo[dims], hi[dims], self.constant)
+        out = minmax_normalize(x, lo[dims], hi[dims], self.constant)
+        return out.clamp(-self.state_clip, self.state_clip) if key == "state" and self.state_clip and clip else out
 
     def unnormalize(self, x: torch.Tensor, key: str, dims: slice = slice(None)) -> torch.Tensor:
         lo, hi = self.bounds(key)

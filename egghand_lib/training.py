@@ -11,6 +11,13 @@ order is a pure function of (seed, epoch), so a resumed run sees exactly the bat
 run would: training N steps straight and N/2 + resume give identical weights on CPU. Ctrl-C saves a
 checkpoint at the last completed optimizer step before stopping.
 
+Several processes (DDP, gloo on CPU): each takes its slice of every micro-batch, so N processes with
+accumulation k train, step by step, the weights one process trains with accumulation N * k (the same
+windows, the mean of the same micro-batch losses). Launch them with ``accelerate launch --multi_gpu
+--num_processes N -m egghand_lib.cli train ...`` (on a CPU-only machine too: the processes then use gloo);
+``accelerate launch --cpu --num_processes N`` starts ONE process unless given an MPI host file (accelerate
+1.x). Only the main process writes to the run folder.
+
     from egghand_lib.training import TrainConfig, train
     result = train(TrainConfig.named("cpu-small"), "runs/cpu-small", prep_dir="data/prepared")
     result.model.forecast(batch)
@@ -24,6 +31,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import random
 import re
 import shutil
@@ -35,7 +43,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -261,17 +270,19 @@ def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def micro_batch_indices(num_items: int, batch_size: int, seed: int, start: int = 0, rank: int = 0,
-                        world: int = 1) -> Iterator[list[int]]:
+                        world: int = 1, accum: int = 1) -> Iterator[list[int]]:
     """Window indices of micro-batch ``start``, ``start + 1``, ... (endless, reshuffled every epoch).
 
-    Every micro-batch takes ``batch_size * world`` windows of the epoch's permutation (incomplete
-    batches at the end of an epoch are dropped, so every step weighs the same); process ``rank`` gets
-    its slice.
+    Every micro-batch takes ``batch_size * world`` windows of the epoch's permutation and process ``rank``
+    gets its slice. An epoch holds whole optimizer steps of ``accum`` micro-batches (the windows left over
+    are dropped, so every step weighs the same and never mixes two epochs): one process accumulating
+    ``accum = k`` micro-batches sees, step by step, exactly the windows ``k`` processes see together.
     """
     per_micro = batch_size * world
-    per_epoch = num_items // per_micro
+    per_epoch = num_items // (per_micro * accum) * accum
     if per_epoch < 1:
-        raise ValueError(f"dataset: {num_items} windows is fewer than one batch of {per_micro}")
+        raise ValueError(f"dataset: {num_items} windows is fewer than one batch of {per_micro * accum} "
+                         f"({batch_size} per micro-batch x {accum} accumulated x {world} processes)")
     m = start
     while True:
         epoch, pos = divmod(m, per_epoch)
@@ -301,8 +312,9 @@ class _IterSampler:
         return self.it
 
 
-def steps_per_epoch(num_items: int, config: TrainConfig, world: int = 1) -> float:
-    return (num_items // (config.batch_size * world)) / config.grad_accum_steps
+def steps_per_epoch(num_items: int, config: TrainConfig, world: int = 1) -> int:
+    """Optimizer steps per epoch (an epoch holds whole steps; see ``micro_batch_indices``)."""
+    return num_items // (config.batch_size * world * config.grad_accum_steps)
 
 
 def total_optimizer_steps(num_items: int, config: TrainConfig, world: int = 1) -> int:
@@ -346,19 +358,52 @@ def load_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer=None, scheduler=
     for name in ("model.safetensors", "state.json"):
         if not (ckpt_dir / name).is_file():
             raise FileNotFoundError(f"{ckpt_dir / name}: missing; not a complete checkpoint")
-    weights = load_file(str(ckpt_dir / "model.safetensors"))
+    try:
+        weights = load_file(str(ckpt_dir / "model.safetensors"))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: not a readable safetensors file ({e})") from None
     own = model.state_dict()
     bad = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
     if bad:
         raise ValueError(f"{ckpt_dir / 'model.safetensors'}: {len(bad)} tensor(s) do not fit the model, e.g. {bad[:3]}")
-    model.load_state_dict(weights, strict=False)
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location="cpu", weights_only=True))
-    if scheduler is not None:
-        scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", map_location="cpu", weights_only=True))
-    state = json.loads((ckpt_dir / "state.json").read_text())
-    state["rng"] = torch.load(ckpt_dir / "rng.pt", map_location="cpu", weights_only=True)
+    nonfinite = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: NaN or inf in {len(nonfinite)} tensor(s), e.g. "
+                         f"{nonfinite[:3]}; resume from an earlier checkpoint or start over (--no-resume)")
+    state = _read_json_object(ckpt_dir / "state.json")
+    if not isinstance(state.get("step"), int) or state["step"] < 0:
+        raise ValueError(f"{ckpt_dir / 'state.json'}: no valid 'step' ({state.get('step')!r})")
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict(_torch_load(ckpt_dir / "optimizer.pt"))
+        if scheduler is not None:
+            scheduler.load_state_dict(_torch_load(ckpt_dir / "scheduler.pt"))
+        state["rng"] = _torch_load(ckpt_dir / "rng.pt")
+        model.load_state_dict(weights, strict=False)
+    except (KeyError, TypeError, RuntimeError) as e:  # a state of another optimizer / model
+        raise ValueError(f"{ckpt_dir}: checkpoint does not fit this run ({type(e).__name__}: {e})") from None
     return state
+
+
+def _torch_load(path: Path) -> Any:
+    """torch.load(weights_only=True) with errors naming the file (missing, truncated, not a torch file)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; not a complete checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable torch file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, errors naming the file."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
@@ -388,9 +433,13 @@ LOG_COLUMNS = ("step", "epoch", "lr", "loss", "loss_abs", "loss_rel", "loss_pair
 def _read_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if int(r["step"]) <= up_to_step]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return [r for r in rows if int(r["step"]) <= up_to_step]
+    except (KeyError, TypeError, ValueError, csv.Error) as e:  # ValueError: also UnicodeDecodeError
+        raise ValueError(f"{path}: not a metrics log of this toolkit ({type(e).__name__}: {e}); "
+                         "delete it or start over (--no-resume)") from None
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -483,7 +532,12 @@ def _accelerator(config: TrainConfig):
     if cuda and config.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda)
+    # Several processes: parameters outside this config's loss (e.g. the flow-matching input projection when
+    # flow_loss_weight is 0) get no gradient, and DDP averages a bucket's gradients only once every parameter
+    # in it has one, so it must look for the unused ones (else gradients stay per-process, silently).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps, cpu=not cuda,
+                       kwargs_handlers=[ddp])
 
 
 RUN_SETTINGS_NAME = "settings.json"  # what defines the run's weights: config fields + the training data
@@ -511,8 +565,11 @@ def _finished_result(out_dir: Path) -> TrainResult | None:
     summary_path, model_dir = out_dir / "summary.json", out_dir / "model"
     if not summary_path.is_file() or not (model_dir / "config.json").is_file():
         return None
-    summary = json.loads(summary_path.read_text())
-    if summary.get("steps") is None or summary["steps"] < summary.get("total_steps", float("inf")):
+    summary = _read_json_object(summary_path)
+    steps, total = summary.get("steps"), summary.get("total_steps")
+    if not isinstance(steps, int) or not isinstance(total, int):
+        raise ValueError(f"{summary_path}: no integer 'steps' / 'total_steps'; delete it to resume the run")
+    if steps < total:
         return None
     model = EggHandPolicy.from_pretrained(model_dir)
     return TrainResult(model, out_dir, int(summary["steps"]), int(summary["total_steps"]), True, model_dir,
@@ -556,20 +613,27 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
             except (FileNotFoundError, ValueError) as e:
                 print(f"[train] no evaluation split {config.eval_split!r} ({e}); evaluating nothing")
     # The folder: a run of the same config on the same data resumes (or, finished, is returned as it is);
-    # another run there is refused unless resume=False (start over).
+    # another run there is refused unless resume=False (start over). Only the main process touches it; the
+    # others wait for it (several processes clearing and writing one folder would race).
+    accelerator = _accelerator(config)
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     settings = {"train_config": config.weight_fields(), "data": training_data_identity(train_dataset)}
-    status = claim_output_folder(out_dir, settings, settings_name=RUN_SETTINGS_NAME, overwrite=not resume,
-                                 what="training run", mismatch="that used a different config or other data")
-    if status == "resume" and not resume:
-        _clear_run(out_dir)
-    if status == "resume" and resume and model is None and (done := _finished_result(out_dir)) is not None:
+    if world > 1:  # the global batch (and the data order) depends on the number of processes too
+        settings["processes"] = world
+    if accelerator.is_main_process:
+        status = claim_output_folder(out_dir, settings, settings_name=RUN_SETTINGS_NAME, overwrite=not resume,
+                                     what="training run", mismatch="that used a different config or other data")
+        if status == "resume" and not resume:
+            _clear_run(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clean_partials(out_dir)
+        if (out_dir / "checkpoints").is_dir():
+            clean_partials(out_dir / "checkpoints")
+        write_settings(out_dir, settings, RUN_SETTINGS_NAME)
+    accelerator.wait_for_everyone()
+    if resume and model is None and (done := _finished_result(out_dir)) is not None:
         print(f"  done already ({out_dir} holds this run, finished)")
         return done
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(out_dir)
-    if (out_dir / "checkpoints").is_dir():
-        clean_partials(out_dir / "checkpoints")
-    write_settings(out_dir, settings, RUN_SETTINGS_NAME)
 
     cache_overrides: dict[str, Any] = {}
     if config.feature_cache:
@@ -579,10 +643,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
     collate = getattr(train_dataset, "collate_fn", collate_windows)
 
     ckpts = list_checkpoints(out_dir)
-    atomic_write_json(out_dir / "train_config.json", config.to_dict())
-
-    accelerator = _accelerator(config)
-    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    if accelerator.is_main_process:
+        atomic_write_json(out_dir / "train_config.json", config.to_dict())
 
     set_seed(config.seed)
     if model is None:
@@ -628,7 +690,8 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
         return evaluate_during_training(raw_model, eval_dataset, eval_idx, config.batch_size, device, collate)
 
     indices = micro_batch_indices(len(train_dataset), config.batch_size, config.seed,
-                                  start=step * config.grad_accum_steps, rank=rank, world=world)
+                                  start=step * config.grad_accum_steps, rank=rank, world=world,
+                                  accum=config.grad_accum_steps)
     batches = _micro_batches(train_dataset, indices, collate, config.num_workers)
     bar = tqdm(total=total_steps, initial=step, desc=f"train {config.name}", disable=not progress or
                not accelerator.is_main_process, dynamic_ncols=True)
@@ -692,6 +755,7 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
         model_dir = save_model(raw_model, out_dir / "model")
         atomic_write_json(out_dir / "summary.json", {
             "config": config.to_dict(), "steps": step, "total_steps": total_steps, "train_windows": len(train_dataset),
+            "processes": world,
             "elapsed_s": time.perf_counter() - t0, "eval": eval_metrics,
             "final_loss": next((r["loss"] for r in reversed(history) if r.get("loss") not in (None, "")), None),
         })

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations
+from egghand_lib.data.prepared import manifest_digest
 from egghand_lib.data.windows import EDGES
+from egghand_lib.io import claim_command_folder
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +29,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "corrupted frames of a model trained on cached EgoVideo features)")
     parser.add_argument("--internvl", help="InternVL3.5-1B-HF directory (encoder ablation)")
     parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory (head-init ablation)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it holds other results or files")
     parser.add_argument("--no-progress", action="store_true")
 
 
+def _abs(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """What the results and retrained runs in OUT depend on (--which may grow between runs: the runs resume)."""
+    return {"prep": _abs(args.prep), "prep_manifest_sha256": manifest_digest(args.prep), "model": _abs(args.model),
+            "split": args.split, "train_split": args.train_split, "protocol": args.protocol, "edges": args.edges,
+            "config": args.config,
+            "seed": args.seed, "max_windows": args.max_windows, "egovideo": _abs(args.egovideo),
+            "internvl": _abs(args.internvl), "gr00t": _abs(args.gr00t)}
+
+
 def run(args: argparse.Namespace) -> int:
+    claim_command_folder(args.out, "ablate", settings_of(args), overwrite=args.overwrite)
     which = list(ABLATIONS) if "all" in args.which else args.which
     res = run_ablations(args.prep, args.out, args.model, which=which, split=args.split, train_split=args.train_split,
                         protocol=args.protocol, edges=args.edges, train_config=args.config, seed=args.seed,

@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from egghand_lib.data.prepared import manifest_digest
 from egghand_lib.data.windows import EDGES
 from egghand_lib.evaluation import evaluate, summary_line
+from egghand_lib.io import claim_command_folder
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +31,24 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-key", default="scenario", help="per-group table key: scenario or task")
     parser.add_argument("--feature-cache", help="precomputed encoder features (egghand cache --out)")
     parser.add_argument("--device")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it holds other results or files")
     parser.add_argument("--no-progress", action="store_true")
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """What the results in OUT depend on (another evaluation is refused there without --overwrite)."""
+    if args.prep is not None:
+        data = {"prep": str(Path(args.prep).resolve()), "prep_manifest_sha256": manifest_digest(args.prep)}
+    else:
+        data = {"lerobot": str(Path(args.lerobot).resolve())}
+    return {**data, "split": args.split, "model": str(Path(args.model).resolve()) if args.model else None,
+            "protocol": args.protocol, "edges": args.edges, "train_split": args.train_split, "samples": args.samples,
+            "max_windows": args.max_windows, "group_key": args.group_key,
+            "feature_cache": str(Path(args.feature_cache).resolve()) if args.feature_cache else None}
+
+
 def run(args: argparse.Namespace) -> int:
+    claim_command_folder(args.out, "evaluate", settings_of(args), overwrite=args.overwrite)
     res = evaluate(args.prep, args.split, args.model, args.out, protocol=args.protocol, edges=args.edges,
                    train_split=args.train_split,
                    batch_size=args.batch_size, num_samples=args.samples, max_windows=args.max_windows,

@@ -31,6 +31,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bone-length", type=float, default=ValidationConfig.max_bone_length)
     parser.add_argument("--bone-ratio", type=float, default=ValidationConfig.bone_ratio,
                         help="a bone longer than this times its median over the take is an outlier")
+    parser.add_argument("--max-camera-translation", type=float, default=ValidationConfig.max_camera_translation,
+                        help="metres: a camera farther from the world origin has bad extrinsics")
+    parser.add_argument("--max-camera-speed", type=float, default=ValidationConfig.max_camera_speed,
+                        help="m/s: a frame whose camera jumps away from both neighbours faster has bad extrinsics")
     parser.add_argument("--overwrite", action="store_true", help="discard a folder prepared with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--lerobot", action="store_true",
@@ -39,7 +43,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = ValidationConfig(max_camera_distance=args.max_camera_distance, min_hand_joints=args.min_hand_joints,
-                           max_bone_length=args.max_bone_length, bone_ratio=args.bone_ratio)
+                           max_bone_length=args.max_bone_length, bone_ratio=args.bone_ratio,
+                           max_camera_translation=args.max_camera_translation, max_camera_speed=args.max_camera_speed)
     manifest = prepare_dataset(args.raw, args.out, splits=args.splits, strict=args.strict,
                                annotation=args.annotation, size=args.size, stats_split=args.stats_split,
                                stats_protocol=args.protocol, stats_edges=args.edges,

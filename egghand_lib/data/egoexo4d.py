@@ -11,13 +11,19 @@ Layout under ROOT (only the parts the hand-forecasting task needs)::
 
 Everything here is raw reading: values come back as found (NaN where a joint is absent) and problems
 with the *content* are left to ``egghand_lib.data.validation``. Problems with the *form* of a file
-(truncated JSON, wrong shapes, missing keys) raise ``ValueError`` naming the file.
+(truncated JSON, wrong shapes, missing keys) raise ``ValueError`` naming the file. Problems of a frame key
+(a number outside 0 .. MAX_FRAME_NUMBER, or one frame given more than once: the same key twice, or "19" and
+"019") are listed on the returned object (``bad_frames``) and the frame is left out: nothing is resolved
+silently. Identifiers that become paths (take uid, take name, root_dir, the video's relative path) are
+checked by ``read_takes``: a take whose paths would leave the raw folder, or a take uid listed twice, is
+listed with its problem in ``TakeInfo.problems`` and never read.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,27 +38,62 @@ try:  # orjson decodes the big annotation files ~3x faster than the standard lib
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     orjson = None
 
+from egghand_lib.io import escaping_path_reason, short_repr, unsafe_name_reason
 from egghand_lib.skeleton import JOINT_NAMES, NUM_JOINTS
 
 ANNOTATION_DIRS = {"manual": "annotation", "automatic": "automatic"}
 _JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+# 30 fps frame numbers are 0 .. MAX_FRAME_NUMBER (about 38 days of video): anything else is not a frame.
+MAX_FRAME_NUMBER = 10**8
 
 
 def load_json(path: str | Path):
     """Parse a JSON file, with errors that name the file (missing, truncated or not JSON)."""
-    path = Path(path)
+    return _load_json_bytes(Path(path))[1]
+
+
+def _load_json_bytes(path: Path) -> tuple[bytes, object]:
+    """(the file's bytes, the parsed JSON), errors naming the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     data = path.read_bytes()
     if orjson is not None:
         try:
-            return orjson.loads(data)
+            return data, orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # the standard library also accepts NaN / Infinity, which Python's json.dump writes
     try:
-        return json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return data, json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
+
+
+class _Duplicates(dict):
+    """A JSON object that held some key more than once (``duplicates``; the value kept is the last one)."""
+
+    duplicates: list[str]
+
+
+def _noting_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    seen: set[str] = set()
+    marked = _Duplicates(out)
+    marked.duplicates = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+    return marked
+
+
+def _load_json_noting_duplicates(data: bytes, path: Path):
+    """The slow, exact parse: every object that held a key twice is a ``_Duplicates`` naming those keys."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_noting_duplicates)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
+
+
+def _duplicate_keys(obj) -> list[str]:
+    return list(getattr(obj, "duplicates", ()))
 
 
 # --------------------------------------------------------------------------------------------- takes
@@ -70,6 +111,9 @@ class TakeInfo:
     video_relpath: str | None  # relative to the take's root_dir
     root_dir: str
     prompt: str  # "task_prompt", else EgoSynth's "egosynth"/"prompt", else the task name
+    # (kind, detail) of what makes the take unusable: "unsafe_path" (a path that would leave the raw folder)
+    # or "duplicate_take" (its uid is listed more than once); such a take is never read.
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
     def video_path(self, root: str | Path) -> Path | None:
         if self.video_relpath is None:
@@ -98,7 +142,12 @@ def _video_relpath(entry) -> str | None:
 
 
 def read_takes(root: str | Path) -> dict[str, TakeInfo]:
-    """ROOT/takes.json -> {take_uid: TakeInfo}. Extra keys are ignored."""
+    """ROOT/takes.json -> {take_uid: TakeInfo}. Extra keys are ignored.
+
+    A take uid listed more than once keeps its first entry and gets a "duplicate_take" problem (which entry is
+    right cannot be known); a uid that is not a plain file name, or a take name / root_dir / video path that
+    would leave ROOT, gets an "unsafe_path" problem (``TakeInfo.problems``).
+    """
     path = Path(root) / "takes.json"
     data = load_json(path)
     if isinstance(data, dict) and "takes" in data:
@@ -106,10 +155,14 @@ def read_takes(root: str | Path) -> dict[str, TakeInfo]:
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of takes, got {type(data).__name__}")
     out: dict[str, TakeInfo] = {}
+    entries: dict[str, list[int]] = {}
     for i, t in enumerate(data):
         if not isinstance(t, dict) or "take_uid" not in t:
             raise ValueError(f"{path}: entry {i} has no 'take_uid'")
         uid = str(t["take_uid"])
+        entries.setdefault(uid, []).append(i)
+        if uid in out:
+            continue
         name = str(t.get("take_name", uid))
         videos = t.get("frame_aligned_videos") or {}
         cam = _ego_camera(videos) if isinstance(videos, dict) else None
@@ -120,23 +173,70 @@ def read_takes(root: str | Path) -> dict[str, TakeInfo]:
         # Prompt: an explicit "task_prompt", else EgoSynth's "egosynth": {"prompt"}, else the task name.
         synth = t.get("egosynth") if isinstance(t.get("egosynth"), dict) else {}
         prompt = t.get("task_prompt") or synth.get("prompt") or task_name
-        out[uid] = TakeInfo(
+        root_dir = str(t.get("root_dir") or f"takes/{name}")
+        info = TakeInfo(
             take_uid=uid, take_name=name, task_name=task_name, parent_task_name=str(t.get("parent_task_name", "")),
-            ego_camera=cam or "aria01", video_relpath=rel, root_dir=str(t.get("root_dir") or f"takes/{name}"),
-            prompt=str(prompt),
+            ego_camera=cam or "aria01", video_relpath=rel, root_dir=root_dir, prompt=str(prompt),
         )
+        if (why := unsafe_name_reason(uid)) is not None:
+            info.problems.append(("unsafe_path", f"entry {i}: take_uid {short_repr(uid)} is not a plain name ({why})"))
+        for what, rp in (("root_dir", root_dir), ("root_dir + video path", f"{root_dir}/{rel}" if rel else None)):
+            if rp is not None and (why := escaping_path_reason(rp)) is not None:
+                info.problems.append(("unsafe_path", f"entry {i}: {what} {short_repr(rp)} {why} (outside {root})"))
+                break
+        out[uid] = info
+    for uid, idx in entries.items():
+        if len(idx) > 1:
+            out[uid].problems.append(("duplicate_take", f"take_uid listed {len(idx)} times (entries "
+                                                        f"{', '.join(map(str, idx[:5]))}); which one holds its "
+                                                        "videos is unknown"))
     return out
 
 
 def read_splits(root: str | Path) -> dict[str, str]:
-    """ROOT/annotations/splits.json -> {take_uid: split}."""
+    """ROOT/annotations/splits.json -> {take_uid: split} (a take given two splits: ``read_splits_checked``)."""
+    return read_splits_checked(root)[0]
+
+
+def read_splits_checked(root: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """({take_uid: split}, {take_uid: what conflicts}) of ROOT/annotations/splits.json: a take given more than
+    one split (by either of its two forms), or listed twice, is a conflict (which is right is unknown)."""
     path = Path(root) / "annotations" / "splits.json"
-    data = load_json(path)
-    if isinstance(data, dict) and isinstance(data.get("take_uid_to_split"), dict):
-        return {str(k): str(v) for k, v in data["take_uid_to_split"].items()}
-    if isinstance(data, dict) and isinstance(data.get("split_to_take_uids"), dict):
-        return {str(u): str(s) for s, uids in data["split_to_take_uids"].items() for u in uids}
-    raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    raw, _ = _load_json_bytes(path)
+    data = _load_json_noting_duplicates(raw, path)  # a small file: read exactly, noting keys given twice
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    by_map = data.get("take_uid_to_split")
+    by_list = data.get("split_to_take_uids")
+    if not isinstance(by_map, dict) and not isinstance(by_list, dict):
+        raise ValueError(f"{path}: expected 'take_uid_to_split' or 'split_to_take_uids'")
+    splits_of: dict[str, set[str]] = {}  # every split a take is given, by either form
+    listed: dict[str, int] = {}  # how often split_to_take_uids lists it
+    for split, uids in by_list.items() if isinstance(by_list, dict) else ():
+        if not isinstance(uids, list):
+            raise ValueError(f"{path}: split_to_take_uids.{split}: expected a list of take uids")
+        for u in map(str, uids):
+            splits_of.setdefault(u, set()).add(str(split))
+            listed[u] = listed.get(u, 0) + 1
+    if isinstance(by_map, dict):
+        mapping = {str(k): str(v) for k, v in by_map.items()}
+    else:
+        mapping = {}
+        for split, uids in by_list.items():
+            for u in map(str, uids):
+                mapping.setdefault(u, str(split))
+    for u, split in mapping.items():
+        splits_of.setdefault(u, set()).add(split)
+    twice = set(_duplicate_keys(by_map)) if isinstance(by_map, dict) else set()
+    conflicts = {}
+    for u, splits in splits_of.items():
+        if len(splits) > 1:
+            conflicts[u] = f"given the splits {sorted(splits)}"
+        elif u in twice:
+            conflicts[u] = "listed twice in take_uid_to_split"
+        elif listed.get(u, 0) > 1:
+            conflicts[u] = f"listed {listed[u]} times in split_to_take_uids"
+    return mapping, conflicts
 
 
 def annotation_path(root: str | Path, split: str, take_uid: str, kind: str = "manual") -> Path:
@@ -173,13 +273,51 @@ class HandAnnotation:
     num_views: np.ndarray
     unknown_joints: dict[str, int] = field(default_factory=dict)
     bad_values: list[tuple[int, str, str]] = field(default_factory=list)  # (frame, joint, why): NaN / non-numeric
+    # (frame number or None, kind, detail) of frames left out: "frame_number_out_of_range", "duplicate_key"
+    bad_frames: list[tuple[int | None, str, str]] = field(default_factory=list)
 
 
 def _parse_frame_number(key, path: Path) -> int:
     try:
         return int(key)
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: frame key {key!r} is not an integer frame number") from None
+        raise ValueError(f"{path}: frame key {short_repr(str(key), 60)} is not an integer frame number") from None
+
+
+def _frames_by_number(obj: dict, path: Path, skip: tuple[str, ...] = ()) -> tuple[list[tuple[int, object]], list]:
+    """The entries of an object keyed by frame number: ([(frame number, value)] sorted, bad frames).
+
+    A key that is not an integer is a form error (ValueError naming the file). A number outside 0 ..
+    MAX_FRAME_NUMBER, and a frame given more than once (the same key twice, or "19" and "019") are left out
+    and listed as (frame number or None, kind, detail).
+    """
+    twice = set(_duplicate_keys(obj))
+    by_number: dict[int, list[str]] = {}
+    values: dict[str, object] = {}
+    bad: list[tuple[int | None, str, str]] = []
+    for key, value in obj.items():
+        if key in skip:
+            continue
+        text = str(key).strip().lstrip("+-")
+        if text.isdigit() and len(text) > len(str(MAX_FRAME_NUMBER)):  # do not even convert 10^30 or 10^5000
+            bad.append((None, "frame_number_out_of_range",
+                        f"frame key {short_repr(str(key), 40)} is outside 0..{MAX_FRAME_NUMBER}; frame ignored"))
+            continue
+        fn = _parse_frame_number(key, path)
+        if not 0 <= fn <= MAX_FRAME_NUMBER:
+            bad.append((None, "frame_number_out_of_range",
+                        f"frame key {short_repr(str(key), 40)} is outside 0..{MAX_FRAME_NUMBER}; frame ignored"))
+            continue
+        by_number.setdefault(fn, []).append(key)
+        values[key] = value
+    out = []
+    for fn, keys in sorted(by_number.items()):
+        if len(keys) > 1 or keys[0] in twice:
+            given = " and ".join(repr(k) for k in keys) if len(keys) > 1 else f"{keys[0]!r} twice"
+            bad.append((fn, "duplicate_key", f"frame {fn} is given more than once (keys {given}); frame dropped"))
+            continue
+        out.append((fn, values[keys[0]]))
+    return out, bad
 
 
 def _checked_joint_cells(i: int, fn: int, ann: dict, unknown: dict[str, int], bad: list) -> list[tuple]:
@@ -201,6 +339,7 @@ def _checked_joint_cells(i: int, fn: int, ann: dict, unknown: dict[str, int], ba
     return out
 
 
+_FRAME_MATRIX = re.compile(rb'"\s*[+-]?\d+\s*"\s*:\s*\[')  # a frame-keyed matrix in a camera_pose file
 _XYZ = itemgetter("x", "y", "z")
 _XYZV = itemgetter("x", "y", "z", "num_views_for_3d")
 
@@ -252,22 +391,13 @@ def _joint_values_checked(anns: list[tuple[int, int, dict]], unknown: dict[str, 
 def read_hand_annotation(path: str | Path) -> HandAnnotation:
     """Parse one ego_pose hand annotation file: {"<frame>": [{"annotation3D": {joint: {x, y, z, ...}}}]}."""
     path = Path(path)
-    data = load_json(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object keyed by frame number, got {type(data).__name__}")
-    # Everything but a possible "metadata" entry is keyed by frame number.
-    frames = sorted((_parse_frame_number(k, path), v) for k, v in data.items() if k != "metadata")
-    n = len(frames)
-    anns: list[tuple[int, int, dict]] = []  # (frame row, frame number, annotation3D)
-    for i, (fn, entry) in enumerate(frames):
-        # Real files hold a list with one dict per frame; accept a bare dict too.
-        for item in entry if isinstance(entry, list) else [entry]:
-            if not isinstance(item, dict):
-                raise ValueError(f"{path}: frame {fn}: expected a dict with 'annotation3D', got {type(item).__name__}")
-            ann = item.get("annotation3D", {})
-            if not isinstance(ann, dict):
-                raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
-            anns.append((i, fn, ann))
+    raw, data = _load_json_bytes(path)
+    anns, bad_frames, fnums = _hand_frames(data, path)
+    # orjson keeps the last of two equal keys without a word. More "z" keys in the text than joints parsed means
+    # a joint, or a frame holding joints, was given twice: parse again, exactly, noting every duplicate. (A frame
+    # given twice with no joints in one copy loses nothing.)
+    if raw.count(b'"z"') > sum(len(a) for _, _, a in anns):
+        anns, bad_frames, fnums = _hand_frames(_load_json_noting_duplicates(raw, path), path)
     unknown: dict[str, int] = {}
     bad: list[tuple[int, str, str]] = []
     # Joints are converted and checked by numpy once per file (per-joint numpy calls would cost more than the
@@ -279,16 +409,49 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
     finite = np.isfinite(v[:, :3]).all(axis=1)
     for r in np.flatnonzero(~finite):  # stays NaN = missing, but is reported
         why = "non-numeric or incomplete x/y/z" if None in raw_xyz(r) else "NaN/inf coordinate"
-        bad.append((int(frames[int(rows[r])][0]), JOINT_NAMES[int(cols[r])], why))
+        bad.append((int(fnums[int(rows[r])]), JOINT_NAMES[int(cols[r])], why))
     rows, cols, v = rows[finite], cols[finite], v[finite]
     v[~np.isfinite(v[:, 3]), 3] = -1  # a null (or NaN / inf) view count: not given
-    joints = np.full((n, NUM_JOINTS, 3), np.nan)
-    views = np.full((n, NUM_JOINTS), -1, dtype=np.int16)
-    # A joint given twice in a frame keeps its last value, as sequential assignment would.
-    joints[rows, cols] = v[:, :3]
+    joints = np.full((len(fnums), NUM_JOINTS, 3), np.nan)
+    views = np.full((len(fnums), NUM_JOINTS), -1, dtype=np.int16)
+    joints[rows, cols] = v[:, :3]  # (frame, joint) pairs are unique: a frame giving a joint twice was dropped
     views[rows, cols] = v[:, 3].astype(np.int16)
-    fnums = np.array([f for f, _ in frames], dtype=np.int64)
-    return HandAnnotation(path, fnums, joints, views, unknown, bad)
+    return HandAnnotation(path, fnums, joints, views, unknown, bad, bad_frames)
+
+
+def _hand_frames(data, path: Path) -> tuple[list[tuple[int, int, dict]], list, np.ndarray]:
+    """A hand file's frames as (frame row, frame number, annotation3D), its bad frames and the frame numbers kept."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object keyed by frame number, got {type(data).__name__}")
+    # Everything but a possible "metadata" entry is keyed by frame number.
+    frames, bad_frames = _frames_by_number(data, path, skip=("metadata",))
+    anns: list[tuple[int, int, dict]] = []  # (frame row, frame number, annotation3D)
+    kept: list[int] = []
+    for fn, entry in frames:
+        # Real files hold a list with one dict per frame; accept a bare dict too.
+        items = entry if isinstance(entry, list) else [entry]
+        for item in items:
+            if not isinstance(item, dict):
+                raise ValueError(f"{path}: frame {fn}: expected a dict with 'annotation3D', got {type(item).__name__}")
+            if not isinstance(item.get("annotation3D", {}), dict):
+                raise ValueError(f"{path}: frame {fn}: 'annotation3D' is not an object")
+        given = [item["annotation3D"] for item in items if "annotation3D" in item]
+        # a joint given twice: the same key twice in one object (only the exact re-parse marks those), or in two
+        twice = [k for a in given for k in getattr(a, "duplicates", ())]
+        if len(given) > 1:
+            twice = sorted(set(twice) | _repeated(k for a in given for k in a))
+        if twice:
+            bad_frames.append((fn, "duplicate_key", f"frame {fn}: joint(s) {', '.join(map(repr, twice[:5]))} given "
+                                                    "more than once; frame dropped"))
+            continue
+        anns += [(len(kept), fn, a) for a in given] or [(len(kept), fn, {})]
+        kept.append(fn)
+    return anns, bad_frames, np.array(kept, dtype=np.int64)
+
+
+def _repeated(keys) -> set:
+    seen: set = set()
+    return {k for k in keys if k in seen or seen.add(k)}
 
 
 # ---------------------------------------------------------------------------------------- camera pose
@@ -297,13 +460,16 @@ def read_hand_annotation(path: str | Path) -> HandAnnotation:
 @dataclass
 class CameraPose:
     """One camera's poses: intrinsics (3, 3) at the video's native resolution; frame_numbers (M,) sorted;
-    extrinsics (M, 3, 4) float64 world -> camera."""
+    extrinsics (M, 3, 4) float64 world -> camera; frames whose key is out of range or given twice are left
+    out and listed in ``bad_frames``."""
 
     path: Path
     camera: str
     intrinsics: np.ndarray
     frame_numbers: np.ndarray
     extrinsics: np.ndarray
+    # (frame number or None, kind, detail) of frames left out, as HandAnnotation.bad_frames
+    bad_frames: list[tuple[int | None, str, str]] = field(default_factory=list)
 
     def lookup(self, frame_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Extrinsics at ``frame_numbers`` (N,) -> (found (N,) bool, extrinsics (N, 3, 4), NaN where not found)."""
@@ -335,9 +501,15 @@ def _as_matrix(value, shape: tuple[int, int], path: Path, what: str) -> np.ndarr
 def read_camera_pose(path: str | Path, camera: str | None = None) -> CameraPose:
     """Parse a camera_pose file; ``camera`` defaults to the first key starting with 'aria'."""
     path = Path(path)
-    data = load_json(path)
+    raw, data = _load_json_bytes(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object keyed by camera name")
+    # orjson keeps the last of two equal keys silently: more frame-keyed matrices in the text than parsed means a
+    # frame was given twice; parse again, exactly, noting the duplicates.
+    parsed = sum(len(e["camera_extrinsics"]) for e in data.values()
+                 if isinstance(e, dict) and isinstance(e.get("camera_extrinsics"), dict))
+    if len(_FRAME_MATRIX.findall(raw)) > parsed:
+        data = _load_json_noting_duplicates(raw, path)
     if camera is None or camera not in data:
         cams = sorted(k for k in data if str(k).lower().startswith("aria") and isinstance(data[k], dict))
         if not cams:
@@ -350,7 +522,7 @@ def read_camera_pose(path: str | Path, camera: str | None = None) -> CameraPose:
     ext = entry["camera_extrinsics"]
     if not isinstance(ext, dict):
         raise ValueError(f"{path}: {camera}/camera_extrinsics: expected an object keyed by frame number")
-    items = sorted((_parse_frame_number(k, path), v) for k, v in ext.items())
+    items, bad_frames = _frames_by_number(ext, path)
     try:  # all frames at once; on any irregularity, frame by frame to name the bad one
         A = np.asarray([v for _, v in items], dtype=np.float64)
     except (TypeError, ValueError):
@@ -361,7 +533,7 @@ def read_camera_pose(path: str | Path, camera: str | None = None) -> CameraPose:
         E = np.zeros((len(items), 3, 4))
         for i, (fn, v) in enumerate(items):
             E[i] = _as_matrix(v, (3, 4), path, f"{camera}/camera_extrinsics/{fn}")
-    return CameraPose(path, camera, K, np.array([f for f, _ in items], dtype=np.int64), E)
+    return CameraPose(path, camera, K, np.array([f for f, _ in items], dtype=np.int64), E, bad_frames)
 
 
 # ---------------------------------------------------------------------------------------------- video

@@ -22,6 +22,7 @@ import numpy as np
 
 from egghand_lib.data import egoexo4d as ex
 from egghand_lib.data.validation import CleanTake, ValidationConfig, ValidationReport, validate_take
+from egghand_lib.io import short_repr, unsafe_name_reason
 
 FRAME_STRIDE = 3
 EGGHAND_SPLITS = {"egghand-train": "train.json", "egghand-val": "val.json"}
@@ -109,18 +110,46 @@ def is_egghand_split(split: str) -> bool:
 
 @dataclass
 class RawIndex:
-    """takes.json and splits.json of a raw folder, read once."""
+    """takes.json and splits.json of a raw folder, read once.
+
+    ``problems``: take uid -> (kind, file, detail) of what makes a take unusable before any of its files is
+    opened: a uid that is not a plain file name, a split (splits.json) or a root_dir / video path that would
+    leave the raw folder ("unsafe_path"), a uid listed twice in takes.json or given two splits ("duplicate_take").
+    """
 
     root: Path
     takes: dict[str, ex.TakeInfo]
     take_split: dict[str, str]
+    problems: dict[str, tuple[str, Path, str]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, root: str | Path) -> RawIndex:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"raw_dir: {root} is not a folder")
-        return cls(root, ex.read_takes(root), ex.read_splits(root))
+        takes = ex.read_takes(root)
+        take_split, conflicts = ex.read_splits_checked(root)
+        index = cls(root, takes, take_split)
+        for uid, info in index.takes.items():
+            if info.problems:
+                index.problems[uid] = (info.problems[0][0], root / "takes.json", "; ".join(d for _, d in info.problems))
+        splits_json = root / "annotations" / "splits.json"
+        for uid, why in conflicts.items():
+            index.problems.setdefault(uid, ("duplicate_take", splits_json, f"take {short_repr(uid)}: {why} in "
+                                                                          "splits.json"))
+        for uid, split in index.take_split.items():
+            if uid not in index.problems and (why := take_uid_problem(uid) or split_name_problem(split)):
+                index.problems[uid] = ("unsafe_path", splits_json, f"take {short_repr(uid)} in split "
+                                                                   f"{short_repr(split)}: {why}")
+        return index
+
+    def problem(self, take_uid: str) -> tuple[str, Path, str] | None:
+        """(kind, file, detail) when the take must not be read (see ``problems``), else None."""
+        if take_uid in self.problems:
+            return self.problems[take_uid]
+        if (why := take_uid_problem(take_uid)) is not None:
+            return "unsafe_path", self.root / "annotations", why
+        return None
 
     def raw_split_of(self, take_uid: str, kind: str) -> str | None:
         """The ego_pose folder holding a take: from splits.json, else any folder with its annotation file."""
@@ -132,10 +161,25 @@ class RawIndex:
         return None
 
 
+def take_uid_problem(take_uid: str) -> str | None:
+    """Why a take uid cannot name its annotation and episode files, or None (``egghand_lib.io.unsafe_name_reason``)."""
+    why = unsafe_name_reason(take_uid)
+    return None if why is None else f"take uid {short_repr(take_uid)} is not a plain file name ({why})"
+
+
+def split_name_problem(split: str) -> str | None:
+    """Why a split name cannot name a folder, or None."""
+    why = unsafe_name_reason(split)
+    return None if why is None else f"split {short_repr(split)} is not a plain folder name ({why})"
+
+
 def _read_take(index: RawIndex, take_uid: str, raw_split: str, annotation: str, report: ValidationReport,
                config: ValidationConfig, frame_numbers: np.ndarray | None) -> CleanTake | None:
     """Read + validate one take's JSON files; None (recorded in the report) if the take is unusable."""
     root = index.root
+    if (problem := index.problem(take_uid)) is not None:  # before any path is built from its names
+        report.drop_take(take_uid, *problem)
+        return None
     path = ex.annotation_path(root, raw_split, take_uid, annotation)
     if not path.is_file() and annotation == "manual":
         auto = ex.annotation_path(root, raw_split, take_uid, "automatic")
@@ -199,6 +243,9 @@ def plan_split(
         for spec in load_egghand_split(split):
             by_take[spec.take_uid].append(spec)
         for uid, specs in tqdm(by_take.items(), desc=f"validate {split}", disable=not progress):
+            if (problem := index.problem(uid)) is not None:
+                report.drop_take(uid, *problem)
+                continue
             raw_split = index.raw_split_of(uid, annotation)
             if raw_split is None:
                 report.drop_take(uid, "file_error", index.root / "annotations",
@@ -214,6 +261,8 @@ def plan_split(
                 report.take(uid).episodes += len(eps)
         return episodes
 
+    if (why := split_name_problem(split)) is not None:
+        raise ValueError(f"split: {why}")
     known = set(index.take_split.values()) | {d.name for d in (index.root / "annotations" / "ego_pose").glob("*")}
     if split not in known:
         raise ValueError(f"split: unknown {split!r}; {index.root} has {sorted(known)}, "
@@ -224,6 +273,9 @@ def plan_split(
         uids |= set(ex.annotated_take_uids(index.root, split, "automatic"))
     next_index = 0
     for uid in tqdm(sorted(uids), desc=f"validate {split}", disable=not progress):
+        if (problem := index.problem(uid)) is not None:  # before its name becomes a path
+            report.drop_take(uid, *problem)
+            continue
         kinds = ("manual", "automatic") if annotation == "manual" else (annotation,)
         if not any(ex.annotation_path(index.root, split, uid, k).is_file() for k in kinds):
             # Common on real EgoExo4D (hand pose covers a subset of takes): one aggregate entry per split.

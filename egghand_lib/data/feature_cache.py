@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
@@ -371,8 +371,15 @@ def _token_shapes(cache_dir: Path, manifest: dict) -> dict:
     for part in manifest.get("encoder", {}).get("parts", PARTS):
         n, d = 0, None
         for s in manifest["shards"]:
-            with safe_open(str(cache_dir / s["file"]), framework="pt") as f:
-                shape = f.get_slice(f"{part}_tokens").get_shape()
+            path = cache_dir / s["file"]
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    shape = f.get_slice(f"{part}_tokens").get_shape()
+            except (SafetensorError, OSError, KeyError) as e:
+                raise ValueError(f"{path}: unreadable feature-cache shard ({type(e).__name__}: {e}); "
+                                 "rebuild the cache") from None
+            if len(shape) != 3:
+                raise ValueError(f"{path}: {part}_tokens has shape {shape}, expected (rows, tokens, width)")
             n, d = max(n, shape[1]), shape[2]
         out[part] = [n, d]
     return out
@@ -443,7 +450,14 @@ class CachedFeatures:
         if not 0 <= idx < len(self):
             raise IndexError(f"window {idx} out of range for a cache of {len(self)} windows")
         k = bisect.bisect_right(self._starts, idx) - 1
-        row = idx - self._starts[k]
+        try:
+            return self._item(k, idx - self._starts[k])
+        except (SafetensorError, KeyError, IndexError, RuntimeError) as e:  # truncated or foreign shard contents
+            path = self.cache_dir / self.manifest["shards"][k]["file"]
+            raise ValueError(f"{path}: unreadable feature-cache shard at window {idx} ({type(e).__name__}: {e}); "
+                             "rebuild the cache") from None
+
+    def _item(self, k: int, row: int) -> dict[str, torch.Tensor]:
         f = self._shard(k)
         out = {}
         if "video" in self.parts:

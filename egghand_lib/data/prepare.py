@@ -20,7 +20,15 @@ from egghand_lib.data.episodes import Episode, RawIndex, is_egghand_split, load_
 from egghand_lib.data.prepared import FORMAT_VERSION, episode_digest, save_episode, stored_digest
 from egghand_lib.data.statistics import compute_stats
 from egghand_lib.data.validation import ValidationConfig, ValidationReport
-from egghand_lib.io import atomic_write_json, atomic_write_text, claim_output_folder, clean_partials, write_settings
+from egghand_lib.io import (
+    atomic_write_json,
+    atomic_write_text,
+    check_inside,
+    check_name,
+    claim_output_folder,
+    clean_partials,
+    write_settings,
+)
 
 # ------------------------------------------------------------------------------------------ prepare
 
@@ -64,6 +72,10 @@ def prepare_dataset(
     splits = list(dict.fromkeys(splits))
     if not splits:
         raise ValueError("splits: empty")
+    for split in splits:  # each names a folder of the output
+        check_name(split, "splits")
+    if out_dir.resolve() == raw_dir or out_dir.resolve() in raw_dir.parents:  # --overwrite would empty it
+        raise ValueError(f"out_dir: {out_dir} holds the raw folder {raw_dir}; prepare into a folder of its own")
     if int(size) < 1:
         raise ValueError(f"size: expected a positive number of pixels, got {size}")
     cfg = replace(validation or ValidationConfig(), strict=bool(strict))
@@ -88,6 +100,7 @@ def prepare_dataset(
     for split in splits:
         folder = prepared.episodes_dir(out_dir, split)
         folder.mkdir(parents=True, exist_ok=True)
+        check_inside(out_dir, folder, "episode files")  # not through a symbolic link planted in the folder
         clean_partials(folder)
         by_take: dict[str, list[Episode]] = defaultdict(list)
         for ep in planned[split]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from safetensors.numpy import save_file
 
 from egghand_lib.batch import NormStats
 from egghand_lib.data.episodes import Episode
-from egghand_lib.io import atomic_path, atomic_write_json, file_sha256
+from egghand_lib.io import atomic_path, atomic_write_json, check_name, file_sha256
 from egghand_lib.normalization import load_stats, stats_to_json
 
 FORMAT_VERSION = 1
@@ -50,12 +51,14 @@ _ARRAY_KEYS = ("frame_numbers", "joints", "valid", "extrinsics", "intrinsics", "
 
 
 def episodes_dir(prep_dir: str | Path, split: str) -> Path:
-    return Path(prep_dir) / EPISODES_DIR / split
+    """PREP_DIR/episodes/{split}; a split that is not a plain folder name is a ValueError."""
+    return Path(prep_dir) / EPISODES_DIR / check_name(split, "split")
 
 
 def episode_path(prep_dir: str | Path, split: str, key: str) -> Path:
-    """The file of the episode ``key`` (``Episode.key``) of ``split``."""
-    return episodes_dir(prep_dir, split) / f"{key}{EPISODE_SUFFIX}"
+    """The file of the episode ``key`` (``Episode.key``) of ``split``; a key that is not a plain file name (it
+    would lead out of the folder) is a ValueError."""
+    return episodes_dir(prep_dir, split) / f"{check_name(key, 'episode key')}{EPISODE_SUFFIX}"
 
 
 def manifest_path(prep_dir: str | Path) -> Path:
@@ -104,16 +107,26 @@ def save_episode(ep: Episode, path: str | Path) -> None:
         save_file(tensors, tmp, metadata=meta)
 
 
+MAX_HEADER_BYTES = 100_000_000  # safetensors refuses headers above 100 MB too
+
+
 def _read_header(path: Path) -> tuple[int, dict]:
+    """(header length, header) of a safetensors file, checked against the file's size before reading it."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
             raise ValueError(f"{path}: not a safetensors file (too short)")
         (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, MAX_HEADER_BYTES):  # a garbage length would otherwise be allocated and read
+            raise ValueError(f"{path}: corrupt safetensors header (declares {n} header bytes, the file has {size})")
         try:
-            return n, json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise ValueError(f"{path}: corrupt safetensors header") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: corrupt safetensors header (not an object)")
+    return n, header
 
 
 def stored_digest(path: str | Path) -> str | None:
@@ -127,29 +140,59 @@ def stored_digest(path: str | Path) -> str | None:
 def load_episode(path: str | Path, mmap: bool = True) -> Episode:
     """Read an episode file; ``frames`` is a read-only np.memmap when ``mmap`` (nothing decoded or copied)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: episode file not found (listed in the manifest; preparation damaged?)")
     n, header = _read_header(path)
     meta = header.pop("__metadata__", {}) or {}
+    data_bytes = path.stat().st_size - 8 - n
     arrays = {}
     with open(path, "rb") as f:
         for name, h in header.items():
-            dtype = _ST_DTYPES[h["dtype"]]
-            begin, end = h["data_offsets"]
-            shape = tuple(h["shape"])
+            dtype, shape, begin, end = _tensor_entry(path, name, h, data_bytes)
             if mmap and name == "frames":
                 arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=shape)
             else:
                 f.seek(8 + n + begin)
                 arrays[name] = np.frombuffer(f.read(end - begin), dtype=dtype).reshape(shape).copy()
     missing = set(_ARRAY_KEYS) - set(arrays)
-    if missing or any(k not in meta for k in _META_KEYS):
+    if missing or not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
         raise ValueError(f"{path}: not an episode file (missing {sorted(missing) or 'metadata'})")
+    F = len(arrays["frame_numbers"])
+    expected = {"frame_numbers": (F,), "joints": (F, 42, 3), "valid": (F, 42), "extrinsics": (F, 3, 4),
+                "intrinsics": (3, 3)}
+    wrong = [f"{k} {arrays[k].shape} (expected {v})" for k, v in expected.items() if arrays[k].shape != v]
+    if arrays["frames"].ndim != 4 or len(arrays["frames"]) != F or arrays["frames"].shape[-1] != 3:
+        wrong.append(f"frames {arrays['frames'].shape} (expected ({F}, H, W, 3))")
+    if wrong:
+        raise ValueError(f"{path}: not an episode file (shapes: {'; '.join(wrong)})")
+    try:
+        episode_index = int(meta["episode_index"])
+    except ValueError:
+        raise ValueError(f"{path}: not an episode file (episode_index {meta['episode_index']!r})") from None
     return Episode(
-        take_uid=meta["take_uid"], episode_index=int(meta["episode_index"]), task=meta["task"],
+        take_uid=meta["take_uid"], episode_index=episode_index, task=meta["task"],
         scenario=meta["scenario"], split=meta["split"], frame_numbers=arrays["frame_numbers"],
         joints=arrays["joints"], valid=arrays["valid"], extrinsics=arrays["extrinsics"],
         intrinsics=arrays["intrinsics"], frames=arrays["frames"], video_path=meta["video_path"],
         meta={"path": str(path)},
     )
+
+
+def _tensor_entry(path: Path, name: str, h, data_bytes: int) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    """(dtype, shape, begin, end) of one header entry, checked: a known dtype, offsets inside the file that
+    hold exactly the shape's bytes (a truncated or forged file fails here, naming the file and the tensor)."""
+    try:
+        dtype = np.dtype(_ST_DTYPES[h["dtype"]])
+        begin, end = (int(x) for x in h["data_offsets"])
+        shape = tuple(int(x) for x in h["shape"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: corrupt safetensors header entry for {name!r}") from None
+    if not 0 <= begin <= end <= data_bytes or any(d < 0 for d in shape):
+        raise ValueError(f"{path}: tensor {name!r} lies outside the file (bytes {begin}..{end} of {data_bytes}: "
+                         "truncated?)")
+    if math.prod(shape) * dtype.itemsize != end - begin:
+        raise ValueError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape} ({dtype})")
+    return dtype, shape, begin, end
 
 
 # ----------------------------------------------------------------------------------------- manifest
@@ -186,7 +229,15 @@ def load_split_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> 
     manifest = read_manifest(prep_dir)
     if split not in manifest["splits"]:
         raise ValueError(f"split: {split!r} was not prepared in {prep_dir}; available: {sorted(manifest['splits'])}")
-    return [load_episode(episode_path(prep_dir, split, key), mmap) for key in manifest["splits"][split]["episodes"]]
+    entry = manifest["splits"][split]
+    keys = entry.get("episodes") if isinstance(entry, dict) else None
+    if not isinstance(keys, list):
+        raise ValueError(f"{manifest_path(prep_dir)}: splits.{split}.episodes is not a list of episode keys")
+    try:
+        paths = [episode_path(prep_dir, split, key) for key in keys]
+    except ValueError as e:
+        raise ValueError(f"{manifest_path(prep_dir)}: {e}") from None
+    return [load_episode(p, mmap) for p in paths]
 
 
 # ------------------------------------------------------------------------------------------- stats

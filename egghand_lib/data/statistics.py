@@ -55,7 +55,13 @@ def window_bounds(windows: Iterable[dict[str, np.ndarray]]) -> NormStats:
         fj = np.asarray(w["future_joints"]).reshape(-1, joints_dim)
         fm = np.repeat(np.asarray(w["future_valid"], bool).reshape(-1, joints_dim // 3), 3, axis=1)
         action.update(fj, fm)
-    return NormStats(*state.result(), *action.result())
+    stats = NormStats(*state.result(), *action.result())
+    for name in ("state_min", "state_max", "action_min", "action_max"):
+        values = getattr(stats, name)
+        if not torch.isfinite(values).all():  # validated inputs never give this: refuse rather than store it
+            d = int(torch.nonzero(~torch.isfinite(values))[0])
+            raise ValueError(f"statistics: {name}[{d}] is {float(values[d])} (non-finite input values)")
+    return stats
 
 
 def compute_stats(episodes: list[Episode], protocol: str = "future", up=(0.0, 0.0, 1.0),

@@ -1317,6 +1317,8 @@ def generate_egosynth(out_dir: str | Path, preset: str = "tiny", seed: int = 0, 
     cfg = make_config(preset, seed, **overrides)
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        overwrite = True  # an empty folder (e.g. made by the user for it) holds nothing to protect
     if out_dir.exists() and not overwrite:
         if manifest_path.exists():
             try:

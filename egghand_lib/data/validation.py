@@ -10,10 +10,14 @@ Kinds (severity ``problem`` drops data, ``info`` only describes it):
 | kind | severity | what is dropped |
 |---|---|---|
 | take_not_in_takes_json | problem | the take (annotations exist, takes.json does not list it) |
+| unsafe_path | problem | the take (its uid, split, root_dir or video path would leave the raw or output folder) |
+| duplicate_take | problem | the take (listed twice in takes.json, or given two splits in splits.json) |
 | file_error | problem | the take (missing/truncated JSON, wrong shapes, missing keys) |
 | missing_video | problem | the take (no ego RGB video, or it is shorter than the annotations) |
+| frame_number_out_of_range | problem | the frame (its key is not in 0 .. MAX_FRAME_NUMBER) |
+| duplicate_key | problem | the frame (given more than once: the same key twice, "19" and "019", a joint twice) |
 | missing_camera_pose | problem | the frame (annotated, but no extrinsics for it) |
-| bad_extrinsics | problem | the frame (NaN or non-rigid world->camera matrix) |
+| bad_extrinsics | problem | the frame (non-finite, non-rigid, beyond max_camera_translation, or a lone jump) |
 | unknown_joint_name | problem | that joint entry (not an EgoExo4D hand joint name) |
 | nan_joint | problem | the joint (NaN/inf or non-numeric coordinates) |
 | joint_far_from_camera | problem | the joint (farther than max_camera_distance from the camera) |
@@ -41,10 +45,16 @@ from egghand_lib.skeleton import BONES, JOINT_NAMES, JOINTS_PER_HAND, NUM_JOINTS
 
 KINDS: dict[str, tuple[str, str]] = {
     "take_not_in_takes_json": ("problem", "annotations exist for a take that takes.json does not list; take dropped"),
+    "unsafe_path": ("problem", "a take uid, split, root_dir or video path would leave the raw or output folder; "
+                               "take dropped"),
+    "duplicate_take": ("problem", "take uid listed twice in takes.json or given two splits in splits.json; "
+                                  "take dropped"),
     "file_error": ("problem", "a file is missing, truncated or malformed; take dropped"),
     "missing_video": ("problem", "the ego RGB video is missing or too short; take dropped"),
+    "frame_number_out_of_range": ("problem", "frame key outside 0 .. MAX_FRAME_NUMBER; frame dropped"),
+    "duplicate_key": ("problem", "frame (or a joint of it) given more than once; frame dropped"),
     "missing_camera_pose": ("problem", "annotated frame without camera extrinsics; frame dropped"),
-    "bad_extrinsics": ("problem", "non-finite or non-rigid extrinsics; frame dropped"),
+    "bad_extrinsics": ("problem", "non-finite, non-rigid, implausibly far or jumping extrinsics; frame dropped"),
     "unknown_joint_name": ("problem", "joint name that is not an EgoExo4D hand joint; entry ignored"),
     "nan_joint": ("problem", "NaN/inf or non-numeric joint coordinates; joint marked invalid"),
     "joint_far_from_camera": ("problem", "joint farther than max_camera_distance from the camera; joint invalid"),
@@ -72,6 +82,8 @@ class ValidationConfig:
     min_hand_joints: int = 3  # a hand with 1..min_hand_joints-1 valid joints is dropped in that frame
     max_bone_length: float = 0.25  # metres; the longest hand bone (wrist -> index_1) is about 0.1 m
     bone_ratio: float = 2.5  # a bone longer than bone_ratio x its median over the take is an outlier
+    max_camera_translation: float = 100.0  # metres: the camera's distance from the world origin (|t| of [R|t])
+    max_camera_speed: float = 10.0  # m/s: a frame whose camera is this fast away from both neighbours jumped
 
 
 @dataclass
@@ -194,12 +206,44 @@ class CleanTake:
     meta: dict = field(default_factory=dict)
 
 
-def _rigid_ok(E: np.ndarray, tol: float = 1e-3) -> np.ndarray:
-    """(N, 3, 4) -> (N,) finite with an orthonormal rotation of determinant +1."""
+def _extrinsics_problems(E: np.ndarray, max_translation: float, tol: float = 1e-3) -> list[str | None]:
+    """(N, 3, 4) world -> camera -> per frame None (fine) or why not: non-finite, a rotation that is not
+    orthonormal with determinant +1, or a translation (the camera's distance from the world origin) beyond
+    ``max_translation`` metres."""
     finite = np.isfinite(E).all(axis=(1, 2))
-    R = np.where(finite[:, None, None], E[:, :, :3], np.eye(3))
-    ortho = np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2)) < tol
-    return finite & ortho & (np.linalg.det(R) > 0)
+    safe = np.where(finite[:, None, None], E, np.eye(3, 4))
+    R, t = safe[:, :, :3], safe[:, :, 3]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge finite entries overflow to inf: not rigid either
+        ortho = np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2)) < tol
+        proper = np.linalg.det(np.where(ortho[:, None, None], R, np.eye(3))) > 0
+        dist = np.linalg.norm(t, axis=1)
+    out: list[str | None] = []
+    for i in range(len(E)):
+        if not finite[i]:
+            out.append("NaN or inf in the 3x4 matrix")
+        elif not (ortho[i] and proper[i]):
+            out.append("rotation part not orthonormal with determinant +1")
+        elif not dist[i] <= max_translation:
+            out.append(f"translation {dist[i]:.4g} m from the world origin (> max_camera_translation "
+                       f"{max_translation:g} m)")
+        else:
+            out.append(None)
+    return out
+
+
+def _camera_jumps(frames: np.ndarray, centres: np.ndarray, max_speed: float, fps: float = 30.0) -> np.ndarray:
+    """(F,) bool: frames whose camera centre is farther from both neighbours than ``max_speed`` allows (an
+    isolated jump; at an end, from its one neighbour while that neighbour agrees with its own next one)."""
+    n = len(frames)
+    jump = np.zeros(n, bool)
+    if n < 3:
+        return jump
+    step = np.linalg.norm(np.diff(centres, axis=0), axis=1)  # (F-1,) metres between consecutive frames
+    too_far = step > max_speed * np.diff(frames) / fps
+    jump[1:-1] = too_far[:-1] & too_far[1:]
+    jump[0] = too_far[0] and not too_far[1]
+    jump[-1] = too_far[-1] and not too_far[-2]
+    return jump
 
 
 def _masked_median(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -254,22 +298,38 @@ def validate_take(
     for fn, name, why in (ann.bad_values if ann else []):
         if fn in wanted:
             report.add(take_uid, "nan_joint", ann_file, frame=fn, detail=f"{name}: {why}")
+    # Frame keys out of range or given twice: those frames were left out by the reader (never resolved).
+    for source, file in ((ann, ann_file), (cam, cam.path)):
+        for fn, kind, detail in (source.bad_frames if source is not None else []):
+            if fn is None or frame_numbers is None or fn in wanted:
+                report.add(take_uid, kind, file, frame=fn, detail=detail)
+    cam_listed = {fn for fn, _, _ in cam.bad_frames if fn is not None}
 
     # Camera pose: frames without it are dropped.
     found, E = cam.lookup(frames)
     for fn in frames[~found]:
-        report.add(take_uid, "missing_camera_pose", cam.path, frame=int(fn), detail="no extrinsics for this frame")
+        if int(fn) not in cam_listed:  # already reported as a duplicate key
+            report.add(take_uid, "missing_camera_pose", cam.path, frame=int(fn), detail="no extrinsics for this frame")
     ok = found.copy()
-    rigid = _rigid_ok(np.where(found[:, None, None], E, 0.0))
-    for fn in frames[found & ~rigid]:
-        report.add(take_uid, "bad_extrinsics", cam.path, frame=int(fn), detail="non-finite or non-rigid 3x4 matrix")
-    ok &= rigid
+    for i, why in enumerate(_extrinsics_problems(np.where(found[:, None, None], E, np.eye(3, 4)),
+                                                 cfg.max_camera_translation)):
+        if found[i] and why is not None:
+            report.add(take_uid, "bad_extrinsics", cam.path, frame=int(frames[i]), detail=why)
+            ok[i] = False
+    idx = np.flatnonzero(ok)
+    jumps = _camera_jumps(frames[idx], camera_center(E[idx]), cfg.max_camera_speed)
+    for i in idx[jumps]:
+        report.add(take_uid, "bad_extrinsics", cam.path, frame=int(frames[i]),
+                   detail=f"camera jumps away from both neighbouring frames (faster than max_camera_speed "
+                          f"{cfg.max_camera_speed:g} m/s)")
+    ok[idx[jumps]] = False
     frames, joints, E = frames[ok], joints[ok], E[ok]
     valid = np.isfinite(joints).all(-1)
 
     # Joints far from the camera.
     if len(frames):
-        dist = np.linalg.norm(joints - camera_center(E)[:, None, :], axis=-1)
+        with np.errstate(over="ignore"):  # a 1e300 coordinate is just far (inf)
+            dist = np.linalg.norm(joints - camera_center(E)[:, None, :], axis=-1)
         far = valid & (dist > cfg.max_camera_distance)
         for i, j in zip(*np.nonzero(far), strict=True):
             report.add(take_uid, "joint_far_from_camera", ann_file, frame=int(frames[i]),
@@ -278,7 +338,8 @@ def validate_take(
 
         # Bone-length outliers, against absolute and per-take median bounds; the child joint is dropped.
         par, chi = np.array(BONES).T
-        length = np.linalg.norm(joints[:, chi] - joints[:, par], axis=-1)  # (F, 40)
+        with np.errstate(over="ignore", invalid="ignore"):
+            length = np.linalg.norm(joints[:, chi] - joints[:, par], axis=-1)  # (F, 40)
         both = valid[:, par] & valid[:, chi]
         med = _masked_median(length, both)
         out = both & ((length > cfg.max_bone_length) | (length > cfg.bone_ratio * med))

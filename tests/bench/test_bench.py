@@ -40,9 +40,11 @@ EXPECTED = {
 }
 
 
+# scripts with their own tests below (not the generic --tiny run)
+OWN_TESTS = ("gpu_check.py",)
 # data_prep first (it generates the shared tiny data), then the others in name order
 SCRIPTS = ["data_prep.py"] + sorted(p.name for p in BENCH.glob("*.py")
-                                    if not p.name.startswith("_") and p.name != "data_prep.py")
+                                    if not p.name.startswith("_") and p.name not in ("data_prep.py", *OWN_TESTS))
 # scripts that take --work
 WORK_ARG = ("data_prep.py", "accuracy.py", "memory.py", "lerobot_io.py", "predictability.py")
 
@@ -52,8 +54,8 @@ def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bench_work")
 
 
-def run_bench(script: str, *args: str) -> dict[str, float]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+def run_bench(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
     proc = subprocess.run([sys.executable, str(BENCH / script), "--tiny", *args], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -72,6 +74,25 @@ def run_bench(script: str, *args: str) -> dict[str, float]:
 
 def test_every_expected_script_exists() -> None:
     assert set(EXPECTED) <= set(SCRIPTS), sorted(set(EXPECTED) - set(SCRIPTS))
+    assert all((BENCH / name).is_file() for name in OWN_TESTS)
+
+
+def test_gpu_check_without_cuda_says_so_and_exits_77() -> None:
+    """CI has no GPU: gpu_check says it skipped, why, and exits 77 ("skipped"), with no figures."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(BENCH / "gpu_check.py")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 77, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("gpu_check: skipped: no CUDA device") and proc.stdout == ""
+
+
+def test_gpu_check_code_path_runs_tiny_on_the_cpu() -> None:
+    figures = run_bench("gpu_check.py", "--device", "cpu", "--steps", "2", "--loop-steps", "1", "--latency-calls",
+                        "2", env={"CUDA_VISIBLE_DEVICES": ""})
+    timed = ("cached_step_s", "loop_step_s", "forecast_cached_b1_ms", "forecast_encoder_b1_ms")
+    assert all(math.isfinite(figures[k]) and figures[k] > 0 for k in timed), figures
+    # no GPU memory on a CPU: reported as nan, not as a made-up number
+    assert math.isnan(figures["cached_peak_gpu_mem_gb"]) and math.isnan(figures["loop_peak_gpu_mem_gb"])
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -110,12 +110,13 @@ def test_nan_literals_and_repeated_joints(tmp_path, json_decoder):
     ann = ex.read_hand_annotation(path)
     assert np.isnan(ann.joints[0]).all()
     assert sorted(n for _, n, why in ann.bad_values if "NaN/inf" in why) == ["left_wrist", "right_wrist"]
-    # Two entries for one frame: the later value wins (as the file is read top to bottom).
-    np.testing.assert_array_equal(ann.joints[1, 0], (2, 2, 2))
-    assert ann.num_views[1, 0] == 4
+    # Two entries for one frame giving the same joint: which is right is unknown, the frame is left out and listed.
+    assert ann.frame_numbers.tolist() == [6, 12]
+    assert ann.bad_frames == [(9, "duplicate_key", "frame 9: joint(s) 'right_wrist' given more than once; "
+                                                   "frame dropped")]
     # numbers written as text are read as numbers; a null view count is "not given"
-    np.testing.assert_array_equal(ann.joints[2, 21], (0.5, 0, 0))
-    assert ann.num_views[2, 21] == -1 and len(ann.bad_values) == 2
+    np.testing.assert_array_equal(ann.joints[1, 21], (0.5, 0, 0))
+    assert ann.num_views[1, 21] == -1 and len(ann.bad_values) == 2
 
 
 

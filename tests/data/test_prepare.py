@@ -252,8 +252,9 @@ def test_cli_prepare(tmp_path, capsys):
     with pytest.raises(ValueError, match="split: unknown 'tset'"):
         prepare_dataset(raw, tmp_path / "o3", splits=["tset"], progress=False)
     assert not (tmp_path / "o3").exists()
-    with pytest.raises(FileNotFoundError, match="takes.json"):
-        cli_main(["prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "o2"), "--no-progress"])
+    capsys.readouterr()
+    assert cli_main(["prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "o2"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"egghand prepare: error: {tmp_path / 'takes.json'}: file not found\n"
 
 
 def test_unannotated_takes_and_automatic_fallback_are_reported_not_errors(tmp_path):

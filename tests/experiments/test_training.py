@@ -150,6 +150,18 @@ def test_micro_batches_cover_each_epoch_once_and_resume_midway():
         next(micro_batch_indices(3, 4, seed=0))
 
 
+def test_accumulation_sees_step_by_step_the_windows_of_several_processes():
+    """Epochs hold whole optimizer steps: 1 process x 2 accumulated micro-batches == 2 processes x 1, for every
+    step, across epoch boundaries (22 windows: 2 steps of 2 x 4 per epoch, 6 windows dropped each epoch)."""
+    one = micro_batch_indices(22, 4, seed=5, accum=2)
+    r0, r1 = (micro_batch_indices(22, 4, seed=5, rank=r, world=2) for r in (0, 1))
+    for _ in range(7):
+        assert next(one) + next(one) == next(r0) + next(r1)
+    epoch = [next(micro_batch_indices(22, 4, seed=5, start=m, accum=2)) for m in range(4)]
+    assert len({i for b in epoch for i in b}) == 16  # one epoch: 2 steps of 8 distinct windows
+    assert next(micro_batch_indices(22, 4, seed=5, start=4, accum=2)) != epoch[0]  # then a new permutation
+
+
 def test_rng_state_round_trip():
     import random
 

@@ -440,10 +440,12 @@ def test_weights_fingerprint_samples_large_tensors_and_sees_changes():
     assert b != a and b == state_dict_fingerprint({"b": torch.ones(3), "w": big})  # key order does not matter
 
 
-def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, small_egovideo_ckpt, egovideo):
+def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, small_egovideo_ckpt, egovideo,
+                                                                     capsys):
     """`egghand cache` (EgoVideo of another size via --encoder-config), then `egghand train --feature-cache`."""
     import dataclasses
     import json
+    import re
 
     from egghand_lib.cli import main
     from egghand_lib.data import feature_cache as FC
@@ -481,15 +483,20 @@ def test_egghand_cache_command_with_a_small_egovideo_then_train_on_it(tmp_path, 
     model = EggHandPolicy.from_pretrained(run / "model")
     assert model.config.encoder == "cached" and model.config.video_dim == SMALL_EGOVIDEO.width
     # Wrong config files are named in the error; a config of the wrong size is refused by the strict loader.
+    # The command prints them as one line and exits 2 (into another folder: the cache folder holds the good run).
+    args = [str(tmp_path / "cache_bad") if a == str(cache_dir) else a for a in args]
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="bad.json must hold a JSON object"):
-        main(args + ["--encoder-config", str(bad)])
+    capsys.readouterr()
+    assert main(args + ["--encoder-config", str(bad)]) == 2
+    assert re.fullmatch(r"egghand cache: error: --encoder-config: .*bad.json must hold a JSON object.*\n",
+                        capsys.readouterr().err)
     bad.write_text(json.dumps({"widht": 32}))
-    with pytest.raises(ValueError, match="unknown field.*widht"):
-        main(args + ["--encoder-config", str(bad)])
-    with pytest.raises(Exception, match="ckpt_small.pth"):
-        main(args)  # the release size does not fit the small checkpoint
+    assert main(args + ["--encoder-config", str(bad)]) == 2
+    assert re.fullmatch(r"egghand cache: error: .*unknown field.*widht.*\n", capsys.readouterr().err)
+    assert main(args) == 2  # the release size does not fit the small checkpoint
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"egghand cache: error: .*ckpt_small.pth: .*\n", err) and err.count("\n") == 1
     # Modality ablation of that model: it re-encodes the corrupted frames with the encoder that built the cache.
     from egghand_lib.ablations import run_ablations
     from egghand_lib.evaluation import evaluate

@@ -52,6 +52,11 @@ class EggHandConfig:
     max_video_tokens: int = 1024  # rows of the learned temporal/positional embedding of visual tokens
     max_text_tokens: int = 128  # rows of the learned positional embedding of text tokens
     state_dim: int = STATE_DIM  # 126 joint coordinates + 12 camera numbers per observed frame
+    # Normalised states are clipped to [-state_clip, state_clip] (None: not clipped). The training states lie in
+    # [-1, 1]; a take outside the training range (e.g. a camera pitch the training split never had, on a
+    # dimension that spanned micrometres there) would otherwise reach the model as 10^4 (normalization.py).
+    # Not applied with state_input="egghand-code": that state is exactly the official code's.
+    state_clip: float | None = 1.5
     num_obs: int = NUM_OBS
     out_action_dim: int = ACTION_DIM  # 126 = 42 joints x 3
 
@@ -186,6 +191,8 @@ class EggHandConfig:
             raise bad("lora_rank", "must be >= 0")
         if self.max_seq_len < self.action_horizon:
             raise bad("max_seq_len", "must be >= action_horizon")
+        if self.state_clip is not None and not self.state_clip >= 1.0:
+            raise bad("state_clip", "must be >= 1 (the training states span [-1, 1]) or None")
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -212,7 +219,16 @@ class EggHandConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(d) - known):
             raise ValueError(f"{source}: unknown EggHandConfig fields {unknown}")
-        return cls(**d)
+        for f in dataclasses.fields(cls):  # plain number / text / flag fields: the type first, naming the field
+            allowed = _SCALAR_TYPES.get(str(f.type).replace(" | None", ""))
+            value = d.get(f.name)
+            if f.name in d and allowed and not (value is None and "None" in str(f.type)) and (
+                    not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+                raise ValueError(f"{source}: EggHandConfig.{f.name}: expected {str(f.type)}, got {value!r}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:  # a field of the wrong type or value
+            raise ValueError(f"{source}: {e}") from None
 
     @classmethod
     def from_json(cls, path: str | Path) -> EggHandConfig:
@@ -220,8 +236,8 @@ class EggHandConfig:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: config file not found")
         try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object")
@@ -231,6 +247,8 @@ class EggHandConfig:
             d = d["egghand"]
         return cls.from_dict(d, source=str(path))
 
+
+_SCALAR_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # GR00T-N1.5-3B action head values (its config.json action_head_cfg) + EgoVideo features.

@@ -173,7 +173,8 @@ class EggHandPolicy(nn.Module):
             getattr(self.action_head, part).requires_grad_(False)
 
         # Min-max statistics as buffers so they travel with .to(device) and the weights file; NaN = unset.
-        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats, config.norm_constant)
+        self.normalizer = MinMaxNormalizer(config.state_dim, config.out_action_dim, stats, config.norm_constant,
+                                           state_clip=config.state_clip)
 
     # ------------------------------------------------------------------ setup helpers
     def _add_lora(self) -> None:
@@ -351,7 +352,8 @@ class EggHandPolicy(nn.Module):
         J = torch.where(valid[..., None], joints, torch.zeros_like(joints)).reshape(B, T, -1)
         x = torch.cat([J, world_to_cam.reshape(B, T, 12)], dim=-1)
         right = slice(0, OFFICIAL_NORMALISED_STATE)
-        return torch.cat([self.normalizer.normalize(x[..., right], "state", right),
+        # As the official code: not clipped (its missing joints are zeros, which may normalise far outside [-1, 1]).
+        return torch.cat([self.normalizer.normalize(x[..., right], "state", right, clip=False),
                           x[..., OFFICIAL_NORMALISED_STATE:]], dim=-1)
 
     def _noise(self, seed: int, batch_size: int) -> torch.Tensor:
@@ -593,6 +595,14 @@ class EggHandPolicy(nn.Module):
                 state = {k: f.get_tensor(k) for k in keys}
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{weights}: not a valid safetensors file ({e})") from None
+        # NaN / inf weights would surface much later as a NaN forecast; the normaliser's statistics must be set.
+        nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if nonfinite:
+            stats_only = all(k.startswith("normalizer.") for k in nonfinite)
+            raise ValueError(f"{weights}: " + ("holds no valid normalisation statistics (NaN or inf in "
+                                               f"{', '.join(nonfinite)})" if stats_only else
+                                               f"NaN or inf in {len(nonfinite)} weight tensor(s), e.g. "
+                                               f"{', '.join(nonfinite[:3])}"))
         self.load_state_dict(state, strict=False)  # the key set was checked above
         return self
 

@@ -357,7 +357,10 @@ def load_egovideo_checkpoint(
     if missing or wrong:
         lines = [f"{path}: not an EgoVideo checkpoint matching the config ({len(missing)} missing, "
                  f"{len(wrong)} with a wrong shape, of {len(expected)} expected tensors)"]
-        lines += [f"  missing: {k}" for k in missing] + [f"  wrong shape: {w}" for w in wrong]
+        lines += [f"  missing: {k}" for k in missing[:10]] + [f"  wrong shape: {w}" for w in wrong[:10]]
+        if len(missing) > 10 or len(wrong) > 10:
+            lines.append(f"  ... ({max(0, len(missing) - 10)} more missing, {max(0, len(wrong) - 10)} more with a "
+                         "wrong shape)")
         raise ValueError("\n".join(lines))
     extra = [k for k in state if k not in expected and not _unused_ok(k, cfg)]
     if extra:
