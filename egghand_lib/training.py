@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from egghand_lib.batch import batch_to, collate_windows
-from egghand_lib.data.feature_cache import attach_feature_cache, dataset_fingerprint
+from egghand_lib.data.feature_cache import attach_feature_cache, build_feature_cache, dataset_fingerprint
 from egghand_lib.data.sources import open_windows
 from egghand_lib.data.windows import check_edges
 from egghand_lib.io import (
@@ -64,6 +64,7 @@ from egghand_lib.io import (
 )
 from egghand_lib.metrics import forecast_metrics
 from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy
+from egghand_lib.models.encoders import build_encoder
 
 # ----------------------------------------------------------------------------------------------
 # Configuration
@@ -103,6 +104,8 @@ class TrainConfig:
     num_workers: int = 0
     # Folder of frozen-encoder feature caches, one sub-folder per split (`egghand cache`): training then
     # reads the encoder's outputs instead of running it, and the model is built with encoder="cached".
+    # "auto": the model's frozen encoder computes them once into out_dir/features/{split} before the first
+    # step, and the saved model carries that encoder again (it forecasts from frames and prompts).
     feature_cache: str | None = None
 
     # Fields that do not change the trained weights: they may differ between a run and its resume.
@@ -462,16 +465,36 @@ def _fmt(v: Any) -> Any:
 # Model construction and periodic evaluation
 
 
-def build_model(config: TrainConfig, stats=None) -> nn.Module:
-    """An EggHandPolicy from the config's model preset and overrides."""
+def model_config(config: TrainConfig) -> EggHandConfig:
+    """The EggHandConfig of a training config: its model preset with its overrides."""
     overrides = dict(config.model_overrides)
     overrides.setdefault("protocol", config.protocol)
     known = {f.name for f in dataclasses.fields(EggHandConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"config.model_overrides: unknown EggHandConfig field(s) {unknown}")
-    mcfg = EggHandConfig.preset(config.model_preset, **overrides)
-    return EggHandPolicy(mcfg, stats=stats)
+    return EggHandConfig.preset(config.model_preset, **overrides)
+
+
+def build_model(config: TrainConfig, stats=None) -> nn.Module:
+    """An EggHandPolicy from the config's model preset and overrides."""
+    return EggHandPolicy(model_config(config), stats=stats)
+
+
+def _auto_feature_cache(config: TrainConfig, out_dir: Path, datasets: dict[str, Any],
+                        progress: bool) -> tuple[nn.Module, Path]:
+    """``feature_cache="auto"``: the model's frozen encoder, and a cache of its features for each split's windows
+    in ``out_dir/features/{split}`` (built once, resumable; a cache of other data or weights is refused)."""
+    mcfg = model_config(config)
+    encoder = build_encoder(mcfg.encoder, **mcfg.encoder_kwargs)
+    if not getattr(encoder, "frozen", False):
+        raise ValueError(f"feature_cache='auto': the model's encoder {mcfg.encoder!r} is trained, not frozen; only a "
+                         "frozen encoder's features can be cached")
+    root = out_dir / AUTO_FEATURES_DIR
+    for split, ds in datasets.items():
+        if ds is not None:
+            build_feature_cache(encoder, ds, root / split, progress=progress)
+    return encoder, root
 
 
 def eval_indices(num_items: int, max_windows: int | None) -> list[int]:
@@ -541,6 +564,7 @@ def _accelerator(config: TrainConfig):
 
 
 RUN_SETTINGS_NAME = "settings.json"  # what defines the run's weights: config fields + the training data
+AUTO_FEATURES_DIR = "features"  # feature_cache="auto": the frozen encoder's features, one folder per split
 
 
 def training_data_identity(dataset: Any) -> dict[str, Any]:
@@ -636,10 +660,16 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
         return done
 
     cache_overrides: dict[str, Any] = {}
-    if config.feature_cache:
-        train_dataset, cache_overrides = attach_feature_cache(train_dataset, config.feature_cache, config.train_split)
+    cache_root, frozen_encoder = config.feature_cache, None
+    if cache_root == "auto":
+        if model is not None:
+            raise ValueError("feature_cache='auto' builds the model from the config; pass model=None")
+        splits = {config.train_split: train_dataset, config.eval_split: eval_dataset if config.eval_split else None}
+        frozen_encoder, cache_root = _auto_feature_cache(config, out_dir, splits, progress)
+    if cache_root:
+        train_dataset, cache_overrides = attach_feature_cache(train_dataset, cache_root, config.train_split)
         if eval_dataset is not None and config.eval_split:
-            eval_dataset, _ = attach_feature_cache(eval_dataset, config.feature_cache, config.eval_split)
+            eval_dataset, _ = attach_feature_cache(eval_dataset, cache_root, config.eval_split)
     collate = getattr(train_dataset, "collate_fn", collate_windows)
 
     ckpts = list_checkpoints(out_dir)
@@ -751,6 +781,10 @@ def train(config: TrainConfig, out_dir: str | Path, prep_dir: str | Path | None 
 
     finished = step >= total_steps
     model_dir = None
+    if frozen_encoder is not None and raw_model.encoder is None:
+        # trained on the cached features of this frozen encoder: give it back, so the model reads frames again
+        mcfg = model_config(config)
+        raw_model.attach_encoder(frozen_encoder, name=mcfg.encoder, kwargs=mcfg.encoder_kwargs)
     if finished and accelerator.is_main_process:
         model_dir = save_model(raw_model, out_dir / "model")
         atomic_write_json(out_dir / "summary.json", {

@@ -216,11 +216,13 @@ class EggHandPolicy(nn.Module):
     def device(self) -> torch.device:
         return self.normalizer.state_min.device
 
-    def attach_encoder(self, encoder: nn.Module) -> EggHandPolicy:
+    def attach_encoder(self, encoder: nn.Module, name: str | None = None, kwargs: dict | None = None) -> EggHandPolicy:
         """Give a model trained on cached features (no encoder) the frozen encoder that computed them.
 
         It then forecasts from frames and prompts too, e.g. corrupted ones (modality ablation). Only the
-        widths can be checked here: pass the encoder (checkpoint, options) the cache was built with.
+        widths can be checked here: pass the encoder (checkpoint, options) the cache was built with. With
+        ``name`` (and ``kwargs``), the registry name and options that build that encoder, the config records it,
+        so ``save_pretrained`` / ``from_pretrained`` rebuild the model with it (frozen weights are not saved).
         """
         if self.encoder is not None:
             raise ValueError(f"attach_encoder: the model already has an encoder ({type(self.encoder).__name__})")
@@ -234,6 +236,8 @@ class EggHandPolicy(nn.Module):
                                  f"{type(encoder).__name__} gives {have}")
         self.encoder = encoder.to(self.device).requires_grad_(False).eval()
         self.encoder_frozen = True
+        if name is not None:
+            self.config = self.config.replace(encoder=name, encoder_kwargs=dict(kwargs or {}))
         return self
 
     # ------------------------------------------------------------------ normalisation (docs/conventions.md)

@@ -1,0 +1,103 @@
+"""The whole offline foundation stack from nothing, the way the shipped weights were made
+(``egghand pretrain recipe --work DIR [--install]``):
+
+1. EgoSynth 2 pretraining takes from ``PRETRAIN_SEED`` (disjoint from the benchmark's seeds: the bench and
+   the demo use seed 0), train + val splits only, prepared at ``PRETRAIN_SIZE`` px;
+2. EgoVideo-mini pretrained on them (``pretraining.encoder``);
+3. the cpu-small GR00T head pretrained on the same takes with GR00T's flow objective, reading the frozen
+   encoder's cached features (``pretraining.head``);
+4. EggHand-mini: the cpu-small model with that encoder (frozen) and that head (loaded as GR00T weights are)
+   fine-tuned on the bench preset's train split (seed 0), exactly as ``egghand train --config cpu-small``
+   does with the shipped weights.
+
+``install=True`` copies the three results into egghand_lib/resources/weights/ (the package's shipped
+weights) and writes their digests into the model cards' "Files" tables (data_cards/*.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from egghand_lib.data.prepare import prepare_dataset
+from egghand_lib.data.synthetic import generate_egosynth
+from egghand_lib.io import atomic_write_json, file_sha256
+from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_ENCODER
+from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
+from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_encoder
+from egghand_lib.pretraining.head import head_pretrain_config, pretrain_head
+from egghand_lib.training import TrainConfig, train
+
+PRETRAIN_SEED = 7001
+PRETRAIN_TAKES = {"train": 224, "val": 16}
+PRETRAIN_SIZE = 96
+BENCH_SEED = 0
+SHIPPED_MINI = Path(__file__).resolve().parents[1] / "resources" / "weights" / "egghand_mini"
+CARDS = Path(__file__).resolve().parents[2] / "data_cards"
+
+
+@dataclass
+class RecipeConfig:
+    encoder_steps: int = 3000
+    head_steps: int = 3000
+    mini_steps: int = 600
+    pretrain_takes: dict | None = None  # default PRETRAIN_TAKES
+    bench_preset: str = "bench"
+    synth_overrides: dict | None = None  # e.g. smaller takes for a test run
+
+
+def make_foundation_stack(work_dir: str | Path, config: RecipeConfig | None = None, *, install: bool = False,
+                          progress: bool = True) -> dict[str, Any]:
+    """Run the recipe (module docstring) in ``work_dir`` (every stage resumable) and return its folders."""
+    cfg = config or RecipeConfig()
+    work = Path(work_dir)
+    synth = dict(cfg.synth_overrides or {})
+    raw, prep = work / "pretrain_egosynth", work / "pretrain_prepared"
+    generate_egosynth(raw, preset="bench", seed=PRETRAIN_SEED, progress=progress,
+                      num_takes={"test": 0, **(cfg.pretrain_takes or PRETRAIN_TAKES)}, **synth)
+    prepare_dataset(raw, prep, splits=("train", "val"), size=PRETRAIN_SIZE, progress=progress)
+
+    encoder_run = pretrain_encoder(EncoderPretrainConfig(steps=cfg.encoder_steps), prep, raw, work / "encoder",
+                                   progress=progress)
+    encoder_dir = encoder_run.out_dir / "model"
+    head_cfg = head_pretrain_config(cfg.head_steps, feature_cache="auto")
+    head_cfg = head_cfg.replace(model_overrides={**head_cfg.model_overrides, "encoder": "egovideo-mini",
+                                                 "encoder_kwargs": {"checkpoint": str(encoder_dir)}})
+    _, head_dir = pretrain_head(head_cfg, prep, work / "head", progress=progress)
+
+    bench_raw, bench_prep = work / "bench_egosynth", work / "bench_prepared"
+    generate_egosynth(bench_raw, preset=cfg.bench_preset, seed=BENCH_SEED, progress=progress, **synth)
+    prepare_dataset(bench_raw, bench_prep, splits=("train", "val", "test"), progress=progress)
+    mini_cfg = TrainConfig.named("cpu-small", max_steps=cfg.mini_steps, feature_cache="auto")
+    mini_cfg = mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "encoder": "egovideo-mini",
+                                                 "encoder_kwargs": {"checkpoint": str(encoder_dir)},
+                                                 "decoder_init": "gr00t", "gr00t_path": str(head_dir)})
+    mini_run = train(mini_cfg, work / "egghand_mini", prep_dir=bench_prep, progress=progress)
+    out = {"encoder": encoder_dir, "head": head_dir, "egghand_mini": mini_run.out_dir / "model",
+           "bench_prepared": bench_prep}
+    if install:
+        install_weights(out)
+    return out
+
+
+def install_weights(folders: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """Copy the recipe's results into the package (replacing the shipped weights) and return the digests.
+
+    EggHand-mini's config is rewritten to name the shipped encoder and head instead of the work folder's.
+    """
+    digests = {}
+    for key, dest in (("encoder", SHIPPED_ENCODER), ("head", SHIPPED_GR00T_MINI_HEAD), ("egghand_mini", SHIPPED_MINI)):
+        src = Path(folders[key])
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(src, dest)
+        if key == "egghand_mini":  # name the shipped encoder and head, not the work folder's copies
+            cfg_path = dest / "config.json"
+            cfg = json.loads(cfg_path.read_text())
+            cfg.update(encoder="egovideo-mini", encoder_kwargs={}, decoder_init="gr00t-mini", gr00t_path=None)
+            atomic_write_json(cfg_path, cfg)
+        digests[key] = {p.name: file_sha256(p) for p in sorted(dest.iterdir()) if p.is_file()}
+    return digests
