@@ -93,6 +93,22 @@ def _offset_label(offset: int) -> str:
     return f"t{offset:+d}"
 
 
+def _initial_index(timeline: list[int], initial_frame: int | str | None) -> int:
+    """Index in ``timeline`` of the frame a figure opens on: an offset, its name ("t+3"), or None = the last."""
+    if initial_frame is None:
+        return len(timeline) - 1
+    offset = initial_frame
+    if isinstance(initial_frame, str):
+        try:
+            offset = int(initial_frame.removeprefix("t"))
+        except ValueError:
+            raise ValueError(f"initial_frame: expected an offset such as 10 or 't+10', got {initial_frame!r}") from None
+    if offset not in timeline:
+        raise ValueError(f"initial_frame: offset {offset} is not in the window's timeline "
+                         f"{_offset_label(timeline[0])}..{_offset_label(timeline[-1])}")
+    return timeline.index(offset)
+
+
 def _scene_layout(points: list[np.ndarray], up: Sequence[float], frame_name: str) -> dict:
     """Equal-scale axes around every drawn point, with the camera's up vector set to the world up."""
     pts = np.concatenate([p.reshape(-1, 3) for p in points if p.size]) if points else np.zeros((1, 3))
@@ -126,6 +142,7 @@ def forecast_figure(
     up: Sequence[float] = (0.0, 0.0, 1.0),
     frustum_depth: float = 0.15,
     frame_duration_ms: int = 100,
+    initial_frame: int | str | None = None,
 ):
     """Animated plotly figure of one window: observed, ground-truth and forecast hands over time.
 
@@ -134,6 +151,8 @@ def forecast_figure(
     frame as the joints (draws the head camera's frustum); hypotheses (K, 10, 42, 3) sampled forecasts
     drawn as wrist paths. The timeline holds the observed offsets -19..0 and the protocol's target
     offsets; animation frame k is named ``t-19`` ... ``t+10`` and shows the skeletons present at that offset.
+    ``initial_frame``: the offset (an int, or its name such as "t+0") the figure opens on; default the last
+    target frame, where forecast and ground truth have drifted furthest (both drawn).
 
     Traces, in order: 0 "observed", 1 "ground truth", 2 "forecast", 3 "camera" (the four animated ones;
     a missing input leaves its trace empty), then static wrist paths "observed wrists", "ground truth
@@ -184,7 +203,7 @@ def forecast_figure(
         return [_scatter3d(p, r, COLORS[r], width=3 if r == "camera" else 6, size=0 if r == "camera" else 3)
                 for p, r in zip(pts, roles, strict=True)]
 
-    start = timeline.index(obs_offsets[-1])  # open on the current frame t
+    start = _initial_index(timeline, initial_frame)
     # Static wrist paths give the whole window's motion at a glance while the skeletons animate.
     paths = [("observed wrists", _wrist_path(past, past_valid), COLORS["observed"], 0.6)]
     if fut is not None:
