@@ -16,13 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from egghand_lib.ablations import run_ablations, write_ablations
 from egghand_lib.batch import collate_windows
 from egghand_lib.data import egoexo4d, prepared, synthetic
 from egghand_lib.data.prepare import prepare_dataset
+from egghand_lib.evaluation import evaluate
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
 from egghand_lib.io import OutputFolderError
 from egghand_lib.metrics import forecast_metrics
+from egghand_lib.models.egghand import EggHandPolicy
 from egghand_lib.skeleton import BONES, WRIST_INDICES
 from egghand_lib.training import TrainConfig, train
 
@@ -59,6 +63,11 @@ def environment_summary() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------
+
+
+def data_folder(out_root: str | os.PathLike, preset: str = "tiny", seed: int = 0) -> Path:
+    """The folder every notebook keeps its EgoSynth data in (raw/ and prepared/), shared by all of them."""
+    return Path(out_root) / "data" / f"egosynth-{preset}-seed{seed}"
 
 
 def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
@@ -231,6 +240,38 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
     return result.model.eval(), out
 
 
+# The models a notebook can show (its MODEL parameter): a name below, or a run / saved-model folder.
+DEMO_MODELS: dict[str, str] = {
+    "train-tiny": "the tiny configuration trained here for a few steps (seconds; shows the machinery, not a result)",
+    "train-cpu-small": "the cpu-small configuration trained here (600 steps: about 10 minutes on 2 cores)",
+}
+
+
+def demo_model(model: str | os.PathLike, prep_dir: str | os.PathLike, out_root: str | os.PathLike,
+               train_steps: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, Path | None, str]:
+    """The model a notebook shows, chosen by its MODEL parameter, in one place.
+
+    model: a name of ``DEMO_MODELS`` ("train-<config>": that training config, trained into
+    ``out_root``/models/<data>-<config>-<steps> unless that run finished already, so notebooks sharing data
+    and settings share the run) or a finished run / saved-model folder (loaded).
+    train_steps: optimizer steps of a "train-" model (None: the config's own).
+    Returns (model in eval mode, its run folder or None, a one-line description).
+    """
+    name = str(model)
+    if name in DEMO_MODELS:
+        config = name.removeprefix("train-")
+        data_tag = Path(prep_dir).resolve().parent.name
+        run_dir = Path(out_root) / "models" / f"{data_tag}-{config}-{train_steps}"
+        net, run_dir = train_or_load(config, prep_dir, run_dir, progress=progress, max_steps=train_steps,
+                                     eval_split=None)
+        return net, run_dir, f"{name}: {DEMO_MODELS[name]}; {train_steps or 'all its'} steps, in {run_dir}"
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ValueError(f"MODEL: {name!r} is neither a folder nor one of {sorted(DEMO_MODELS)}")
+    net = EggHandPolicy.from_pretrained(path).eval()
+    return net, path if (path / "metrics.csv").is_file() else None, f"loaded from {path}"
+
+
 def training_history(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """Columns of a run's metrics.csv as float arrays (empty cells are NaN)."""
     path = Path(run_dir) / "metrics.csv"
@@ -242,6 +283,16 @@ def training_history(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     for k in (rows[0].keys() if rows else []):
         cols[k] = np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])
     return cols
+
+
+# Every comparison of a model in the notebooks shows these baselines beside it.
+COMPARED_BASELINES = ("Static", "CVM", "LastPose")
+
+
+def compare_with_baselines(prep_dir: str | os.PathLike, split: str, model: torch.nn.Module | None, **kwargs: Any
+                           ) -> dict[str, Any]:
+    """``evaluation.evaluate`` with Static, CVM and LastPose beside the model (kwargs: evaluate's)."""
+    return evaluate(prep_dir, split, model, baselines=COMPARED_BASELINES, **kwargs)
 
 
 def forecast_fn(model: torch.nn.Module, seed: int | None = None) -> Callable[[Mapping[str, Any]], np.ndarray]:
@@ -257,8 +308,13 @@ def forecast_fn(model: torch.nn.Module, seed: int | None = None) -> Callable[[Ma
     return run
 
 
-def sample_window(model: torch.nn.Module, window: Mapping[str, Any], n: int, seed: int = 0) -> np.ndarray:
-    """n sampled forecasts (n, 10, 42, 3) of one window (different noise seeds)."""
+def sample_window(model: torch.nn.Module, window: Mapping[str, Any], n: int, seed: int | None = None
+                  ) -> np.ndarray:
+    """n sampled forecasts (n, 10, 42, 3) of one window, from the noise seeds seed, seed + 1, ...
+
+    seed None: the seed of the model's deterministic forecast, so hypothesis 0 is that forecast.
+    """
+    seed = model.config.noise_seed if seed is None else seed
     batch = collate_windows([dict(window)])
     with torch.no_grad():
         return model.sample(batch, n, seed=seed)[0].float().cpu().numpy()
@@ -381,8 +437,45 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
     return rows, extra
 
 
+def ablation_plan(which: Sequence[str], train_config: Any, max_windows: int | None, gr00t_path: str | None = None,
+                  egovideo_path: str | None = None, internvl_path: str | None = None) -> dict[str, Any]:
+    """What ``run_ablations`` will do for ``which``: {"trainings", "steps", "passes", "text"}.
+
+    trainings: retrained variants (Table 2: 4; Table 4 encoder swap: 2, only with both encoders' weights;
+    Table 5: 1, or 2 with the GR00T weights), each ``train_config.max_steps`` optimizer steps; passes:
+    forecasts over the evaluated windows (Table 3: clean + 3 corruptions, Table 4: 1, one per trained variant).
+    """
+    cfg = TrainConfig.named(train_config) if isinstance(train_config, str) else train_config
+    trainings = 4 * ("loss" in which) + (1 + bool(gr00t_path)) * ("head_init" in which)
+    trainings += 2 * ("encoder" in which and bool(egovideo_path) and bool(internvl_path))
+    passes = 4 * ("modality" in which) + ("egomotion" in which) + trainings
+    steps = cfg.max_steps
+    text = (f"{trainings} retrained variants of {steps} steps each ({cfg.model_preset}), {passes} forecast passes "
+            f"over {max_windows or 'all'} test windows")
+    return {"trainings": trainings, "steps": steps, "passes": passes, "text": text}
+
+
+def run_ablations_with_progress(prep_dir: str | os.PathLike, out_dir: str | os.PathLike, which: Sequence[str],
+                                **kwargs: Any) -> dict[str, Any]:
+    """``ablations.run_ablations`` one ablation at a time under a progress bar (each training and forecast
+    pass shows its own bar below it); the rows of all of them, written together to ``out_dir``.
+
+    kwargs: run_ablations' (model, train_config, split, max_windows, the weights paths, baselines, ...).
+    """
+    rows: list[dict[str, Any]] = []
+    res: dict[str, Any] = {}
+    bar = tqdm(list(which), desc="ablations", unit="table")
+    for name in bar:
+        bar.set_postfix_str(name)
+        res = run_ablations(prep_dir, out_dir, which=(name,), **kwargs)
+        rows += res["rows"]
+    res = {**res, "which": list(which), "rows": rows}
+    write_ablations(res, out_dir)
+    return res
+
+
 # ---------------------------------------------------------------------------------------------------
-# The paper's numbers (EgoExo4D, metres; the paper's Tables 1 and 3-5)
+# The paper's numbers (EgoExo4D, metres; the paper's Tables 1-5) beside this run's
 # ---------------------------------------------------------------------------------------------------
 
 PAPER_TABLE1: dict[str, dict[str, float]] = {
@@ -391,22 +484,84 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
     "EgoH4": {"ade": 0.267, "fde": 0.333, "mpjpe": 0.116, "mpjpe_f": 0.141},
     "EggHand": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
 }
+# Keyed like ``run_ablations``' tables, rows named like its variants where the paper's rows say which they are.
 PAPER_ABLATIONS: dict[str, dict[str, dict[str, float]]] = {
-    # Table 2 is left out: its row labels (which loss terms) were lost in the paper's text extraction.
-    "Table 3: modality corruption": {
+    # Table 2's row labels (which loss terms) were lost in the paper's text extraction. Its text says both
+    # auxiliary terms improve on L_abs alone, so row 1 (the worst) is presumably L_abs; rows 2 and 3 are
+    # L_abs + one auxiliary term each, in an order the text does not give.
+    "2 loss": {
+        "paper row 1 (label lost)": {"ade": 0.288, "fde": 0.289, "mpjpe": 0.077, "mpjpe_f": 0.077},
+        "paper row 2 (label lost)": {"ade": 0.263, "fde": 0.266, "mpjpe": 0.077, "mpjpe_f": 0.077},
+        "paper row 3 (label lost)": {"ade": 0.258, "fde": 0.259, "mpjpe": 0.071, "mpjpe_f": 0.071},
+    },
+    "3 modality": {
         "noisy vision": {"ade": 0.287, "fde": 0.287, "mpjpe": 0.083, "mpjpe_f": 0.083},
         "dummy language": {"ade": 0.278, "fde": 0.277, "mpjpe": 0.077, "mpjpe_f": 0.077},
         "noisy vision + dummy language": {"ade": 0.311, "fde": 0.308, "mpjpe": 0.093, "mpjpe_f": 0.093},
-        "EggHand (clean)": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
+        "clean": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
     },
-    "Table 4: top 10% egomotion vs all (ADE, MPJPE)": {
-        "EgoH4 top 10%": {"ade": 0.294, "mpjpe": 0.139}, "EgoH4 all": {"ade": 0.267, "mpjpe": 0.116},
-        "InternVL3.5-1B top 10%": {"ade": 0.303, "mpjpe": 0.112},
-        "InternVL3.5-1B all": {"ade": 0.287, "mpjpe": 0.082},
-        "EggHand top 10%": {"ade": 0.276, "mpjpe": 0.106}, "EggHand all": {"ade": 0.271, "mpjpe": 0.076},
+    "4 egomotion": {
+        "EgoH4": {"top_ade": 0.294, "top_mpjpe": 0.139, "ade": 0.267, "mpjpe": 0.116},
+        "InternVL3.5-1B": {"top_ade": 0.303, "top_mpjpe": 0.112, "ade": 0.287, "mpjpe": 0.082},
+        "EggHand": {"top_ade": 0.276, "top_mpjpe": 0.106, "ade": 0.271, "mpjpe": 0.076},
     },
-    "Table 5: action-head initialisation": {
+    "5 head init": {
         "random head": {"ade": 0.321, "fde": 0.323, "mpjpe": 0.089, "mpjpe_f": 0.089},
         "GR00T-pretrained head": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
     },
 }
+PAPER_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "2 loss": ("ade", "fde", "mpjpe", "mpjpe_f"), "3 modality": ("ade", "fde", "mpjpe", "mpjpe_f"),
+    "4 egomotion": ("top_ade", "top_mpjpe", "ade", "mpjpe"), "5 head init": ("ade", "fde", "mpjpe", "mpjpe_f"),
+}
+COLUMN_LABELS = {"ade": "ADE", "fde": "FDE", "mpjpe": "MPJPE", "mpjpe_f": "MPJPE-F", "top_ade": "top-10% ADE",
+                 "top_mpjpe": "top-10% MPJPE"}
+
+
+def our_ablation_rows(results: Mapping[str, Any], table: str) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """This run's rows of a paper table, shaped like ``PAPER_ABLATIONS[table]``: ({row: {column: value}},
+    {row: why it did not run}). Table 4 combines the egomotion rows ("<method> top 10%" / "<method> all")
+    and the encoder swap's InternVL row into one row per method with top-10% and all-window columns."""
+    rows: dict[str, dict[str, float]] = {}
+    missing: dict[str, str] = {}
+    for r in results["rows"]:
+        if r.get("status", "ok") != "ok":
+            if r["table"] == table or (table == "4 egomotion" and r["variant"] == "InternVL3.5-1B"):
+                missing[r["variant"]] = r.get("reason", "")
+            continue
+        if r["table"] == table and table != "4 egomotion":
+            rows[r["variant"]] = {k: r[k] for k in PAPER_TABLE_COLUMNS[table] if r.get(k) is not None}
+        elif table == "4 egomotion" and r["table"] == "4 egomotion":
+            method, subset = r["variant"].rsplit(" ", 1) if r["variant"].endswith(" all") else (
+                r["variant"].rsplit(" top", 1)[0], "top")
+            prefix = "top_" if subset == "top" else ""
+            rows.setdefault(method, {}).update({f"{prefix}ade": r["ade"], f"{prefix}mpjpe": r["mpjpe"]})
+        elif table == "4 egomotion" and r["table"] == "4 encoder" and r["variant"] == "InternVL3.5-1B":
+            rows[r["variant"]] = {"ade": r["ade"], "mpjpe": r["mpjpe"], "top_ade": r.get("top_ade"),
+                                  "top_mpjpe": r.get("top_mpjpe")}
+    return rows, missing
+
+
+def paper_vs_ours_markdown(table: str, results: Mapping[str, Any], digits: int = 3) -> str:
+    """One paper table (``PAPER_ABLATIONS`` key) in the paper's shape, each column as "paper | ours".
+
+    Rows: the paper's, in its order, then this run's extra ones (e.g. the baselines of Table 4). A cell
+    without a number is "-"; a variant that did not run says "not run".
+    """
+    paper = PAPER_ABLATIONS[table]
+    ours, missing = our_ablation_rows(results, table)
+    columns = PAPER_TABLE_COLUMNS[table]
+    header = ["row"] + [f"{COLUMN_LABELS[c]} {who}" for c in columns for who in ("paper", "ours")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cell(row: Mapping[str, Any] | None, c: str) -> str:
+        v = None if row is None else row.get(c)
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    for name in list(paper) + [r for r in list(ours) + list(missing) if r not in paper]:
+        not_run = name in missing and name not in ours
+        cells = [name]
+        for c in columns:
+            cells += [cell(paper.get(name), c), "not run" if not_run else cell(ours.get(name), c)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from egghand_lib.egomotion import top_fraction_mask
+from egghand_lib.geometry import camera_center, camera_forward
 from egghand_lib.io import atomic_path
+from egghand_lib.skeleton import WRIST_INDICES
 from egghand_lib.viz.common import COLOR_CYCLE, COLORS, as_numpy, method_color, skeleton_segments
 
 
@@ -34,6 +36,114 @@ def horizon_error_figure(curves: Mapping[str, Any], offsets: Sequence[int] | Non
             raise ValueError(f"curves[{name!r}]: {len(y)} values for {len(x)} offsets")
         ax.plot(x, y, marker="o", markersize=3, label=name, color=method_color(name, i))
     return _finish_line_plot(fig, ax, "forecast horizon (s)", ylabel, title)
+
+
+def horizon_error_panels(panels: Mapping[str, Mapping[str, Any]], fps: float = 10.0, title: str | None = None,
+                         sharey: bool = False):
+    """Side-by-side error-vs-horizon plots sharing the horizon axis: panels {ylabel: {method: (T,) errors}}
+    (e.g. {"wrist error, ADE (m)": ..., "hand shape, MPJPE (m)": ...}); each method keeps its colour."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(5.0 * n, 3.6), sharex=True, sharey=sharey, squeeze=False)
+    for ax, (ylabel, curves) in zip(axs[0], panels.items(), strict=True):
+        horizon_error_figure(curves, fps=fps, ylabel=ylabel, ax=ax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def camera_motion_figure(windows: Mapping[str, Mapping[str, Any]], up: Sequence[float] = (0.0, 0.0, 1.0)):
+    """What the egomotion score measures, for a few windows side by side (docs/conventions.md, "Egomotion").
+
+    windows {name: window dict with past_extrinsics (20, 3, 4) and future_extrinsics (T, 3, 4), canonical frame}.
+    One panel per window, all with the same axes: the camera centre's path seen from above (z up: x forward,
+    y left) with its viewing direction every 5 frames; a last panel: the per-step change ||E_t - E_t-1||_F of
+    each window's camera matrix, whose mean (dashed) is the window's score. Copied edge frames are not marked,
+    so the curve can include zero steps the score skips.
+    """
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(windows)
+    fig = plt.figure(figsize=(3.6 * n + 4.6, 3.6))
+    grid = fig.add_gridspec(1, n + 1, width_ratios=[1] * n + [1.3])
+    first = None
+    up = np.asarray(up, dtype=float)
+    curves = []
+    for k, (name, w) in enumerate(windows.items()):
+        E = np.concatenate([as_numpy(w["past_extrinsics"]), as_numpy(w["future_extrinsics"])]).astype(np.float64)
+        c, f = camera_center(E), camera_forward(E)
+        ax = fig.add_subplot(grid[0, k], sharex=first, sharey=first)
+        first = first or ax
+        color = COLOR_CYCLE[k % len(COLOR_CYCLE)]
+        ax.plot(c[:, 0], c[:, 1], color=color, marker="o", markersize=2)
+        for t in range(0, len(c), 5):
+            ax.annotate("", xy=(c[t, 0] + 0.05 * f[t, 0], c[t, 1] + 0.05 * f[t, 1]), xytext=(c[t, 0], c[t, 1]),
+                        arrowprops=dict(arrowstyle="->", color=color, lw=1))
+        ax.scatter([0], [0], marker="+", s=80, color="k")
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("x (m)")
+        if k == 0:
+            ax.set_ylabel("y (m)")
+        ax.grid(alpha=0.3)
+        step = np.linalg.norm((E[1:] - E[:-1]).reshape(len(E) - 1, -1), axis=1)
+        offsets = np.arange(-len(as_numpy(w["past_extrinsics"])) + 2, len(E) - len(as_numpy(w["past_extrinsics"])) + 1)
+        curves.append((name, offsets, step, color))
+    curve_ax = fig.add_subplot(grid[0, n])
+    for name, offsets, step, color in curves:
+        curve_ax.plot(offsets, step, color=color, label=name)
+        curve_ax.axhline(float(step.mean()), color=color, linestyle="--", linewidth=1)
+    curve_ax.set_xlabel("frame offset t")
+    curve_ax.set_ylabel("||E_t - E_t-1||_F")
+    curve_ax.set_title("camera change per step (dashed: mean)", fontsize=10)
+    curve_ax.grid(alpha=0.3)
+    curve_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def hypotheses_figure(window: Mapping[str, Any], forecast: Any, hypotheses: Any, title: str | None = None):
+    """Sampled forecasts as a spread: the wrists' paths seen from above (x, y) and from the side (x, z), sharing
+    the x axis. Observed (blue), ground truth (green), the deterministic forecast (red), every hypothesis
+    (orange, thin) with its final wrist positions marked. forecast (T, 42, 3), hypotheses (K, T, 42, 3)."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    past, pv = as_numpy(window["past_joints"]).astype(float), as_numpy(window["past_valid"]).astype(bool)
+    fut, fv = as_numpy(window["future_joints"]).astype(float), as_numpy(window["future_valid"]).astype(bool)
+    hyp = as_numpy(hypotheses).astype(float)
+    pred = as_numpy(forecast).astype(float)
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
+    for ax, (a, b, label) in zip(axs, ((0, 1, "y (m), seen from above"), (0, 2, "z (m), seen from the side")),
+                                 strict=True):
+        for w in WRIST_INDICES:
+            first = w == WRIST_INDICES[0]
+            _path2d(ax, past[:, w], pv[:, w], a, b, color=COLORS["observed"], lw=2,
+                    label="observed" if first else None)
+            _path2d(ax, fut[:, w], fv[:, w], a, b, color=COLORS["ground truth"], lw=2,
+                    label="ground truth" if first else None)
+            for k, h in enumerate(hyp):
+                _path2d(ax, h[:, w], None, a, b, color=COLORS["hypothesis"], lw=0.8, alpha=0.7,
+                        label=f"{len(hyp)} hypotheses" if first and k == 0 else None)
+            ax.scatter(hyp[:, -1, w, a], hyp[:, -1, w, b], color=COLORS["hypothesis"], s=14, zorder=3)
+            _path2d(ax, pred[:, w], None, a, b, color=COLORS["forecast"], lw=2, linestyle="--",
+                    label="forecast" if first else None)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("x (m, canonical)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axs[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _path2d(ax, points: np.ndarray, valid: np.ndarray | None, a: int, b: int, **kwargs) -> None:
+    """One joint's path (T, 3) projected on coordinates (a, b); invalid frames are gaps."""
+    q = points if valid is None else np.where(valid[:, None], points, np.nan)
+    ax.plot(q[:, a], q[:, b], **kwargs)
 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:

@@ -210,12 +210,19 @@ def forecast_figure(
         paths.append(("ground truth wrists", _wrist_path(fut, fvalid), COLORS["ground truth"], 0.6))
     if pred is not None:
         paths.append(("forecast wrists", _wrist_path(pred, pvalid), COLORS["forecast"], 0.6))
+    static = [_scatter3d(p, name, color, width=3, mode="lines", opacity=op, dash="dot")
+              for name, p, color, op in paths]
     for i, h in enumerate(as_numpy(hypotheses) if hypotheses is not None else []):
         h, hv = check_joints(f"hypotheses[{i}]", h, None)
-        paths.append((f"hypothesis {i}", _wrist_path(h, hv), COLORS["hypothesis"], 0.4))
-    static = [_scatter3d(p, name, color, width=2, mode="lines", opacity=op, dash="dot" if op > 0.5 else None)
-              for name, p, color, op in paths]
-
+        path = _wrist_path(h, hv)
+        # Each hypothesis ends in a marker on both final wrists: the endpoints' spread is the spread of the
+        # futures the decoder considers. One legend entry stands for all of them.
+        ends = [len(h) - 1, 2 * len(h)]
+        trace = _scatter3d(path, f"hypothesis {i}", COLORS["hypothesis"], width=3, opacity=0.6,
+                           showlegend=i == 0)
+        trace.marker.size = [6 if k in ends else 0 for k in range(len(path))]
+        static.append(trace)
+        paths.append((f"hypothesis {i}", path, COLORS["hypothesis"], 0.6))
     frames = [go.Frame(data=animated_traces(pts), name=_offset_label(o), traces=[0, 1, 2, 3])
               for o, pts in zip(timeline, per_frame, strict=True)]
     fig = go.Figure(data=animated_traces(per_frame[start]) + static, frames=frames)
@@ -266,6 +273,37 @@ def window_figure(window: Mapping[str, Any], forecast: Any | None = None, frame:
         title = f"{window['task']}  ({frame} frame)"
     return forecast_figure(past, window.get("past_valid"), fut, window.get("future_valid"), pred, None, pe, fe,
                            intrinsics, image_size, hyp, protocol, title, frame, up, **kwargs)
+
+
+def mesh_figure(meshes: Mapping[str, Any] | Any, title: str | None = None, opacity: float = 1.0,
+                up: Sequence[float] = (0.0, 0.0, 1.0)):
+    """A rendered plotly picture of triangle meshes (e.g. ``hand_mesh`` / the GLB scene's parts), lit, with
+    equal-scale axes: {name: mesh with .vertices (V, 3), .faces (F, 3) and vertex colours} -> one Mesh3d each.
+
+    Empty meshes are left out. Each trace is coloured by its mesh's first vertex colour.
+    """
+    import plotly.graph_objects as go  # heavy optional back-end, imported on use
+
+    items = meshes.items() if isinstance(meshes, Mapping) else [("mesh", meshes)]
+    traces, drawn = [], []
+    for name, m in items:
+        v, f = np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces)
+        if not len(v) or not len(f):
+            continue
+        colors = getattr(getattr(m, "visual", None), "vertex_colors", None)
+        rgb = np.asarray(colors)[0, :3] if colors is not None and len(colors) else (128, 128, 128)
+        traces.append(go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], name=name,
+                                color="rgb({},{},{})".format(*(int(c) for c in rgb)), opacity=opacity,
+                                showlegend=True, flatshading=False, hoverinfo="name",
+                                lighting=dict(ambient=0.45, diffuse=0.8, specular=0.3, roughness=0.6),
+                                lightposition=dict(x=100, y=200, z=300)))
+        drawn.append(v)
+    if not traces:
+        raise ValueError("mesh_figure: nothing to draw: every mesh is empty")
+    fig = go.Figure(data=traces)
+    fig.update_layout(title=title, scene=_scene_layout(drawn, up, "canonical"), height=500,
+                      margin=dict(l=0, r=0, t=40 if title else 10, b=0), legend=dict(x=0, y=1))
+    return fig
 
 
 def trajectory_figure(joints: Any, valid: Any | None = None, extrinsics: Any | None = None,

@@ -137,3 +137,64 @@ def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_p
     assert (run / "model" / "model.safetensors").read_bytes() == weights
     _, run4 = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, lr=1e-4, **kw)
     assert run4 == run3
+
+
+def test_demo_model_trains_once_loads_folders_and_names_its_choices(tmp_path):
+    from egghand_lib.data.prepared import write_stats
+    from egghand_lib.data.statistics import compute_stats
+    from tests.fixtures.episodes import make_episodes, write_prepared
+
+    eps = make_episodes(2, num_frames=30, size=8)
+    prep = write_prepared(tmp_path / "egosynth-x" / "prepared", eps)
+    write_stats(prep, compute_stats(eps))
+    out = tmp_path / "out"
+    model, run, text = nu.demo_model("train-tiny", prep, out, train_steps=2, progress=False)
+    assert run == out / "models" / "egosynth-x-tiny-2" and "train-tiny" in text and "2 steps" in text
+    weights = (run / "model" / "model.safetensors").read_bytes()
+    _, run2, _ = nu.demo_model("train-tiny", prep, out, train_steps=2, progress=False)
+    assert run2 == run and (run / "model" / "model.safetensors").read_bytes() == weights  # shared, not retrained
+    loaded, run3, text = nu.demo_model(str(run), prep, out)
+    assert run3 == run and text.startswith("loaded from")
+    window = WindowDataset(prep, "train")[3]
+    forecast = nu.forecast_fn(loaded)(window)
+    assert np.allclose(forecast, nu.forecast_fn(model)(window), atol=1e-6)
+    # Hypothesis 0 is the deterministic forecast (same noise seed); the others differ.
+    samples = nu.sample_window(loaded, window, 3)
+    assert samples.shape == (3, 10, 42, 3) and np.allclose(samples[0], forecast, atol=1e-6)
+    assert not np.allclose(samples[1], forecast)
+    with pytest.raises(ValueError, match="train-tiny"):
+        nu.demo_model("egghand-giant", prep, out)
+    assert nu.data_folder("runs", "bench", 3).as_posix() == "runs/data/egosynth-bench-seed3"
+
+
+def test_paper_tables_beside_this_runs():
+    m = {"ade": 0.1, "fde": 0.2, "mpjpe": 0.03, "mpjpe_f": 0.04}
+    res = {"rows": [
+        {"table": "3 modality", "variant": v, "status": "ok", **m} for v in
+        ("clean", "noisy vision", "dummy language", "noisy vision + dummy language")] + [
+        {"table": "4 egomotion", "variant": f"{name} {sub}", "status": "ok", **m, "ade": ade}
+        for name in ("Static", "EggHand") for sub, ade in (("top 10%", 0.5), ("all", 0.4))] + [
+        {"table": "4 encoder", "variant": v, "status": "not run", "reason": "no weights"}
+        for v in ("EgoVideo", "InternVL3.5-1B")] + [
+        {"table": "5 head init", "variant": "GR00T-pretrained head", "status": "not run", "reason": "no weights"},
+        {"table": "5 head init", "variant": "random head", "status": "ok", **m}]}
+    rows, missing = nu.our_ablation_rows(res, "4 egomotion")
+    assert rows["EggHand"] == {"top_ade": 0.5, "top_mpjpe": 0.03, "ade": 0.4, "mpjpe": 0.03}
+    assert set(rows) == {"Static", "EggHand"} and set(missing) == {"InternVL3.5-1B"}
+    md = nu.paper_vs_ours_markdown("4 egomotion", res).splitlines()
+    assert md[0] == ("| row | top-10% ADE paper | top-10% ADE ours | top-10% MPJPE paper | top-10% MPJPE ours "
+                     "| ADE paper | ADE ours | MPJPE paper | MPJPE ours |")
+    # The paper's rows first, in its order (EgoH4 has no run here), then this run's extra rows.
+    assert [r.split(" | ")[0] for r in md[2:]] == ["| EgoH4", "| InternVL3.5-1B", "| EggHand", "| Static"]
+    assert md[2] == "| EgoH4 | 0.294 | - | 0.139 | - | 0.267 | - | 0.116 | - |"
+    assert md[3].count("not run") == 4
+    assert md[4] == "| EggHand | 0.276 | 0.500 | 0.106 | 0.030 | 0.271 | 0.400 | 0.076 | 0.030 |"
+    md3 = nu.paper_vs_ours_markdown("3 modality", res).splitlines()
+    assert len(md3) == 2 + 4 and md3[-1].startswith("| clean | 0.271 | 0.100 | 0.271 | 0.200 |")
+    md5 = nu.paper_vs_ours_markdown("5 head init", res).splitlines()
+    assert md5[2].startswith("| random head | 0.321 | 0.100 |") and "not run" in md5[3]
+    md2 = nu.paper_vs_ours_markdown("2 loss", {"rows": []}).splitlines()
+    assert [r.split(" | ")[0] for r in md2[2:]] == [f"| paper row {k} (label lost)" for k in (1, 2, 3)]
+    plan = nu.ablation_plan(("modality", "egomotion", "loss", "head_init", "encoder"), "tiny", 32)
+    assert (plan["trainings"], plan["passes"], plan["steps"]) == (5, 10, 30)
+    assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 2

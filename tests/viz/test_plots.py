@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 
 from egghand_lib import viz
 from tests.fixtures.hand_scenes import window
@@ -64,3 +65,36 @@ def test_skeleton_snapshot_saved_as_png(tmp_path):
     out = viz.save_figure(snap, tmp_path / "snap.png")
     assert (tmp_path / "snap.png").stat().st_size > 1000 and out.endswith("snap.png")
     plt.close("all")
+
+
+def test_side_by_side_panels_share_their_axes():
+    curves = {"CVM": np.linspace(0.1, 0.5, 10), "LastPose": np.linspace(0.05, 0.2, 10)}
+    fig = viz.horizon_error_panels({"ADE (m)": curves, "MPJPE (m)": {k: v / 4 for k, v in curves.items()}})
+    assert len(fig.axes) == 2 and fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    assert [ax.get_ylabel() for ax in fig.axes] == ["ADE (m)", "MPJPE (m)"]
+    assert fig.axes[1].get_lines()[1].get_color() == viz.METHOD_COLORS["LastPose"]
+    assert np.allclose(fig.axes[1].get_lines()[0].get_ydata(), curves["CVM"] / 4)
+    plt.close(fig)
+
+    calm, moving = window(), window(seed=1)
+    E = moving["future_extrinsics"].clone()
+    E[:, :, 3] += torch.linspace(0, 0.2, 10)[:, None]  # the head moves during the target second
+    moving["future_extrinsics"] = E
+    fig = viz.camera_motion_figure({"calm": calm, "moving": moving})
+    paths, curve = fig.axes[:2], fig.axes[2]
+    assert paths[0].get_shared_x_axes().joined(paths[0], paths[1])
+    steps = [ln.get_ydata() for ln in curve.get_lines() if ln.get_label() in ("calm", "moving")]
+    assert len(steps) == 2 and len(steps[0]) == 29
+    assert np.allclose(steps[0], 0, atol=1e-6) and steps[1][-9:].min() > 0.01  # the still camera never changes
+    plt.close(fig)
+
+    w = window()
+    hyp = np.stack([w["future_joints"].numpy() + 0.01 * k for k in range(4)])
+    fig = viz.hypotheses_figure(w, w["future_joints"], hyp)
+    top, side = fig.axes
+    assert top.get_shared_x_axes().joined(top, side)
+    labels = [ln.get_label() for ln in top.get_lines() if not ln.get_label().startswith("_")]
+    assert labels == ["observed", "ground truth", "4 hypotheses", "forecast"]
+    ends = top.collections[0].get_offsets()  # the right wrist's 4 final positions, seen from above
+    assert np.allclose(ends, hyp[:, -1, 0, :2])
+    plt.close(fig)
