@@ -22,7 +22,7 @@ from egghand_lib.ablations import run_ablations, write_ablations
 from egghand_lib.batch import collate_windows
 from egghand_lib.data import egoexo4d, prepared, synthetic
 from egghand_lib.data.prepare import prepare_dataset
-from egghand_lib.evaluation import evaluate
+from egghand_lib.evaluation import baseline_forecasts, evaluate
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
 from egghand_lib.io import OutputFolderError
 from egghand_lib.metrics import forecast_metrics
@@ -211,6 +211,17 @@ def wrist_positions(dataset: Any, wrist: int = WRIST_INDICES[0]) -> dict[str, np
     return {"world frame": world[ok], "canonical frame": can[ok]}
 
 
+def wrist_speed(arrays: Mapping[str, Any]) -> np.ndarray:
+    """Mean speed of the two wrists over each window's target frames, metres per 10 fps frame: (N,) (NaN for a
+    window without two consecutive valid wrist positions)."""
+    j = np.asarray(arrays["future_joints"], dtype=np.float64)[:, :, list(WRIST_INDICES)]
+    v = np.asarray(arrays["future_valid"], dtype=bool)[:, :, list(WRIST_INDICES)]
+    step = np.linalg.norm(np.diff(j, axis=1), axis=-1)
+    ok = v[:, 1:] & v[:, :-1]
+    total, count = np.where(ok, step, 0.0).sum((1, 2)), ok.sum((1, 2))
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------
@@ -263,7 +274,7 @@ def demo_model(model: str | os.PathLike, prep_dir: str | os.PathLike, out_root: 
         data_tag = Path(prep_dir).resolve().parent.name
         run_dir = Path(out_root) / "models" / f"{data_tag}-{config}-{train_steps}"
         net, run_dir = train_or_load(config, prep_dir, run_dir, progress=progress, max_steps=train_steps,
-                                     eval_split=None)
+                                     eval_split=None, log_every=1)
         return net, run_dir, f"{name}: {DEMO_MODELS[name]}; {train_steps or 'all its'} steps, in {run_dir}"
     path = Path(name).expanduser()
     if not path.exists():
@@ -293,6 +304,28 @@ def compare_with_baselines(prep_dir: str | os.PathLike, split: str, model: torch
                            ) -> dict[str, Any]:
     """``evaluation.evaluate`` with Static, CVM and LastPose beside the model (kwargs: evaluate's)."""
     return evaluate(prep_dir, split, model, baselines=COMPARED_BASELINES, **kwargs)
+
+
+def window_baselines(window: Mapping[str, Any], train_arrays: Mapping[str, Any],
+                     methods: Sequence[str] = COMPARED_BASELINES) -> dict[str, np.ndarray]:
+    """{baseline: (10, 42, 3) forecast} of one window (Static fitted on ``train_arrays``' observed joints)."""
+    arrays = {k: np.asarray(window[k])[None] for k in ("past_joints", "past_valid")}
+    return {m: p[0] for m, p in baseline_forecasts(arrays, train_arrays, methods=methods).items()}
+
+
+def metric_conventions(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict[str, dict[str, float]]:
+    """Both metric conventions (docs/conventions.md, "Metrics") of one set of forecasts (N, T, 42, 3), on all
+    windows and on the windows whose two wrists are valid at every target frame: there the two conventions'
+    ADE and FDE are the same number (a mean of per-frame means over 2 wrists = the pooled mean). The second
+    pair of rows is left out when no window has both wrists at every target frame."""
+    full = np.asarray(valid)[:, :, list(WRIST_INDICES)].all((1, 2))
+    rows = {}
+    for name, sel in (("all windows", slice(None)), ("wrists always valid", full)):
+        if isinstance(sel, np.ndarray) and not sel.any():
+            continue
+        for conv in ("egghand", "egoh4"):
+            rows[f"{conv}, {name}"] = forecast_metrics(pred[sel], gt[sel], valid[sel], convention=conv)
+    return rows
 
 
 def forecast_fn(model: torch.nn.Module, seed: int | None = None) -> Callable[[Mapping[str, Any]], np.ndarray]:
@@ -327,9 +360,11 @@ def prompt_forecasts(model: torch.nn.Module, window: Mapping[str, Any], prompts:
     return {p: run({**window, "task": p}) for p in prompts}
 
 
-def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any]) -> str:
+def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any],
+                      baselines: Mapping[str, np.ndarray] | None = None) -> str:
     """Markdown table for language steering: per prompt, the final-wrist shift from the forecast under the
-    window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth."""
+    window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth;
+    then a row per baseline forecast in ``baselines`` (no prompt, no shift), for scale."""
     own = window.get("task")
     ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
     gt = np.asarray(window["future_joints"])[None]
@@ -342,6 +377,9 @@ def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, 
         m = forecast_metrics(pred[None], gt, valid)
         label = f"**{prompt}** (own)" if prompt == own else prompt
         lines.append(f"| {label} | {1000 * shift:.1f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+    for name, pred in (baselines or {}).items():
+        m = forecast_metrics(np.asarray(pred)[None], gt, valid)
+        lines.append(f"| {name} (baseline, no prompt) | - | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
     return "\n".join(lines)
 
 
@@ -540,6 +578,29 @@ def our_ablation_rows(results: Mapping[str, Any], table: str) -> tuple[dict[str,
             rows[r["variant"]] = {"ade": r["ade"], "mpjpe": r["mpjpe"], "top_ade": r.get("top_ade"),
                                   "top_mpjpe": r.get("top_mpjpe")}
     return rows, missing
+
+
+def paper_vs_ours_changes(table: str, results: Mapping[str, Any], metric: str = "ade"
+                          ) -> dict[str, dict[str, float]]:
+    """Relative changes (%) the paper and this run show in one table, comparable across datasets whose errors
+    differ in scale: {"paper (EgoExo4D)": {row: %}, "this run": {row: %}}.
+
+    "3 modality": each corruption vs the clean row; "4 egomotion": each method's top-10% error vs its error
+    on all windows. Rows without both numbers are left out.
+    """
+    ours, _ = our_ablation_rows(results, table)
+    out = {}
+    for who, rows in (("paper (EgoExo4D)", PAPER_ABLATIONS[table]), ("this run", ours)):
+        if table == "3 modality":
+            ref = rows.get("clean", {}).get(metric)
+            out[who] = {r: 100 * (v[metric] / ref - 1) for r, v in rows.items()
+                        if r != "clean" and ref and v.get(metric) is not None}
+        elif table == "4 egomotion":
+            out[who] = {r: 100 * (v[f"top_{metric}"] / v[metric] - 1) for r, v in rows.items()
+                        if v.get(metric) and v.get(f"top_{metric}") is not None}
+        else:
+            raise ValueError(f"table: relative changes are defined for '3 modality' and '4 egomotion', not {table!r}")
+    return out
 
 
 def paper_vs_ours_markdown(table: str, results: Mapping[str, Any], digits: int = 3) -> str:

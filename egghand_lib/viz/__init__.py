@@ -16,7 +16,7 @@ False is never drawn, and neither is a bone touching it. One module per back-end
 - ``overlays``: ``project_points``, ``visible_in_image``, ``draw_skeleton`` (numpy raster),
   ``overlay_figure`` (matplotlib).
 - ``plots`` (matplotlib): ``horizon_error_figure``, ``horizon_error_panels``, ``per_task_bar_figure``,
-  ``ablation_bar_figure``, ``camera_motion_figure``, ``hypotheses_figure``,
+  ``ablation_bar_figure``, ``change_bars_figure``, ``camera_motion_figure``, ``hypotheses_figure``,
   ``metrics_table_markdown``, ``egomotion_histogram_figure``, ``training_curve_figure``,
   ``topdown_scatter_figure``, ``skeleton_snapshot_figure``; ``save_figure`` writes either kind atomically.
 - ``video``: ``draw_forecast_frame`` (observed / forecast / ground-truth hands on one video frame) and
@@ -40,6 +40,7 @@ from egghand_lib.viz.overlays import (
 from egghand_lib.viz.plots import (
     ablation_bar_figure,
     camera_motion_figure,
+    change_bars_figure,
     egomotion_histogram_figure,
     horizon_error_figure,
     horizon_error_panels,
@@ -66,7 +67,8 @@ from egghand_lib.viz.video import VideoWriter, draw_forecast_frame
 from egghand_lib.viz.widgets import explorer_update, figure_output, forecast_explorer
 
 __all__ = [
-    "COLORS", "METHOD_COLORS", "VideoWriter", "ablation_bar_figure", "camera_motion_figure", "default_intrinsics",
+    "COLORS", "METHOD_COLORS", "VideoWriter", "ablation_bar_figure", "camera_motion_figure", "change_bars_figure",
+    "default_intrinsics",
     "draw_forecast_frame", "draw_skeleton", "egomotion_histogram_figure", "explorer_update", "export_glb",
     "extrinsics_to_world", "figure_output", "forecast_explorer", "forecast_figure", "frustum_points", "hand_mesh",
     "hand_mesh_vertex_count", "horizon_error_figure", "horizon_error_panels", "hypotheses_figure", "mesh_figure",

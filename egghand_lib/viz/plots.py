@@ -199,6 +199,31 @@ def ablation_bar_figure(rows: Any, metrics: Sequence[str] = ("ade", "fde", "mpjp
     return fig
 
 
+def change_bars_figure(panels: Mapping[str, Mapping[str, float]], ylabel: str = "change (%)",
+                       title: str | None = None):
+    """Side-by-side bar panels of relative changes sharing the y axis: panels {title: {row: percent}} (e.g. the
+    paper's and this run's "ADE vs clean"), each bar labelled with its value, a line at 0."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(4.6 * n, 3.8), sharey=True, squeeze=False)
+    for ax, (name, rows) in zip(axs[0], panels.items(), strict=True):
+        labels = list(rows)
+        vals = np.array([rows[r] for r in labels], dtype=float)
+        bars = ax.bar(np.arange(len(labels)), vals, color=[method_color(r, i) for i, r in enumerate(labels)])
+        ax.bar_label(bars, labels=[f"{v:+.1f}%" for v in vals], fontsize=8)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.set_xticks(np.arange(len(labels)))
+        ax.set_xticklabels([r if len(r) <= 14 else r.replace(" + ", " +\n") for r in labels], fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axs[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def metrics_table_markdown(rows: Any, metrics: Sequence[str] = ("ade", "fde", "mpjpe", "mpjpe_f"),
                            extra: Mapping[str, Mapping[str, str]] | None = None, digits: int = 3,
                            bold_best: bool = True, first_header: str = "method") -> str:

@@ -198,3 +198,50 @@ def test_paper_tables_beside_this_runs():
     plan = nu.ablation_plan(("modality", "egomotion", "loss", "head_init", "encoder"), "tiny", 32)
     assert (plan["trainings"], plan["passes"], plan["steps"]) == (5, 10, 30)
     assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 2
+
+
+def test_wrist_speed_conventions_and_window_baselines():
+    ds = WindowDataset.from_episodes(episodes())
+    a = ds.arrays()
+    speed = nu.wrist_speed(a)
+    assert speed.shape == (len(ds),)
+    for i in (0, 20, 40):  # the mean over the valid consecutive pairs of both wrists, written out
+        steps = [np.linalg.norm(a["future_joints"][i, t + 1, w] - a["future_joints"][i, t, w])
+                 for w in (0, 21) for t in range(9) if a["future_valid"][i, t, w] and a["future_valid"][i, t + 1, w]]
+        assert speed[i] == pytest.approx(np.mean(steps), rel=1e-6)
+    assert np.isnan(speed[-1])  # the last window's targets lie past the episode's end: all invalid
+    held = nu.window_baselines(ds[7], a)
+    assert list(held) == ["Static", "CVM", "LastPose"] and held["LastPose"].shape == (10, 42, 3)
+    last = ds[7]["past_joints"][-1].numpy()
+    seen = ds[7]["past_valid"][-1].numpy()
+    assert np.allclose(held["LastPose"][:, seen], last[seen], atol=1e-6)  # joints seen at t stay put
+    rng = np.random.default_rng(1)
+    gt, valid = a["future_joints"][:20], a["future_valid"][:20].copy()
+    pred = gt + rng.normal(0, 0.02, gt.shape).astype(np.float32)
+    valid[:, :, [0, 21]] = True
+    valid[:10, 3, 0] = False  # half the windows miss a right wrist once
+    conv = nu.metric_conventions(pred, gt, valid)
+    full = conv["egghand, wrists always valid"], conv["egoh4, wrists always valid"]
+    assert full[0]["ade"] == pytest.approx(full[1]["ade"], rel=1e-9)
+    assert full[0]["fde"] == pytest.approx(full[1]["fde"], rel=1e-9)
+    assert conv["egghand, all windows"]["ade"] != pytest.approx(conv["egoh4, all windows"]["ade"], rel=1e-9)
+    valid[10:, 5, 21] = False
+    assert set(nu.metric_conventions(pred, gt, valid)) == {"egghand, all windows", "egoh4, all windows"}
+    md = nu.steering_markdown({ds[7]["task"]: held["LastPose"]}, ds[7], baselines={"CVM": held["CVM"]})
+    assert md.splitlines()[-1].startswith("| CVM (baseline, no prompt) | - |")
+
+
+def test_paper_and_our_relative_changes():
+    m = {"ade": 0.1, "fde": 0.2, "mpjpe": 0.03, "mpjpe_f": 0.04}
+    res = {"rows": [{"table": "3 modality", "variant": "clean", "status": "ok", **m},
+                    {"table": "3 modality", "variant": "noisy vision", "status": "ok", **m, "ade": 0.11}] + [
+        {"table": "4 egomotion", "variant": f"CVM {sub}", "status": "ok", **m, "ade": ade}
+        for sub, ade in (("top 10%", 0.12), ("all", 0.1))]}
+    ch = nu.paper_vs_ours_changes("3 modality", res)
+    assert ch["this run"] == {"noisy vision": pytest.approx(10.0)}
+    assert ch["paper (EgoExo4D)"]["noisy vision"] == pytest.approx(100 * (0.287 / 0.271 - 1))
+    ch = nu.paper_vs_ours_changes("4 egomotion", res)
+    assert ch["this run"] == {"CVM": pytest.approx(20.0)} and set(ch["paper (EgoExo4D)"]) == {
+        "EgoH4", "InternVL3.5-1B", "EggHand"}
+    with pytest.raises(ValueError, match="relative changes"):
+        nu.paper_vs_ours_changes("2 loss", res)

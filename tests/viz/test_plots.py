@@ -98,3 +98,13 @@ def test_side_by_side_panels_share_their_axes():
     ends = top.collections[0].get_offsets()  # the right wrist's 4 final positions, seen from above
     assert np.allclose(ends, hyp[:, -1, 0, :2])
     plt.close(fig)
+
+
+def test_change_bars_share_the_y_axis():
+    fig = viz.change_bars_figure({"paper": {"noisy vision": 5.9, "dummy language": 2.6},
+                                  "ours": {"noisy vision": -1.0}})
+    paper, ours = fig.axes
+    assert paper.get_shared_y_axes().joined(paper, ours)
+    assert [b.get_height() for b in paper.patches] == [5.9, 2.6] and ours.patches[0].get_height() == -1.0
+    assert [t.get_text() for t in ours.texts] == ["-1.0%"]
+    plt.close(fig)
