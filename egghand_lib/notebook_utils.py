@@ -211,6 +211,51 @@ def wrist_positions(dataset: Any, wrist: int = WRIST_INDICES[0]) -> dict[str, np
     return {"world frame": world[ok], "canonical frame": can[ok]}
 
 
+def camera_steps(window: Mapping[str, Any]) -> np.ndarray:
+    """||E_t - E_t-1||_F of a window's consecutive canonical camera matrices, observed then target frames: (29,)
+    for the future protocol. Their mean is the window's egomotion score when all its frames are real."""
+    E = np.concatenate([np.asarray(window["past_extrinsics"]), np.asarray(window["future_extrinsics"])])
+    E = E.astype(np.float64)
+    return np.linalg.norm((E[1:] - E[:-1]).reshape(len(E) - 1, -1), axis=1)
+
+
+def inside_episode(dataset: Any) -> np.ndarray:
+    """(N,) bool: the windows whose observed and target frames all lie inside their episode (none is a copy
+    of an edge frame)."""
+    a = dataset.arrays()
+    n_obs, n_tgt = np.asarray(a["past_valid"]).shape[1], np.asarray(a["future_valid"]).shape[1]
+    frames = {(ep.take_uid, ep.episode_index): np.asarray(ep.frame_numbers) for ep in dataset.episodes}
+    out = np.zeros(len(a["frame_index"]), dtype=bool)
+    for i, (take, ep, frame) in enumerate(zip(a["take_uid"], a["episode_index"], a["frame_index"], strict=True)):
+        numbers = frames.get((str(take), int(ep)))
+        if numbers is not None:
+            pos = int(np.searchsorted(numbers, int(frame)))
+            out[i] = pos >= n_obs - 1 and pos + n_tgt < len(numbers)
+    return out
+
+
+def calm_and_agitated(dataset: Any) -> tuple[int, int]:
+    """Indices of the windows with the smallest and the largest egomotion score among those inside their
+    episode (``inside_episode``: every camera pose real, so the score is the mean of ``camera_steps``)."""
+    scores = np.asarray(dataset.arrays()["egomotion"], dtype=np.float64)
+    ok = inside_episode(dataset) & np.isfinite(scores)
+    if not ok.any():
+        raise ValueError("no window lies inside its episode with a finite egomotion score")
+    cand = np.flatnonzero(ok)
+    return int(cand[np.argmin(scores[cand])]), int(cand[np.argmax(scores[cand])])
+
+
+def top_vs_all_changes(results: Mapping[str, Any], metric: str = "ade", convention: str = "egghand"
+                       ) -> dict[str, float]:
+    """{method: % change of its error on the top egomotion windows vs all windows} from ``evaluate`` results."""
+    out = {}
+    for m in results["methods"]:
+        e = results["metrics"][m][convention]
+        if "top" in e and e["all"][metric]:
+            out[m] = 100 * (e["top"][metric] / e["all"][metric] - 1)
+    return out
+
+
 def wrist_speed(arrays: Mapping[str, Any]) -> np.ndarray:
     """Mean speed of the two wrists over each window's target frames, metres per 10 fps frame: (N,) (NaN for a
     window without two consecutive valid wrist positions)."""

@@ -245,3 +245,19 @@ def test_paper_and_our_relative_changes():
         "EgoH4", "InternVL3.5-1B", "EggHand"}
     with pytest.raises(ValueError, match="relative changes"):
         nu.paper_vs_ours_changes("2 loss", res)
+
+
+def test_camera_steps_calm_and_agitated_and_top_changes():
+    ds = WindowDataset.from_episodes(episodes())
+    inside = nu.inside_episode(ds)
+    assert inside.sum() == 2 * (32 - 29) and not inside[0] and inside[19]  # t-19..t+10 within frames 0..31
+    calm, agitated = nu.calm_and_agitated(ds)
+    scores = ds.arrays()["egomotion"]
+    assert scores[calm] < scores[agitated]
+    # Windows well inside an episode: every frame is real, so the score is the mean of the camera steps.
+    for i in (calm, agitated):
+        steps = nu.camera_steps(ds[i])
+        assert steps.shape == (29,) and steps.mean() == pytest.approx(float(scores[i]), rel=1e-4)
+    res = {"methods": ["CVM", "X"], "metrics": {
+        "CVM": {"egghand": {"all": {"ade": 0.1}, "top": {"ade": 0.15}}}, "X": {"egghand": {"all": {"ade": 0.2}}}}}
+    assert nu.top_vs_all_changes(res) == {"CVM": pytest.approx(50.0)}
