@@ -546,13 +546,14 @@ def run_ablations_with_progress(prep_dir: str | os.PathLike, out_dir: str | os.P
     kwargs: run_ablations' (model, train_config, split, max_windows, the weights paths, baselines, ...).
     """
     rows: list[dict[str, Any]] = []
-    res: dict[str, Any] = {}
+    info: dict[str, Any] = {}
     bar = tqdm(list(which), desc="ablations", unit="table")
     for name in bar:
         bar.set_postfix_str(name)
         res = run_ablations(prep_dir, out_dir, which=(name,), **kwargs)
-        rows += res["rows"]
-    res = {**res, "which": list(which), "rows": rows}
+        rows += res.pop("rows")
+        info.update(res)  # e.g. num_top from the egomotion table, vocabulary_size from the modality one
+    res = {**info, "which": list(which), "rows": rows}
     write_ablations(res, out_dir)
     return res
 

@@ -261,3 +261,23 @@ def test_camera_steps_calm_and_agitated_and_top_changes():
     res = {"methods": ["CVM", "X"], "metrics": {
         "CVM": {"egghand": {"all": {"ade": 0.1}, "top": {"ade": 0.15}}}, "X": {"egghand": {"all": {"ade": 0.2}}}}}
     assert nu.top_vs_all_changes(res) == {"CVM": pytest.approx(50.0)}
+
+
+def test_ablations_with_progress_equal_one_run_of_them_all(tmp_path):
+    import json
+
+    from egghand_lib.ablations import run_ablations
+    from tests.fixtures.learnable_episodes import fake_datasets, single_thread, tiny_model
+
+    with single_thread():
+        train, test = fake_datasets()
+        model = tiny_model(train)
+        kw = dict(model=model, dataset=test, train_dataset=train, max_windows=30, progress=False,
+                  baselines=nu.COMPARED_BASELINES)
+        res = nu.run_ablations_with_progress(None, tmp_path / "each", ("modality", "egomotion", "encoder"), **kw)
+        once = run_ablations(None, tmp_path / "once", which=("modality", "egomotion", "encoder"), **kw)
+    strip = once["rows"]
+    assert res["rows"] == strip and res["num_top"] == once["num_top"] > 0
+    assert res["vocabulary_size"] == once["vocabulary_size"] and res["which"] == ["modality", "egomotion", "encoder"]
+    assert json.loads((tmp_path / "each" / "ablations.json").read_text())["rows"] == json.loads(json.dumps(strip))
+    assert {r["variant"] for r in res["rows"] if r["table"] == "4 egomotion"} >= {"LastPose top 10%", "LastPose all"}

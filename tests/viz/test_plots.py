@@ -81,22 +81,30 @@ def test_side_by_side_panels_share_their_axes():
     E[:, :, 3] += torch.linspace(0, 0.2, 10)[:, None]  # the head moves during the target second
     moving["future_extrinsics"] = E
     fig = viz.camera_motion_figure({"calm": calm, "moving": moving})
-    paths, curve = fig.axes[:2], fig.axes[2]
-    assert paths[0].get_shared_x_axes().joined(paths[0], paths[1])
-    steps = [ln.get_ydata() for ln in curve.get_lines() if ln.get_label() in ("calm", "moving")]
-    assert len(steps) == 2 and len(steps[0]) == 29
-    assert np.allclose(steps[0], 0, atol=1e-6) and steps[1][-9:].min() > 0.01  # the still camera never changes
+    heading, pitch, moved, step = fig.axes
+    assert heading.get_shared_x_axes().joined(heading, step)
+    assert np.allclose(heading.get_lines()[0].get_ydata(), 0, atol=1e-6)  # the canonical frame's heading is 0
+    assert np.allclose(moved.get_lines()[0].get_ydata(), 0, atol=1e-4)  # the still camera never moves
+    assert moved.get_lines()[1].get_ydata()[-1] == pytest.approx(100 * 0.2 * np.sqrt(3), rel=1e-3)  # t += 0.2 m
+    steps = [ln.get_ydata() for ln in step.get_lines() if len(ln.get_ydata()) == 29]  # not the dashed means
+    assert len(steps[0]) == 29 and np.allclose(steps[0], 0, atol=1e-6) and steps[1][-9:].min() > 0.01
+    plt.close(fig)
+    fig = viz.topdown_scatter_figure({"a": np.zeros((3, 3)), "b": np.ones((3, 3))}, share=True)
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
     plt.close(fig)
 
     w = window()
     hyp = np.stack([w["future_joints"].numpy() + 0.01 * k for k in range(4)])
     fig = viz.hypotheses_figure(w, w["future_joints"], hyp)
-    top, side = fig.axes
-    assert top.get_shared_x_axes().joined(top, side)
-    labels = [ln.get_label() for ln in top.get_lines() if not ln.get_label().startswith("_")]
+    right, left, ends = fig.axes
+    labels = [ln.get_label() for ln in right.get_lines() if not ln.get_label().startswith("_")]
     assert labels == ["observed", "ground truth", "4 hypotheses", "forecast"]
-    ends = top.collections[0].get_offsets()  # the right wrist's 4 final positions, seen from above
-    assert np.allclose(ends, hyp[:, -1, 0, :2])
+    assert np.allclose(right.collections[0].get_offsets(), hyp[:, -1, 0, :2])  # the 4 final right wrists
+    assert np.allclose(left.collections[0].get_offsets(), hyp[:, -1, 21, :2])
+    # The endpoint panel: millimetres from the hypotheses' mean (they sit 10 mm apart along x and y).
+    rel = ends.collections[0].get_offsets()
+    assert np.allclose(rel, 1000 * (hyp[:, -1, 0, :2] - hyp[:, -1, 0, :2].mean(0)), atol=1e-6)
+    assert np.allclose(np.diff(rel[:, 0]), 10.0, atol=1e-4)
     plt.close(fig)
 
 
