@@ -626,6 +626,14 @@ def our_ablation_rows(results: Mapping[str, Any], table: str) -> tuple[dict[str,
     return rows, missing
 
 
+def baseline_scale_note(results: Mapping[str, Any], baselines: Sequence[str] = ("LastPose",)) -> str:
+    """One markdown line giving the baselines' errors on the ablation's windows (its egomotion table's "all" rows),
+    for scale beside the model's variants; empty when that table did not run."""
+    rows, _ = our_ablation_rows(results, "4 egomotion")
+    parts = [f"{b} ADE {rows[b]['ade']:.3f}, MPJPE {rows[b]['mpjpe']:.3f}" for b in baselines if b in rows]
+    return f"For scale, on the same windows and without a model: {'; '.join(parts)}." if parts else ""
+
+
 def paper_vs_ours_changes(table: str, results: Mapping[str, Any], metric: str = "ade"
                           ) -> dict[str, dict[str, float]]:
     """Relative changes (%) the paper and this run show in one table, comparable across datasets whose errors

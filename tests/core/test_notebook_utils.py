@@ -245,6 +245,11 @@ def test_paper_and_our_relative_changes():
         "EgoH4", "InternVL3.5-1B", "EggHand"}
     with pytest.raises(ValueError, match="relative changes"):
         nu.paper_vs_ours_changes("2 loss", res)
+    res["rows"] += [{"table": "4 egomotion", "variant": f"LastPose {sub}", "status": "ok", **m}
+                    for sub in ("top 10%", "all")]
+    note = "For scale, on the same windows and without a model: LastPose ADE 0.100, MPJPE 0.030."
+    assert nu.baseline_scale_note(res) == note
+    assert nu.baseline_scale_note({"rows": []}) == ""
 
 
 def test_camera_steps_calm_and_agitated_and_top_changes():
