@@ -30,6 +30,7 @@ from torch import nn
 
 from egghand_lib.egomotion import top_fraction_mask
 from egghand_lib.evaluation import (
+    BASELINES,
     MODEL_NAME,
     baseline_forecasts,
     md_table,
@@ -179,7 +180,8 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                   batch_size: int = 32,
                   max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
                   internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
-                  dataset=None, train_dataset=None, frame_encoder: nn.Module | None = None) -> dict[str, Any]:
+                  dataset=None, train_dataset=None, frame_encoder: nn.Module | None = None,
+                  baselines: Sequence[str] = BASELINES) -> dict[str, Any]:
     """Run the ablations in ``which`` (names from ABLATIONS) and write ablations.{md,csv,json} to ``out_dir``.
 
     ``model``: the trained model (module, run folder or saved model folder) for the evaluation-time
@@ -194,7 +196,8 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     A model trained on cached encoder features (``egghand train --feature-cache``) must re-encode the
     corrupted frames and prompts: give the frozen encoder that built the cache as ``frame_encoder``, or
     ``egovideo_path`` (EgoVideo, EggHand's encoder); without either, its modality and egomotion rows are
-    "not run".
+    "not run". ``baselines``: the baselines of the egomotion table (default Static and CVM; "LastPose" may
+    be added).
     """
     unknown = sorted(set(which) - set(ABLATIONS))
     if unknown:
@@ -257,7 +260,7 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     if "egomotion" in which:
         scores = np.asarray(arrays["egomotion"], dtype=np.float64)
         top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
-        preds = {**baseline_forecasts(arrays, train_ds.arrays(), protocol), MODEL_NAME: clean_pred}
+        preds = {**baseline_forecasts(arrays, train_ds.arrays(), protocol, methods=baselines), MODEL_NAME: clean_pred}
         pct = round(100 * top_fraction)
         res["num_top"] = int(top.sum())
         for name, p in preds.items():

@@ -194,8 +194,8 @@ def compute_results(preds: dict[str, np.ndarray], arrays: dict[str, Any], *,
         res["sampled"][name] = entry
     if reference in preds:
         ref = res["metrics"][reference]["egghand"]["all"] if "egghand" in conventions else None
-        for base in BASELINES:
-            if ref is not None and base in preds:
+        for base in preds:
+            if ref is not None and base != reference:
                 other = res["metrics"][base]["egghand"]["all"]
                 res["ratios"][f"{reference}/{base}"] = {k: ref[k] / other[k] if other[k] else float("nan")
                                                          for k in METRIC_KEYS}
@@ -347,9 +347,10 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
              top_fraction: float = 0.1, group_key: str = "scenario", max_windows: int | None = None,
              device: str | None = None, progress: bool = True, name: str = "evaluation",
              dataset=None, train_dataset=None, feature_cache: str | Path | None = None,
-             lerobot_dir: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate Static, CVM and (optionally) a model on ``split`` of a prepared folder (or of LeRobot datasets:
-    ``lerobot_dir`` instead of ``prep_dir``, see ``egghand_lib.data.sources``; the same windows).
+             lerobot_dir: str | Path | None = None, baselines: Sequence[str] = BASELINES) -> dict[str, Any]:
+    """Evaluate the ``baselines`` (default Static and CVM; "LastPose" may be added) and (optionally) a model on
+    ``split`` of a prepared folder (or of LeRobot datasets: ``lerobot_dir`` instead of ``prep_dir``, see
+    ``egghand_lib.data.sources``; the same windows).
 
     ``model``: an nn.Module, a finished training run folder or a ``save_pretrained`` folder.
     ``num_samples`` K > 0 adds best-of-K and spread of K sampled forecasts. ``max_windows`` evaluates
@@ -365,7 +366,7 @@ def evaluate(prep_dir: str | Path | None, split: str = "test", model: nn.Module 
         ds, _ = attach_feature_cache(ds, feature_cache, split)
     idx = subset_indices(len(ds), max_windows)
     arrays = select_windows(ds.arrays(), idx)
-    preds = baseline_forecasts(arrays, train_ds.arrays(), protocol)
+    preds = baseline_forecasts(arrays, train_ds.arrays(), protocol, methods=baselines)
     samples = {}
     if model is not None:
         net = model if isinstance(model, nn.Module) else EggHandPolicy.from_pretrained(model)

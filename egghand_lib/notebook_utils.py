@@ -16,13 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from egghand_lib.ablations import run_ablations, write_ablations
 from egghand_lib.batch import collate_windows
 from egghand_lib.data import egoexo4d, prepared, synthetic
 from egghand_lib.data.prepare import prepare_dataset
+from egghand_lib.evaluation import baseline_forecasts, evaluate
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
 from egghand_lib.io import OutputFolderError
 from egghand_lib.metrics import forecast_metrics
+from egghand_lib.models.egghand import EggHandPolicy
 from egghand_lib.skeleton import BONES, WRIST_INDICES
 from egghand_lib.training import TrainConfig, train
 
@@ -59,6 +63,11 @@ def environment_summary() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------
+
+
+def data_folder(out_root: str | os.PathLike, preset: str = "tiny", seed: int = 0) -> Path:
+    """The folder every notebook keeps its EgoSynth data in (raw/ and prepared/), shared by all of them."""
+    return Path(out_root) / "data" / f"egosynth-{preset}-seed{seed}"
 
 
 def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
@@ -202,6 +211,62 @@ def wrist_positions(dataset: Any, wrist: int = WRIST_INDICES[0]) -> dict[str, np
     return {"world frame": world[ok], "canonical frame": can[ok]}
 
 
+def camera_steps(window: Mapping[str, Any]) -> np.ndarray:
+    """||E_t - E_t-1||_F of a window's consecutive canonical camera matrices, observed then target frames: (29,)
+    for the future protocol. Their mean is the window's egomotion score when all its frames are real."""
+    E = np.concatenate([np.asarray(window["past_extrinsics"]), np.asarray(window["future_extrinsics"])])
+    E = E.astype(np.float64)
+    return np.linalg.norm((E[1:] - E[:-1]).reshape(len(E) - 1, -1), axis=1)
+
+
+def inside_episode(dataset: Any) -> np.ndarray:
+    """(N,) bool: the windows whose observed and target frames all lie inside their episode (none is a copy
+    of an edge frame)."""
+    a = dataset.arrays()
+    n_obs, n_tgt = np.asarray(a["past_valid"]).shape[1], np.asarray(a["future_valid"]).shape[1]
+    frames = {(ep.take_uid, ep.episode_index): np.asarray(ep.frame_numbers) for ep in dataset.episodes}
+    out = np.zeros(len(a["frame_index"]), dtype=bool)
+    for i, (take, ep, frame) in enumerate(zip(a["take_uid"], a["episode_index"], a["frame_index"], strict=True)):
+        numbers = frames.get((str(take), int(ep)))
+        if numbers is not None:
+            pos = int(np.searchsorted(numbers, int(frame)))
+            out[i] = pos >= n_obs - 1 and pos + n_tgt < len(numbers)
+    return out
+
+
+def calm_and_agitated(dataset: Any) -> tuple[int, int]:
+    """Indices of the windows with the smallest and the largest egomotion score among those inside their
+    episode (``inside_episode``: every camera pose real, so the score is the mean of ``camera_steps``)."""
+    scores = np.asarray(dataset.arrays()["egomotion"], dtype=np.float64)
+    ok = inside_episode(dataset) & np.isfinite(scores)
+    if not ok.any():
+        raise ValueError("no window lies inside its episode with a finite egomotion score")
+    cand = np.flatnonzero(ok)
+    return int(cand[np.argmin(scores[cand])]), int(cand[np.argmax(scores[cand])])
+
+
+def top_vs_all_changes(results: Mapping[str, Any], metric: str = "ade", convention: str = "egghand"
+                       ) -> dict[str, float]:
+    """{method: % change of its error on the top egomotion windows vs all windows} from ``evaluate`` results."""
+    out = {}
+    for m in results["methods"]:
+        e = results["metrics"][m][convention]
+        if "top" in e and e["all"][metric]:
+            out[m] = 100 * (e["top"][metric] / e["all"][metric] - 1)
+    return out
+
+
+def wrist_speed(arrays: Mapping[str, Any]) -> np.ndarray:
+    """Mean speed of the two wrists over each window's target frames, metres per 10 fps frame: (N,) (NaN for a
+    window without two consecutive valid wrist positions)."""
+    j = np.asarray(arrays["future_joints"], dtype=np.float64)[:, :, list(WRIST_INDICES)]
+    v = np.asarray(arrays["future_valid"], dtype=bool)[:, :, list(WRIST_INDICES)]
+    step = np.linalg.norm(np.diff(j, axis=1), axis=-1)
+    ok = v[:, 1:] & v[:, :-1]
+    total, count = np.where(ok, step, 0.0).sum((1, 2)), ok.sum((1, 2))
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------
@@ -231,6 +296,38 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
     return result.model.eval(), out
 
 
+# The models a notebook can show (its MODEL parameter): a name below, or a run / saved-model folder.
+DEMO_MODELS: dict[str, str] = {
+    "train-tiny": "the tiny configuration trained here for a few steps (seconds; shows the machinery, not a result)",
+    "train-cpu-small": "the cpu-small configuration trained here (600 steps: about 10 minutes on 2 cores)",
+}
+
+
+def demo_model(model: str | os.PathLike, prep_dir: str | os.PathLike, out_root: str | os.PathLike,
+               train_steps: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, Path | None, str]:
+    """The model a notebook shows, chosen by its MODEL parameter, in one place.
+
+    model: a name of ``DEMO_MODELS`` ("train-<config>": that training config, trained into
+    ``out_root``/models/<data>-<config>-<steps> unless that run finished already, so notebooks sharing data
+    and settings share the run) or a finished run / saved-model folder (loaded).
+    train_steps: optimizer steps of a "train-" model (None: the config's own).
+    Returns (model in eval mode, its run folder or None, a one-line description).
+    """
+    name = str(model)
+    if name in DEMO_MODELS:
+        config = name.removeprefix("train-")
+        data_tag = Path(prep_dir).resolve().parent.name
+        run_dir = Path(out_root) / "models" / f"{data_tag}-{config}-{train_steps}"
+        net, run_dir = train_or_load(config, prep_dir, run_dir, progress=progress, max_steps=train_steps,
+                                     eval_split=None, log_every=1)
+        return net, run_dir, f"{name}: {DEMO_MODELS[name]}; {train_steps or 'all its'} steps, in {run_dir}"
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ValueError(f"MODEL: {name!r} is neither a folder nor one of {sorted(DEMO_MODELS)}")
+    net = EggHandPolicy.from_pretrained(path).eval()
+    return net, path if (path / "metrics.csv").is_file() else None, f"loaded from {path}"
+
+
 def training_history(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """Columns of a run's metrics.csv as float arrays (empty cells are NaN)."""
     path = Path(run_dir) / "metrics.csv"
@@ -242,6 +339,38 @@ def training_history(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     for k in (rows[0].keys() if rows else []):
         cols[k] = np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])
     return cols
+
+
+# Every comparison of a model in the notebooks shows these baselines beside it.
+COMPARED_BASELINES = ("Static", "CVM", "LastPose")
+
+
+def compare_with_baselines(prep_dir: str | os.PathLike, split: str, model: torch.nn.Module | None, **kwargs: Any
+                           ) -> dict[str, Any]:
+    """``evaluation.evaluate`` with Static, CVM and LastPose beside the model (kwargs: evaluate's)."""
+    return evaluate(prep_dir, split, model, baselines=COMPARED_BASELINES, **kwargs)
+
+
+def window_baselines(window: Mapping[str, Any], train_arrays: Mapping[str, Any],
+                     methods: Sequence[str] = COMPARED_BASELINES) -> dict[str, np.ndarray]:
+    """{baseline: (10, 42, 3) forecast} of one window (Static fitted on ``train_arrays``' observed joints)."""
+    arrays = {k: np.asarray(window[k])[None] for k in ("past_joints", "past_valid")}
+    return {m: p[0] for m, p in baseline_forecasts(arrays, train_arrays, methods=methods).items()}
+
+
+def metric_conventions(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict[str, dict[str, float]]:
+    """Both metric conventions (docs/conventions.md, "Metrics") of one set of forecasts (N, T, 42, 3), on all
+    windows and on the windows whose two wrists are valid at every target frame: there the two conventions'
+    ADE and FDE are the same number (a mean of per-frame means over 2 wrists = the pooled mean). The second
+    pair of rows is left out when no window has both wrists at every target frame."""
+    full = np.asarray(valid)[:, :, list(WRIST_INDICES)].all((1, 2))
+    rows = {}
+    for name, sel in (("all windows", slice(None)), ("wrists always valid", full)):
+        if isinstance(sel, np.ndarray) and not sel.any():
+            continue
+        for conv in ("egghand", "egoh4"):
+            rows[f"{conv}, {name}"] = forecast_metrics(pred[sel], gt[sel], valid[sel], convention=conv)
+    return rows
 
 
 def forecast_fn(model: torch.nn.Module, seed: int | None = None) -> Callable[[Mapping[str, Any]], np.ndarray]:
@@ -257,8 +386,13 @@ def forecast_fn(model: torch.nn.Module, seed: int | None = None) -> Callable[[Ma
     return run
 
 
-def sample_window(model: torch.nn.Module, window: Mapping[str, Any], n: int, seed: int = 0) -> np.ndarray:
-    """n sampled forecasts (n, 10, 42, 3) of one window (different noise seeds)."""
+def sample_window(model: torch.nn.Module, window: Mapping[str, Any], n: int, seed: int | None = None
+                  ) -> np.ndarray:
+    """n sampled forecasts (n, 10, 42, 3) of one window, from the noise seeds seed, seed + 1, ...
+
+    seed None: the seed of the model's deterministic forecast, so hypothesis 0 is that forecast.
+    """
+    seed = model.config.noise_seed if seed is None else seed
     batch = collate_windows([dict(window)])
     with torch.no_grad():
         return model.sample(batch, n, seed=seed)[0].float().cpu().numpy()
@@ -271,9 +405,11 @@ def prompt_forecasts(model: torch.nn.Module, window: Mapping[str, Any], prompts:
     return {p: run({**window, "task": p}) for p in prompts}
 
 
-def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any]) -> str:
+def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any],
+                      baselines: Mapping[str, np.ndarray] | None = None) -> str:
     """Markdown table for language steering: per prompt, the final-wrist shift from the forecast under the
-    window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth."""
+    window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth;
+    then a row per baseline forecast in ``baselines`` (no prompt, no shift), for scale."""
     own = window.get("task")
     ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
     gt = np.asarray(window["future_joints"])[None]
@@ -286,6 +422,9 @@ def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, 
         m = forecast_metrics(pred[None], gt, valid)
         label = f"**{prompt}** (own)" if prompt == own else prompt
         lines.append(f"| {label} | {1000 * shift:.1f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+    for name, pred in (baselines or {}).items():
+        m = forecast_metrics(np.asarray(pred)[None], gt, valid)
+        lines.append(f"| {name} (baseline, no prompt) | - | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
     return "\n".join(lines)
 
 
@@ -381,8 +520,46 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
     return rows, extra
 
 
+def ablation_plan(which: Sequence[str], train_config: Any, max_windows: int | None, gr00t_path: str | None = None,
+                  egovideo_path: str | None = None, internvl_path: str | None = None) -> dict[str, Any]:
+    """What ``run_ablations`` will do for ``which``: {"trainings", "steps", "passes", "text"}.
+
+    trainings: retrained variants (Table 2: 4; Table 4 encoder swap: 2, only with both encoders' weights;
+    Table 5: 1, or 2 with the GR00T weights), each ``train_config.max_steps`` optimizer steps; passes:
+    forecasts over the evaluated windows (Table 3: clean + 3 corruptions, Table 4: 1, one per trained variant).
+    """
+    cfg = TrainConfig.named(train_config) if isinstance(train_config, str) else train_config
+    trainings = 4 * ("loss" in which) + (1 + bool(gr00t_path)) * ("head_init" in which)
+    trainings += 2 * ("encoder" in which and bool(egovideo_path) and bool(internvl_path))
+    passes = 4 * ("modality" in which) + ("egomotion" in which) + trainings
+    steps = cfg.max_steps
+    text = (f"{trainings} retrained variants of {steps} steps each ({cfg.model_preset}), {passes} forecast passes "
+            f"over {max_windows or 'all'} test windows")
+    return {"trainings": trainings, "steps": steps, "passes": passes, "text": text}
+
+
+def run_ablations_with_progress(prep_dir: str | os.PathLike, out_dir: str | os.PathLike, which: Sequence[str],
+                                **kwargs: Any) -> dict[str, Any]:
+    """``ablations.run_ablations`` one ablation at a time under a progress bar (each training and forecast
+    pass shows its own bar below it); the rows of all of them, written together to ``out_dir``.
+
+    kwargs: run_ablations' (model, train_config, split, max_windows, the weights paths, baselines, ...).
+    """
+    rows: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    bar = tqdm(list(which), desc="ablations", unit="table")
+    for name in bar:
+        bar.set_postfix_str(name)
+        res = run_ablations(prep_dir, out_dir, which=(name,), **kwargs)
+        rows += res.pop("rows")
+        info.update(res)  # e.g. num_top from the egomotion table, vocabulary_size from the modality one
+    res = {**info, "which": list(which), "rows": rows}
+    write_ablations(res, out_dir)
+    return res
+
+
 # ---------------------------------------------------------------------------------------------------
-# The paper's numbers (EgoExo4D, metres; the paper's Tables 1 and 3-5)
+# The paper's numbers (EgoExo4D, metres; the paper's Tables 1-5) beside this run's
 # ---------------------------------------------------------------------------------------------------
 
 PAPER_TABLE1: dict[str, dict[str, float]] = {
@@ -391,22 +568,115 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
     "EgoH4": {"ade": 0.267, "fde": 0.333, "mpjpe": 0.116, "mpjpe_f": 0.141},
     "EggHand": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
 }
+# Keyed like ``run_ablations``' tables, rows named like its variants where the paper's rows say which they are.
 PAPER_ABLATIONS: dict[str, dict[str, dict[str, float]]] = {
-    # Table 2 is left out: its row labels (which loss terms) were lost in the paper's text extraction.
-    "Table 3: modality corruption": {
+    # Table 2's row labels (which loss terms) were lost in the paper's text extraction. Its text says both
+    # auxiliary terms improve on L_abs alone, so row 1 (the worst) is presumably L_abs; rows 2 and 3 are
+    # L_abs + one auxiliary term each, in an order the text does not give.
+    "2 loss": {
+        "paper row 1 (label lost)": {"ade": 0.288, "fde": 0.289, "mpjpe": 0.077, "mpjpe_f": 0.077},
+        "paper row 2 (label lost)": {"ade": 0.263, "fde": 0.266, "mpjpe": 0.077, "mpjpe_f": 0.077},
+        "paper row 3 (label lost)": {"ade": 0.258, "fde": 0.259, "mpjpe": 0.071, "mpjpe_f": 0.071},
+    },
+    "3 modality": {
         "noisy vision": {"ade": 0.287, "fde": 0.287, "mpjpe": 0.083, "mpjpe_f": 0.083},
         "dummy language": {"ade": 0.278, "fde": 0.277, "mpjpe": 0.077, "mpjpe_f": 0.077},
         "noisy vision + dummy language": {"ade": 0.311, "fde": 0.308, "mpjpe": 0.093, "mpjpe_f": 0.093},
-        "EggHand (clean)": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
+        "clean": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
     },
-    "Table 4: top 10% egomotion vs all (ADE, MPJPE)": {
-        "EgoH4 top 10%": {"ade": 0.294, "mpjpe": 0.139}, "EgoH4 all": {"ade": 0.267, "mpjpe": 0.116},
-        "InternVL3.5-1B top 10%": {"ade": 0.303, "mpjpe": 0.112},
-        "InternVL3.5-1B all": {"ade": 0.287, "mpjpe": 0.082},
-        "EggHand top 10%": {"ade": 0.276, "mpjpe": 0.106}, "EggHand all": {"ade": 0.271, "mpjpe": 0.076},
+    "4 egomotion": {
+        "EgoH4": {"top_ade": 0.294, "top_mpjpe": 0.139, "ade": 0.267, "mpjpe": 0.116},
+        "InternVL3.5-1B": {"top_ade": 0.303, "top_mpjpe": 0.112, "ade": 0.287, "mpjpe": 0.082},
+        "EggHand": {"top_ade": 0.276, "top_mpjpe": 0.106, "ade": 0.271, "mpjpe": 0.076},
     },
-    "Table 5: action-head initialisation": {
+    "5 head init": {
         "random head": {"ade": 0.321, "fde": 0.323, "mpjpe": 0.089, "mpjpe_f": 0.089},
         "GR00T-pretrained head": {"ade": 0.271, "fde": 0.271, "mpjpe": 0.076, "mpjpe_f": 0.077},
     },
 }
+PAPER_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "2 loss": ("ade", "fde", "mpjpe", "mpjpe_f"), "3 modality": ("ade", "fde", "mpjpe", "mpjpe_f"),
+    "4 egomotion": ("top_ade", "top_mpjpe", "ade", "mpjpe"), "5 head init": ("ade", "fde", "mpjpe", "mpjpe_f"),
+}
+COLUMN_LABELS = {"ade": "ADE", "fde": "FDE", "mpjpe": "MPJPE", "mpjpe_f": "MPJPE-F", "top_ade": "top-10% ADE",
+                 "top_mpjpe": "top-10% MPJPE"}
+
+
+def our_ablation_rows(results: Mapping[str, Any], table: str) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """This run's rows of a paper table, shaped like ``PAPER_ABLATIONS[table]``: ({row: {column: value}},
+    {row: why it did not run}). Table 4 combines the egomotion rows ("<method> top 10%" / "<method> all")
+    and the encoder swap's InternVL row into one row per method with top-10% and all-window columns."""
+    rows: dict[str, dict[str, float]] = {}
+    missing: dict[str, str] = {}
+    for r in results["rows"]:
+        if r.get("status", "ok") != "ok":
+            if r["table"] == table or (table == "4 egomotion" and r["variant"] == "InternVL3.5-1B"):
+                missing[r["variant"]] = r.get("reason", "")
+            continue
+        if r["table"] == table and table != "4 egomotion":
+            rows[r["variant"]] = {k: r[k] for k in PAPER_TABLE_COLUMNS[table] if r.get(k) is not None}
+        elif table == "4 egomotion" and r["table"] == "4 egomotion":
+            method, subset = r["variant"].rsplit(" ", 1) if r["variant"].endswith(" all") else (
+                r["variant"].rsplit(" top", 1)[0], "top")
+            prefix = "top_" if subset == "top" else ""
+            rows.setdefault(method, {}).update({f"{prefix}ade": r["ade"], f"{prefix}mpjpe": r["mpjpe"]})
+        elif table == "4 egomotion" and r["table"] == "4 encoder" and r["variant"] == "InternVL3.5-1B":
+            rows[r["variant"]] = {"ade": r["ade"], "mpjpe": r["mpjpe"], "top_ade": r.get("top_ade"),
+                                  "top_mpjpe": r.get("top_mpjpe")}
+    return rows, missing
+
+
+def baseline_scale_note(results: Mapping[str, Any], baselines: Sequence[str] = ("LastPose",)) -> str:
+    """One markdown line giving the baselines' errors on the ablation's windows (its egomotion table's "all" rows),
+    for scale beside the model's variants; empty when that table did not run."""
+    rows, _ = our_ablation_rows(results, "4 egomotion")
+    parts = [f"{b} ADE {rows[b]['ade']:.3f}, MPJPE {rows[b]['mpjpe']:.3f}" for b in baselines if b in rows]
+    return f"For scale, on the same windows and without a model: {'; '.join(parts)}." if parts else ""
+
+
+def paper_vs_ours_changes(table: str, results: Mapping[str, Any], metric: str = "ade"
+                          ) -> dict[str, dict[str, float]]:
+    """Relative changes (%) the paper and this run show in one table, comparable across datasets whose errors
+    differ in scale: {"paper (EgoExo4D)": {row: %}, "this run": {row: %}}.
+
+    "3 modality": each corruption vs the clean row; "4 egomotion": each method's top-10% error vs its error
+    on all windows. Rows without both numbers are left out.
+    """
+    ours, _ = our_ablation_rows(results, table)
+    out = {}
+    for who, rows in (("paper (EgoExo4D)", PAPER_ABLATIONS[table]), ("this run", ours)):
+        if table == "3 modality":
+            ref = rows.get("clean", {}).get(metric)
+            out[who] = {r: 100 * (v[metric] / ref - 1) for r, v in rows.items()
+                        if r != "clean" and ref and v.get(metric) is not None}
+        elif table == "4 egomotion":
+            out[who] = {r: 100 * (v[f"top_{metric}"] / v[metric] - 1) for r, v in rows.items()
+                        if v.get(metric) and v.get(f"top_{metric}") is not None}
+        else:
+            raise ValueError(f"table: relative changes are defined for '3 modality' and '4 egomotion', not {table!r}")
+    return out
+
+
+def paper_vs_ours_markdown(table: str, results: Mapping[str, Any], digits: int = 3) -> str:
+    """One paper table (``PAPER_ABLATIONS`` key) in the paper's shape, each column as "paper | ours".
+
+    Rows: the paper's, in its order, then this run's extra ones (e.g. the baselines of Table 4). A cell
+    without a number is "-"; a variant that did not run says "not run".
+    """
+    paper = PAPER_ABLATIONS[table]
+    ours, missing = our_ablation_rows(results, table)
+    columns = PAPER_TABLE_COLUMNS[table]
+    header = ["row"] + [f"{COLUMN_LABELS[c]} {who}" for c in columns for who in ("paper", "ours")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cell(row: Mapping[str, Any] | None, c: str) -> str:
+        v = None if row is None else row.get(c)
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    for name in list(paper) + [r for r in list(ours) + list(missing) if r not in paper]:
+        not_run = name in missing and name not in ours
+        cells = [name]
+        for c in columns:
+            cells += [cell(paper.get(name), c), "not run" if not_run else cell(ours.get(name), c)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

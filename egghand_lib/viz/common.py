@@ -21,7 +21,7 @@ COLORS: dict[str, str] = {
     "camera": "#555555",  # grey
     "hypothesis": "#ff7f0e",  # orange
 }
-METHOD_COLORS: dict[str, str] = {"Static": "#7f7f7f", "CVM": "#9467bd", "EggHand": "#d62728"}
+METHOD_COLORS: dict[str, str] = {"Static": "#7f7f7f", "CVM": "#9467bd", "LastPose": "#17becf", "EggHand": "#d62728"}
 COLOR_CYCLE = ("#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#9467bd", "#7f7f7f")
 
 

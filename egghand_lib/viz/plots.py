@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from egghand_lib.egomotion import top_fraction_mask
+from egghand_lib.geometry import camera_center, camera_forward
 from egghand_lib.io import atomic_path
+from egghand_lib.skeleton import WRIST_INDICES
 from egghand_lib.viz.common import COLOR_CYCLE, COLORS, as_numpy, method_color, skeleton_segments
 
 
@@ -34,6 +36,115 @@ def horizon_error_figure(curves: Mapping[str, Any], offsets: Sequence[int] | Non
             raise ValueError(f"curves[{name!r}]: {len(y)} values for {len(x)} offsets")
         ax.plot(x, y, marker="o", markersize=3, label=name, color=method_color(name, i))
     return _finish_line_plot(fig, ax, "forecast horizon (s)", ylabel, title)
+
+
+def horizon_error_panels(panels: Mapping[str, Mapping[str, Any]], fps: float = 10.0, title: str | None = None,
+                         sharey: bool = False):
+    """Side-by-side error-vs-horizon plots sharing the horizon axis: panels {ylabel: {method: (T,) errors}}
+    (e.g. {"wrist error, ADE (m)": ..., "hand shape, MPJPE (m)": ...}); each method keeps its colour."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(5.0 * n, 3.6), sharex=True, sharey=sharey, squeeze=False)
+    for ax, (ylabel, curves) in zip(axs[0], panels.items(), strict=True):
+        horizon_error_figure(curves, fps=fps, ylabel=ylabel, ax=ax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def camera_motion_figure(windows: Mapping[str, Mapping[str, Any]], up: Sequence[float] = (0.0, 0.0, 1.0)):
+    """What the egomotion score measures, for a few windows on shared axes (docs/conventions.md, "Egomotion").
+
+    windows {name: window dict with past_extrinsics (20, 3, 4) and future_extrinsics (T, 3, 4), canonical frame}.
+    Four panels sharing the frame-offset axis, one line per window: the camera's heading and pitch (degrees; the
+    heading is 0 at the first observed frame by construction of the canonical frame), how far its centre has moved
+    from there (cm), and the per-step change ||E_t - E_t-1||_F of its 3x4 matrix, whose mean (dashed) is the
+    window's score when all its frames are real.
+    """
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    up = np.asarray(up, dtype=float) / np.linalg.norm(up)
+    fig, axs = plt.subplots(1, 4, figsize=(16, 3.4), sharex=True)
+    for k, (name, w) in enumerate(windows.items()):
+        n_obs = len(as_numpy(w["past_extrinsics"]))
+        E = np.concatenate([as_numpy(w["past_extrinsics"]), as_numpy(w["future_extrinsics"])]).astype(np.float64)
+        offsets = np.arange(len(E)) - (n_obs - 1)
+        c, f = camera_center(E), camera_forward(E)
+        pitch = np.degrees(np.arcsin(np.clip(f @ up, -1, 1)))
+        heading = np.degrees(np.unwrap(np.arctan2(f[:, 1], f[:, 0])))  # z up: the canonical frame's x-y plane
+        moved = 100 * np.linalg.norm(c - c[0], axis=1)
+        step = np.linalg.norm((E[1:] - E[:-1]).reshape(len(E) - 1, -1), axis=1)
+        color = COLOR_CYCLE[k % len(COLOR_CYCLE)]
+        axs[0].plot(offsets, heading, color=color, label=name)
+        axs[1].plot(offsets, pitch, color=color)
+        axs[2].plot(offsets, moved, color=color)
+        axs[3].plot(offsets[1:], step, color=color)
+        axs[3].axhline(float(step.mean()), color=color, linestyle="--", linewidth=1)
+    for ax, label in zip(axs, ("heading (deg)", "pitch (deg)", "camera moved since t-19 (cm)",
+                               "||E_t - E_t-1||_F (dashed: mean)"), strict=True):
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("frame offset")
+        ax.axvline(0, color="k", linewidth=0.6, alpha=0.5)  # the current frame t
+        ax.grid(alpha=0.3)
+    axs[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def hypotheses_figure(window: Mapping[str, Any], forecast: Any, hypotheses: Any, title: str | None = None):
+    """Sampled forecasts as a spread. Panels 1-2: each wrist's path seen from above (x, y; equal scale), observed
+    (blue), ground truth (green), the deterministic forecast (red, dashed), every hypothesis (orange, thin) with its
+    final position marked. Panel 3: where the hypotheses' wrists end, relative to their mean, in millimetres (right
+    wrist o, left wrist ^; the forecast's own endpoints x), so a spread of millimetres stays visible beside paths
+    of decimetres. forecast (T, 42, 3), hypotheses (K, T, 42, 3), canonical metres."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    past, pv = as_numpy(window["past_joints"]).astype(float), as_numpy(window["past_valid"]).astype(bool)
+    fut, fv = as_numpy(window["future_joints"]).astype(float), as_numpy(window["future_valid"]).astype(bool)
+    hyp = as_numpy(hypotheses).astype(float)
+    pred = as_numpy(forecast).astype(float)
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, w, side in zip(axs[:2], WRIST_INDICES, ("right", "left"), strict=True):
+        _path2d(ax, past[:, w], pv[:, w], 0, 1, color=COLORS["observed"], lw=2, label="observed")
+        _path2d(ax, fut[:, w], fv[:, w], 0, 1, color=COLORS["ground truth"], lw=2, label="ground truth")
+        for k, h in enumerate(hyp):
+            _path2d(ax, h[:, w], None, 0, 1, color=COLORS["hypothesis"], lw=0.8, alpha=0.7,
+                    label=f"{len(hyp)} hypotheses" if k == 0 else None)
+        ax.scatter(hyp[:, -1, w, 0], hyp[:, -1, w, 1], color=COLORS["hypothesis"], s=14, zorder=3)
+        _path2d(ax, pred[:, w], None, 0, 1, color=COLORS["forecast"], lw=2, linestyle="--", label="forecast")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("x (m, canonical)")
+        ax.set_ylabel("y (m)")
+        ax.set_title(f"{side} wrist, seen from above", fontsize=10)
+        ax.grid(alpha=0.3)
+    axs[0].legend(fontsize=8)
+    ax = axs[2]
+    for w, side, marker in ((WRIST_INDICES[0], "right", "o"), (WRIST_INDICES[1], "left", "^")):
+        ends = hyp[:, -1, w, :2]
+        rel = 1000 * (ends - ends.mean(0))
+        ax.scatter(rel[:, 0], rel[:, 1], marker=marker, color=COLORS["hypothesis"], label=f"{side} wrist")
+        own = 1000 * (pred[-1, w, :2] - ends.mean(0))
+        ax.scatter([own[0]], [own[1]], marker="x", s=60, color=COLORS["forecast"],
+                   label="forecast" if side == "right" else None)
+    ax.scatter([0], [0], marker="+", s=80, color="k", label="mean")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x (mm, from the mean)")
+    ax.set_ylabel("y (mm)")
+    ax.set_title("where the hypotheses end (final frame)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _path2d(ax, points: np.ndarray, valid: np.ndarray | None, a: int, b: int, **kwargs) -> None:
+    """One joint's path (T, 3) projected on coordinates (a, b); invalid frames are gaps."""
+    q = points if valid is None else np.where(valid[:, None], points, np.nan)
+    ax.plot(q[:, a], q[:, b], **kwargs)
 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:
@@ -85,6 +196,31 @@ def ablation_bar_figure(rows: Any, metrics: Sequence[str] = ("ade", "fde", "mpjp
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def change_bars_figure(panels: Mapping[str, Mapping[str, float]], ylabel: str = "change (%)",
+                       title: str | None = None):
+    """Side-by-side bar panels of relative changes sharing the y axis: panels {title: {row: percent}} (e.g. the
+    paper's and this run's "ADE vs clean"), each bar labelled with its value, a line at 0."""
+    import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
+
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(4.6 * n, 3.8), sharey=True, squeeze=False)
+    for ax, (name, rows) in zip(axs[0], panels.items(), strict=True):
+        labels = list(rows)
+        vals = np.array([rows[r] for r in labels], dtype=float)
+        bars = ax.bar(np.arange(len(labels)), vals, color=[method_color(r, i) for i, r in enumerate(labels)])
+        ax.bar_label(bars, labels=[f"{v:+.1f}%" for v in vals], fontsize=8)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.set_xticks(np.arange(len(labels)))
+        ax.set_xticklabels([r if len(r) <= 14 else r.replace(" + ", " +\n") for r in labels], fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axs[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -174,19 +310,20 @@ def _finish_line_plot(fig, ax, xlabel: str, ylabel: str, title: str | None):
     return fig
 
 
-def topdown_scatter_figure(panels: Mapping[str, Any], axes: tuple[int, int] = (0, 1), title: str | None = None):
+def topdown_scatter_figure(panels: Mapping[str, Any], axes: tuple[int, int] = (0, 1), title: str | None = None,
+                           share: bool = False):
     """Side-by-side 2D scatters of point sets {panel title: (N, 3)} on two coordinate axes (default x, y:
-    a view from above for z up), equal aspect, with the origin marked."""
+    a view from above for z up), equal aspect, with the origin marked; ``share``: the same axes in every panel."""
     import matplotlib.pyplot as plt  # heavy optional back-end, imported on use
 
     n = len(panels)
-    fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False, sharex=share, sharey=share)
     names = "xyz"
     for k, (ax, (name, pts)) in enumerate(zip(axs[0], panels.items(), strict=True)):
         P = as_numpy(pts).astype(float).reshape(-1, 3)
         ax.scatter(P[:, axes[0]], P[:, axes[1]], s=6, alpha=0.6, color=COLOR_CYCLE[k % len(COLOR_CYCLE)])
         ax.scatter([0], [0], marker="+", s=80, color="k", label="origin")
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_aspect("equal", adjustable="box" if share else "datalim")
         ax.set_xlabel(f"{names[axes[0]]} (m)")
         ax.set_ylabel(f"{names[axes[1]]} (m)")
         ax.set_title(f"{name} (spread {np.nanstd(P[:, list(axes)], axis=0).mean():.2f} m)", fontsize=10)

@@ -93,6 +93,22 @@ def _offset_label(offset: int) -> str:
     return f"t{offset:+d}"
 
 
+def _initial_index(timeline: list[int], initial_frame: int | str | None) -> int:
+    """Index in ``timeline`` of the frame a figure opens on: an offset, its name ("t+3"), or None = the last."""
+    if initial_frame is None:
+        return len(timeline) - 1
+    offset = initial_frame
+    if isinstance(initial_frame, str):
+        try:
+            offset = int(initial_frame.removeprefix("t"))
+        except ValueError:
+            raise ValueError(f"initial_frame: expected an offset such as 10 or 't+10', got {initial_frame!r}") from None
+    if offset not in timeline:
+        raise ValueError(f"initial_frame: offset {offset} is not in the window's timeline "
+                         f"{_offset_label(timeline[0])}..{_offset_label(timeline[-1])}")
+    return timeline.index(offset)
+
+
 def _scene_layout(points: list[np.ndarray], up: Sequence[float], frame_name: str) -> dict:
     """Equal-scale axes around every drawn point, with the camera's up vector set to the world up."""
     pts = np.concatenate([p.reshape(-1, 3) for p in points if p.size]) if points else np.zeros((1, 3))
@@ -126,6 +142,7 @@ def forecast_figure(
     up: Sequence[float] = (0.0, 0.0, 1.0),
     frustum_depth: float = 0.15,
     frame_duration_ms: int = 100,
+    initial_frame: int | str | None = None,
 ):
     """Animated plotly figure of one window: observed, ground-truth and forecast hands over time.
 
@@ -134,6 +151,8 @@ def forecast_figure(
     frame as the joints (draws the head camera's frustum); hypotheses (K, 10, 42, 3) sampled forecasts
     drawn as wrist paths. The timeline holds the observed offsets -19..0 and the protocol's target
     offsets; animation frame k is named ``t-19`` ... ``t+10`` and shows the skeletons present at that offset.
+    ``initial_frame``: the offset (an int, or its name such as "t+0") the figure opens on; default the last
+    target frame, where forecast and ground truth have drifted furthest (both drawn).
 
     Traces, in order: 0 "observed", 1 "ground truth", 2 "forecast", 3 "camera" (the four animated ones;
     a missing input leaves its trace empty), then static wrist paths "observed wrists", "ground truth
@@ -184,19 +203,26 @@ def forecast_figure(
         return [_scatter3d(p, r, COLORS[r], width=3 if r == "camera" else 6, size=0 if r == "camera" else 3)
                 for p, r in zip(pts, roles, strict=True)]
 
-    start = timeline.index(obs_offsets[-1])  # open on the current frame t
+    start = _initial_index(timeline, initial_frame)
     # Static wrist paths give the whole window's motion at a glance while the skeletons animate.
     paths = [("observed wrists", _wrist_path(past, past_valid), COLORS["observed"], 0.6)]
     if fut is not None:
         paths.append(("ground truth wrists", _wrist_path(fut, fvalid), COLORS["ground truth"], 0.6))
     if pred is not None:
         paths.append(("forecast wrists", _wrist_path(pred, pvalid), COLORS["forecast"], 0.6))
+    static = [_scatter3d(p, name, color, width=3, mode="lines", opacity=op, dash="dot")
+              for name, p, color, op in paths]
     for i, h in enumerate(as_numpy(hypotheses) if hypotheses is not None else []):
         h, hv = check_joints(f"hypotheses[{i}]", h, None)
-        paths.append((f"hypothesis {i}", _wrist_path(h, hv), COLORS["hypothesis"], 0.4))
-    static = [_scatter3d(p, name, color, width=2, mode="lines", opacity=op, dash="dot" if op > 0.5 else None)
-              for name, p, color, op in paths]
-
+        path = _wrist_path(h, hv)
+        # Each hypothesis ends in a marker on both final wrists: the endpoints' spread is the spread of the
+        # futures the decoder considers. One legend entry stands for all of them.
+        ends = [len(h) - 1, 2 * len(h)]
+        trace = _scatter3d(path, f"hypothesis {i}", COLORS["hypothesis"], width=3, opacity=0.6,
+                           showlegend=i == 0)
+        trace.marker.size = [6 if k in ends else 0 for k in range(len(path))]
+        static.append(trace)
+        paths.append((f"hypothesis {i}", path, COLORS["hypothesis"], 0.6))
     frames = [go.Frame(data=animated_traces(pts), name=_offset_label(o), traces=[0, 1, 2, 3])
               for o, pts in zip(timeline, per_frame, strict=True)]
     fig = go.Figure(data=animated_traces(per_frame[start]) + static, frames=frames)
@@ -247,6 +273,37 @@ def window_figure(window: Mapping[str, Any], forecast: Any | None = None, frame:
         title = f"{window['task']}  ({frame} frame)"
     return forecast_figure(past, window.get("past_valid"), fut, window.get("future_valid"), pred, None, pe, fe,
                            intrinsics, image_size, hyp, protocol, title, frame, up, **kwargs)
+
+
+def mesh_figure(meshes: Mapping[str, Any] | Any, title: str | None = None, opacity: float = 1.0,
+                up: Sequence[float] = (0.0, 0.0, 1.0)):
+    """A rendered plotly picture of triangle meshes (e.g. ``hand_mesh`` / the GLB scene's parts), lit, with
+    equal-scale axes: {name: mesh with .vertices (V, 3), .faces (F, 3) and vertex colours} -> one Mesh3d each.
+
+    Empty meshes are left out. Each trace is coloured by its mesh's first vertex colour.
+    """
+    import plotly.graph_objects as go  # heavy optional back-end, imported on use
+
+    items = meshes.items() if isinstance(meshes, Mapping) else [("mesh", meshes)]
+    traces, drawn = [], []
+    for name, m in items:
+        v, f = np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces)
+        if not len(v) or not len(f):
+            continue
+        colors = getattr(getattr(m, "visual", None), "vertex_colors", None)
+        rgb = np.asarray(colors)[0, :3] if colors is not None and len(colors) else (128, 128, 128)
+        traces.append(go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], name=name,
+                                color="rgb({},{},{})".format(*(int(c) for c in rgb)), opacity=opacity,
+                                showlegend=True, flatshading=False, hoverinfo="name",
+                                lighting=dict(ambient=0.45, diffuse=0.8, specular=0.3, roughness=0.6),
+                                lightposition=dict(x=100, y=200, z=300)))
+        drawn.append(v)
+    if not traces:
+        raise ValueError("mesh_figure: nothing to draw: every mesh is empty")
+    fig = go.Figure(data=traces)
+    fig.update_layout(title=title, scene=_scene_layout(drawn, up, "canonical"), height=500,
+                      margin=dict(l=0, r=0, t=40 if title else 10, b=0), legend=dict(x=0, y=1))
+    return fig
 
 
 def trajectory_figure(joints: Any, valid: Any | None = None, extrinsics: Any | None = None,

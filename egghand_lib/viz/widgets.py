@@ -50,40 +50,50 @@ def figure_output(fig: Any) -> dict:
 
 
 def forecast_explorer(get_window: Callable[[int], Mapping[str, Any]], num_windows: int,
-                      forecast_fn: Callable[[dict], Any], frame: str = "canonical", **figure_kwargs):
+                      forecast_fn: Callable[[dict], Any], frame: str = "canonical", draw: bool = True,
+                      **figure_kwargs):
     """An ipywidgets panel: a window slider, a prompt box, a frame toggle and a Forecast button.
 
-    Picking a window fills the prompt with its own task; pressing Forecast (or Enter in the prompt box)
-    calls ``explorer_update`` and shows the figure in the panel's output area. The returned VBox has
+    The panel redraws (``explorer_update``, the figure shown in its output area) when the slider moves (the
+    prompt box then shows the new window's own task), when Enter is pressed in the prompt box (the box
+    reports its value on Enter or when it loses focus, not on every key), when the frame toggle changes,
+    and when Forecast is pressed; with ``draw`` the first window is drawn at once. The returned VBox has
     attributes ``index``, ``prompt``, ``frame``, ``button``, ``output`` and ``state`` (a dict with the
-    last "figure", "window" and "forecast") so it can be driven from code and tests.
+    last "figure", "window", "forecast" and the number of "draws") so it can be driven from code and tests.
     """
     import ipywidgets as widgets  # heavy optional back-end, imported on use
 
     if num_windows < 1:
         raise ValueError(f"num_windows: expected at least 1, got {num_windows}")
     index = widgets.IntSlider(value=0, min=0, max=num_windows - 1, description="window", continuous_update=False)
-    prompt = widgets.Text(value=str(get_window(0).get("task", "")), description="prompt",
+    prompt = widgets.Text(value=str(get_window(0).get("task", "")), description="prompt", continuous_update=False,
                           layout=widgets.Layout(width="80%"))
     frame_w = widgets.ToggleButtons(options=["canonical", "world"], value=frame, description="frame")
     button = widgets.Button(description="Forecast", button_style="primary")
     output = widgets.Output()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"draws": 0}
 
-    def on_index(change) -> None:
-        prompt.value = str(get_window(int(change["new"])).get("task", ""))
-
-    def on_run(*_) -> None:
+    def redraw(*_) -> None:
         fig, w, pred = explorer_update(get_window(index.value), prompt.value, forecast_fn, frame=frame_w.value,
                                        **figure_kwargs)
-        state.update(figure=fig, window=w, forecast=pred)
+        state.update(figure=fig, window=w, forecast=pred, draws=state["draws"] + 1)
         # Replace the output area's content directly: no `with output:` capture, which can hang headless
         # notebook runners (nbclient) and misbehaves when a callback runs outside the cell that built the panel.
         output.outputs = (figure_output(fig),)
 
+    def on_index(change) -> None:
+        task = str(get_window(int(change["new"])).get("task", ""))
+        if prompt.value != task:
+            prompt.value = task  # the prompt's observer redraws
+        else:
+            redraw()
+
     index.observe(on_index, names="value")
-    button.on_click(on_run)
+    prompt.observe(redraw, names="value")
+    frame_w.observe(redraw, names="value")
+    button.on_click(redraw)
     box = widgets.VBox([widgets.HBox([index, frame_w]), widgets.HBox([prompt, button]), output])
     box.index, box.prompt, box.frame, box.button, box.output, box.state = index, prompt, frame_w, button, output, state
+    if draw:
+        redraw()
     return box
-

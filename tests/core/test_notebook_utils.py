@@ -137,3 +137,152 @@ def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_p
     assert (run / "model" / "model.safetensors").read_bytes() == weights
     _, run4 = nu.train_or_load("tiny", prep, tmp_path / "run", progress=False, lr=1e-4, **kw)
     assert run4 == run3
+
+
+def test_demo_model_trains_once_loads_folders_and_names_its_choices(tmp_path):
+    from egghand_lib.data.prepared import write_stats
+    from egghand_lib.data.statistics import compute_stats
+    from tests.fixtures.episodes import make_episodes, write_prepared
+
+    eps = make_episodes(2, num_frames=30, size=8)
+    prep = write_prepared(tmp_path / "egosynth-x" / "prepared", eps)
+    write_stats(prep, compute_stats(eps))
+    out = tmp_path / "out"
+    model, run, text = nu.demo_model("train-tiny", prep, out, train_steps=2, progress=False)
+    assert run == out / "models" / "egosynth-x-tiny-2" and "train-tiny" in text and "2 steps" in text
+    weights = (run / "model" / "model.safetensors").read_bytes()
+    _, run2, _ = nu.demo_model("train-tiny", prep, out, train_steps=2, progress=False)
+    assert run2 == run and (run / "model" / "model.safetensors").read_bytes() == weights  # shared, not retrained
+    loaded, run3, text = nu.demo_model(str(run), prep, out)
+    assert run3 == run and text.startswith("loaded from")
+    window = WindowDataset(prep, "train")[3]
+    forecast = nu.forecast_fn(loaded)(window)
+    assert np.allclose(forecast, nu.forecast_fn(model)(window), atol=1e-6)
+    # Hypothesis 0 is the deterministic forecast (same noise seed); the others differ.
+    samples = nu.sample_window(loaded, window, 3)
+    assert samples.shape == (3, 10, 42, 3) and np.allclose(samples[0], forecast, atol=1e-6)
+    assert not np.allclose(samples[1], forecast)
+    with pytest.raises(ValueError, match="train-tiny"):
+        nu.demo_model("egghand-giant", prep, out)
+    assert nu.data_folder("runs", "bench", 3).as_posix() == "runs/data/egosynth-bench-seed3"
+
+
+def test_paper_tables_beside_this_runs():
+    m = {"ade": 0.1, "fde": 0.2, "mpjpe": 0.03, "mpjpe_f": 0.04}
+    res = {"rows": [
+        {"table": "3 modality", "variant": v, "status": "ok", **m} for v in
+        ("clean", "noisy vision", "dummy language", "noisy vision + dummy language")] + [
+        {"table": "4 egomotion", "variant": f"{name} {sub}", "status": "ok", **m, "ade": ade}
+        for name in ("Static", "EggHand") for sub, ade in (("top 10%", 0.5), ("all", 0.4))] + [
+        {"table": "4 encoder", "variant": v, "status": "not run", "reason": "no weights"}
+        for v in ("EgoVideo", "InternVL3.5-1B")] + [
+        {"table": "5 head init", "variant": "GR00T-pretrained head", "status": "not run", "reason": "no weights"},
+        {"table": "5 head init", "variant": "random head", "status": "ok", **m}]}
+    rows, missing = nu.our_ablation_rows(res, "4 egomotion")
+    assert rows["EggHand"] == {"top_ade": 0.5, "top_mpjpe": 0.03, "ade": 0.4, "mpjpe": 0.03}
+    assert set(rows) == {"Static", "EggHand"} and set(missing) == {"InternVL3.5-1B"}
+    md = nu.paper_vs_ours_markdown("4 egomotion", res).splitlines()
+    assert md[0] == ("| row | top-10% ADE paper | top-10% ADE ours | top-10% MPJPE paper | top-10% MPJPE ours "
+                     "| ADE paper | ADE ours | MPJPE paper | MPJPE ours |")
+    # The paper's rows first, in its order (EgoH4 has no run here), then this run's extra rows.
+    assert [r.split(" | ")[0] for r in md[2:]] == ["| EgoH4", "| InternVL3.5-1B", "| EggHand", "| Static"]
+    assert md[2] == "| EgoH4 | 0.294 | - | 0.139 | - | 0.267 | - | 0.116 | - |"
+    assert md[3].count("not run") == 4
+    assert md[4] == "| EggHand | 0.276 | 0.500 | 0.106 | 0.030 | 0.271 | 0.400 | 0.076 | 0.030 |"
+    md3 = nu.paper_vs_ours_markdown("3 modality", res).splitlines()
+    assert len(md3) == 2 + 4 and md3[-1].startswith("| clean | 0.271 | 0.100 | 0.271 | 0.200 |")
+    md5 = nu.paper_vs_ours_markdown("5 head init", res).splitlines()
+    assert md5[2].startswith("| random head | 0.321 | 0.100 |") and "not run" in md5[3]
+    md2 = nu.paper_vs_ours_markdown("2 loss", {"rows": []}).splitlines()
+    assert [r.split(" | ")[0] for r in md2[2:]] == [f"| paper row {k} (label lost)" for k in (1, 2, 3)]
+    plan = nu.ablation_plan(("modality", "egomotion", "loss", "head_init", "encoder"), "tiny", 32)
+    assert (plan["trainings"], plan["passes"], plan["steps"]) == (5, 10, 30)
+    assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 2
+
+
+def test_wrist_speed_conventions_and_window_baselines():
+    ds = WindowDataset.from_episodes(episodes())
+    a = ds.arrays()
+    speed = nu.wrist_speed(a)
+    assert speed.shape == (len(ds),)
+    for i in (0, 20, 40):  # the mean over the valid consecutive pairs of both wrists, written out
+        steps = [np.linalg.norm(a["future_joints"][i, t + 1, w] - a["future_joints"][i, t, w])
+                 for w in (0, 21) for t in range(9) if a["future_valid"][i, t, w] and a["future_valid"][i, t + 1, w]]
+        assert speed[i] == pytest.approx(np.mean(steps), rel=1e-6)
+    assert np.isnan(speed[-1])  # the last window's targets lie past the episode's end: all invalid
+    held = nu.window_baselines(ds[7], a)
+    assert list(held) == ["Static", "CVM", "LastPose"] and held["LastPose"].shape == (10, 42, 3)
+    last = ds[7]["past_joints"][-1].numpy()
+    seen = ds[7]["past_valid"][-1].numpy()
+    assert np.allclose(held["LastPose"][:, seen], last[seen], atol=1e-6)  # joints seen at t stay put
+    rng = np.random.default_rng(1)
+    gt, valid = a["future_joints"][:20], a["future_valid"][:20].copy()
+    pred = gt + rng.normal(0, 0.02, gt.shape).astype(np.float32)
+    valid[:, :, [0, 21]] = True
+    valid[:10, 3, 0] = False  # half the windows miss a right wrist once
+    conv = nu.metric_conventions(pred, gt, valid)
+    full = conv["egghand, wrists always valid"], conv["egoh4, wrists always valid"]
+    assert full[0]["ade"] == pytest.approx(full[1]["ade"], rel=1e-9)
+    assert full[0]["fde"] == pytest.approx(full[1]["fde"], rel=1e-9)
+    assert conv["egghand, all windows"]["ade"] != pytest.approx(conv["egoh4, all windows"]["ade"], rel=1e-9)
+    valid[10:, 5, 21] = False
+    assert set(nu.metric_conventions(pred, gt, valid)) == {"egghand, all windows", "egoh4, all windows"}
+    md = nu.steering_markdown({ds[7]["task"]: held["LastPose"]}, ds[7], baselines={"CVM": held["CVM"]})
+    assert md.splitlines()[-1].startswith("| CVM (baseline, no prompt) | - |")
+
+
+def test_paper_and_our_relative_changes():
+    m = {"ade": 0.1, "fde": 0.2, "mpjpe": 0.03, "mpjpe_f": 0.04}
+    res = {"rows": [{"table": "3 modality", "variant": "clean", "status": "ok", **m},
+                    {"table": "3 modality", "variant": "noisy vision", "status": "ok", **m, "ade": 0.11}] + [
+        {"table": "4 egomotion", "variant": f"CVM {sub}", "status": "ok", **m, "ade": ade}
+        for sub, ade in (("top 10%", 0.12), ("all", 0.1))]}
+    ch = nu.paper_vs_ours_changes("3 modality", res)
+    assert ch["this run"] == {"noisy vision": pytest.approx(10.0)}
+    assert ch["paper (EgoExo4D)"]["noisy vision"] == pytest.approx(100 * (0.287 / 0.271 - 1))
+    ch = nu.paper_vs_ours_changes("4 egomotion", res)
+    assert ch["this run"] == {"CVM": pytest.approx(20.0)} and set(ch["paper (EgoExo4D)"]) == {
+        "EgoH4", "InternVL3.5-1B", "EggHand"}
+    with pytest.raises(ValueError, match="relative changes"):
+        nu.paper_vs_ours_changes("2 loss", res)
+    res["rows"] += [{"table": "4 egomotion", "variant": f"LastPose {sub}", "status": "ok", **m}
+                    for sub in ("top 10%", "all")]
+    note = "For scale, on the same windows and without a model: LastPose ADE 0.100, MPJPE 0.030."
+    assert nu.baseline_scale_note(res) == note
+    assert nu.baseline_scale_note({"rows": []}) == ""
+
+
+def test_camera_steps_calm_and_agitated_and_top_changes():
+    ds = WindowDataset.from_episodes(episodes())
+    inside = nu.inside_episode(ds)
+    assert inside.sum() == 2 * (32 - 29) and not inside[0] and inside[19]  # t-19..t+10 within frames 0..31
+    calm, agitated = nu.calm_and_agitated(ds)
+    scores = ds.arrays()["egomotion"]
+    assert scores[calm] < scores[agitated]
+    # Windows well inside an episode: every frame is real, so the score is the mean of the camera steps.
+    for i in (calm, agitated):
+        steps = nu.camera_steps(ds[i])
+        assert steps.shape == (29,) and steps.mean() == pytest.approx(float(scores[i]), rel=1e-4)
+    res = {"methods": ["CVM", "X"], "metrics": {
+        "CVM": {"egghand": {"all": {"ade": 0.1}, "top": {"ade": 0.15}}}, "X": {"egghand": {"all": {"ade": 0.2}}}}}
+    assert nu.top_vs_all_changes(res) == {"CVM": pytest.approx(50.0)}
+
+
+def test_ablations_with_progress_equal_one_run_of_them_all(tmp_path):
+    import json
+
+    from egghand_lib.ablations import run_ablations
+    from tests.fixtures.learnable_episodes import fake_datasets, single_thread, tiny_model
+
+    with single_thread():
+        train, test = fake_datasets()
+        model = tiny_model(train)
+        kw = dict(model=model, dataset=test, train_dataset=train, max_windows=30, progress=False,
+                  baselines=nu.COMPARED_BASELINES)
+        res = nu.run_ablations_with_progress(None, tmp_path / "each", ("modality", "egomotion", "encoder"), **kw)
+        once = run_ablations(None, tmp_path / "once", which=("modality", "egomotion", "encoder"), **kw)
+    strip = once["rows"]
+    assert res["rows"] == strip and res["num_top"] == once["num_top"] > 0
+    assert res["vocabulary_size"] == once["vocabulary_size"] and res["which"] == ["modality", "egomotion", "encoder"]
+    assert json.loads((tmp_path / "each" / "ablations.json").read_text())["rows"] == json.loads(json.dumps(strip))
+    assert {r["variant"] for r in res["rows"] if r["table"] == "4 egomotion"} >= {"LastPose top 10%", "LastPose all"}

@@ -119,3 +119,18 @@ def test_baseline_forecasts_on_request(data):
     assert not np.allclose(got["LastPose"], got["CVM"])
     with pytest.raises(ValueError, match="unknown baseline.*'USST'"):
         baseline_forecasts(a, t, methods=("Static", "USST"))
+
+
+def test_evaluate_with_lastpose_beside_the_model(data):
+    train, test = data
+    model = tiny_model(train)
+    res = evaluate(None, "test", model, dataset=test, train_dataset=train, baselines=("Static", "CVM", "LastPose"),
+                   progress=False)
+    assert res["methods"] == ["Static", "CVM", "LastPose", "EggHand"]
+    a = test.arrays()
+    static = StaticPose().fit(train.arrays()["past_joints"], train.arrays()["past_valid"])
+    held = LastPose(static).predict(a["past_joints"], a["past_valid"])
+    _approx(res["metrics"]["LastPose"]["egghand"]["all"], forecast_metrics(held, a["future_joints"], a["future_valid"]))
+    assert set(res["ratios"]) == {"EggHand/Static", "EggHand/CVM", "EggHand/LastPose"}
+    with pytest.raises(ValueError, match="unknown baseline"):
+        evaluate(None, "test", None, dataset=test, train_dataset=train, baselines=("Oracle",), progress=False)

@@ -32,3 +32,17 @@ def test_hand_mesh_glb_roundtrip(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(ValueError, match="empty"):
         viz.export_glb(viz.hand_mesh(J, np.zeros(42, bool)), tmp_path / "empty.glb")
+
+
+def test_mesh_figure_draws_each_mesh_as_a_lit_surface():
+    J = two_hands()
+    gt = viz.hand_mesh(J, np.ones(42, bool), color=viz.COLORS["ground truth"])
+    fc = viz.hand_mesh(J + 0.05, np.ones(42, bool), color=viz.COLORS["forecast"])
+    fig = viz.mesh_figure({"ground truth": gt, "forecast": fc, "nothing": viz.hand_mesh(J, np.zeros(42, bool))})
+    assert [t.type for t in fig.data] == ["mesh3d", "mesh3d"]  # the empty mesh is left out
+    assert [t.name for t in fig.data] == ["ground truth", "forecast"]
+    assert len(fig.data[0].x) == len(gt.vertices) and len(fig.data[1].i) == len(fc.faces)
+    assert np.allclose(np.stack([fig.data[1].x, fig.data[1].y, fig.data[1].z], 1), fc.vertices)
+    assert fig.data[0].color == "rgb(44,160,44)"  # the ground-truth green of viz.COLORS
+    with pytest.raises(ValueError, match="empty"):
+        viz.mesh_figure({"nothing": viz.hand_mesh(J, np.zeros(42, bool))})

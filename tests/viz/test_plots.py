@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 
 from egghand_lib import viz
 from tests.fixtures.hand_scenes import window
@@ -64,3 +65,54 @@ def test_skeleton_snapshot_saved_as_png(tmp_path):
     out = viz.save_figure(snap, tmp_path / "snap.png")
     assert (tmp_path / "snap.png").stat().st_size > 1000 and out.endswith("snap.png")
     plt.close("all")
+
+
+def test_side_by_side_panels_share_their_axes():
+    curves = {"CVM": np.linspace(0.1, 0.5, 10), "LastPose": np.linspace(0.05, 0.2, 10)}
+    fig = viz.horizon_error_panels({"ADE (m)": curves, "MPJPE (m)": {k: v / 4 for k, v in curves.items()}})
+    assert len(fig.axes) == 2 and fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    assert [ax.get_ylabel() for ax in fig.axes] == ["ADE (m)", "MPJPE (m)"]
+    assert fig.axes[1].get_lines()[1].get_color() == viz.METHOD_COLORS["LastPose"]
+    assert np.allclose(fig.axes[1].get_lines()[0].get_ydata(), curves["CVM"] / 4)
+    plt.close(fig)
+
+    calm, moving = window(), window(seed=1)
+    E = moving["future_extrinsics"].clone()
+    E[:, :, 3] += torch.linspace(0, 0.2, 10)[:, None]  # the head moves during the target second
+    moving["future_extrinsics"] = E
+    fig = viz.camera_motion_figure({"calm": calm, "moving": moving})
+    heading, pitch, moved, step = fig.axes
+    assert heading.get_shared_x_axes().joined(heading, step)
+    assert np.allclose(heading.get_lines()[0].get_ydata(), 0, atol=1e-6)  # the canonical frame's heading is 0
+    assert np.allclose(moved.get_lines()[0].get_ydata(), 0, atol=1e-4)  # the still camera never moves
+    assert moved.get_lines()[1].get_ydata()[-1] == pytest.approx(100 * 0.2 * np.sqrt(3), rel=1e-3)  # t += 0.2 m
+    steps = [ln.get_ydata() for ln in step.get_lines() if len(ln.get_ydata()) == 29]  # not the dashed means
+    assert len(steps[0]) == 29 and np.allclose(steps[0], 0, atol=1e-6) and steps[1][-9:].min() > 0.01
+    plt.close(fig)
+    fig = viz.topdown_scatter_figure({"a": np.zeros((3, 3)), "b": np.ones((3, 3))}, share=True)
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    plt.close(fig)
+
+    w = window()
+    hyp = np.stack([w["future_joints"].numpy() + 0.01 * k for k in range(4)])
+    fig = viz.hypotheses_figure(w, w["future_joints"], hyp)
+    right, left, ends = fig.axes
+    labels = [ln.get_label() for ln in right.get_lines() if not ln.get_label().startswith("_")]
+    assert labels == ["observed", "ground truth", "4 hypotheses", "forecast"]
+    assert np.allclose(right.collections[0].get_offsets(), hyp[:, -1, 0, :2])  # the 4 final right wrists
+    assert np.allclose(left.collections[0].get_offsets(), hyp[:, -1, 21, :2])
+    # The endpoint panel: millimetres from the hypotheses' mean (they sit 10 mm apart along x and y).
+    rel = ends.collections[0].get_offsets()
+    assert np.allclose(rel, 1000 * (hyp[:, -1, 0, :2] - hyp[:, -1, 0, :2].mean(0)), atol=1e-6)
+    assert np.allclose(np.diff(rel[:, 0]), 10.0, atol=1e-4)
+    plt.close(fig)
+
+
+def test_change_bars_share_the_y_axis():
+    fig = viz.change_bars_figure({"paper": {"noisy vision": 5.9, "dummy language": 2.6},
+                                  "ours": {"noisy vision": -1.0}})
+    paper, ours = fig.axes
+    assert paper.get_shared_y_axes().joined(paper, ours)
+    assert [b.get_height() for b in paper.patches] == [5.9, 2.6] and ours.patches[0].get_height() == -1.0
+    assert [t.get_text() for t in ours.texts] == ["-1.0%"]
+    plt.close(fig)

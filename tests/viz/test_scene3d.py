@@ -42,9 +42,27 @@ def test_forecast_figure_traces_frames_and_controls():
         assert not np.any(np.isclose(finite_points(f.data[0]), 9.0).all(1))
     apex = finite_points(by_name["t-19"].data[3])[0]
     assert np.allclose(apex, camera_center(w["past_extrinsics"][0].numpy().astype(float)), atol=1e-5)
-    # Slider with one step per frame opening at t, and a Play button.
-    assert len(fig.layout.sliders[0].steps) == 30 and fig.layout.sliders[0].active == 19
+    # Slider with one step per frame, opening on the last target frame (forecast and ground truth both drawn
+    # there, and the figure's own traces are that frame's), and a Play button.
+    assert len(fig.layout.sliders[0].steps) == 30 and fig.layout.sliders[0].active == 29
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["Play", "Pause"]
+    assert len(finite_points(fig.data[1])) > 0 and len(finite_points(fig.data[2])) > 0
+    assert len(finite_points(fig.data[0])) == 0  # nothing observed at t+10
+    assert np.allclose(finite_points(fig.data[2]).min(0), pred[9].min(0), atol=1e-6)
+
+
+def test_forecast_figure_initial_frame():
+    w = window()
+    args = (w["past_joints"], w["past_valid"], w["future_joints"], w["future_valid"])
+    at_t = viz.forecast_figure(*args, initial_frame=0)
+    assert at_t.layout.sliders[0].active == 19
+    assert len(finite_points(at_t.data[0])) > 0 and len(finite_points(at_t.data[1])) == 0
+    assert viz.forecast_figure(*args, initial_frame="t-5").layout.sliders[0].active == 14
+    code = viz.forecast_figure(*args, protocol="egghand-code")  # targets 0..9: opens on t+9
+    assert code.layout.sliders[0].steps[code.layout.sliders[0].active].label == "t+9"
+    for bad in (11, "t+11", "later"):
+        with pytest.raises(ValueError, match="initial_frame"):
+            viz.forecast_figure(*args, initial_frame=bad)
 
 
 def test_forecast_figure_protocol_egghand_code_and_hypotheses():
