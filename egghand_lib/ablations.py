@@ -6,8 +6,12 @@
   seed, and change nothing but the input they target.
 - ``egomotion`` (Table 4): metrics of Static, CVM and the model on the top-10% egomotion windows vs all.
 - ``loss`` (Table 2): retrained with L_abs only, + L_pair, + L_rel, and all three.
-- ``encoder`` (Table 4): EgoVideo vs InternVL3.5-1B, retrained; needs both encoders' weights paths.
-- ``head_init`` (Table 5): GR00T-pretrained vs random action head, retrained; needs a GR00T path.
+- ``encoder`` (Table 4): retrained with another encoder, all windows and the top-10% egomotion ones: EgoVideo
+  vs InternVL3.5-1B (with both weights paths); offline, the pretrained frozen EgoVideo-mini vs the small
+  video CNN trained from scratch with the decoder (standing in for "a general encoder").
+- ``head_init`` (Table 5): retrained from a pretrained vs a random action head: the GR00T-N1.5-3B head (with
+  a GR00T path) or, offline, the cpu-small GR00T-architecture head this toolkit pretrained ("gr00t-mini");
+  plus the earlier CPU bypass (a motion MLP beside a random flow head), so the comparison is shown.
 Variants that cannot run (missing weights) are reported as "not run" with the reason.
 
     from egghand_lib.ablations import run_ablations
@@ -166,10 +170,12 @@ def _row(table: str, variant: str, metrics: dict[str, float] | None = None, stat
     return row
 
 
-def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, **model_overrides: Any):
+def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, train_overrides: dict | None = None,
+                   **model_overrides: Any):
     if prep_dir is None:
         raise ValueError("prep_dir: retrained ablation variants need the prepared folder")
-    cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides})
+    cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides},
+                              **(train_overrides or {}))
     result = train(cfg, run_dir, prep_dir=prep_dir, progress=progress)
     return result.model
 
@@ -274,32 +280,47 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
             rows.append(_row("2 loss", variant, metrics(forecast(m_net, desc=variant)), weights=list(weights)))
 
     if "encoder" in which:
+        scores = np.asarray(arrays["egomotion"], dtype=np.float64)
+        top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
+        # (label, run folder, encoder, its options, training-config changes); frozen encoders are cached
+        variants = [("EgoVideo-mini (pretrained, frozen)", "encoder_egovideo_mini", "egovideo-mini", {},
+                     {"feature_cache": "auto"}),
+                    ("small CNN trained from scratch", "encoder_scratch_cnn", "offline", {}, {"feature_cache": None})]
         missing = [n for n, p in (("egovideo_path", egovideo_path), ("internvl_path", internvl_path)) if not p]
         if missing:
             for variant in ("EgoVideo", "InternVL3.5-1B"):
                 rows.append(_row("4 encoder", variant, status="not run",
                                  reason=f"needs local encoder weights: {', '.join(missing)} not given"))
         else:
-            for variant, enc, kwargs in (("EgoVideo", "egovideo", {"checkpoint": egovideo_path}),
-                                         ("InternVL3.5-1B", "internvl", {"model_dir": internvl_path})):
-                m_net = _train_variant(prep_dir, out_dir / "runs" / f"encoder_{enc}", train_config, progress,
-                                       encoder=enc, encoder_kwargs=kwargs, video_dim=None, text_dim=None)
-                p = forecast(m_net, desc=variant)
-                scores = np.asarray(arrays["egomotion"], dtype=np.float64)
-                top = np.asarray(top_fraction_mask(scores, top_fraction), dtype=bool)
-                rows.append(_row("4 encoder", variant, metrics(p), top_ade=metrics(p, top)["ade"],
-                                 top_mpjpe=metrics(p, top)["mpjpe"]))
+            variants += [("EgoVideo", "encoder_egovideo", "egovideo", {"checkpoint": egovideo_path},
+                          {"feature_cache": "auto"}),
+                         ("InternVL3.5-1B", "encoder_internvl", "internvl", {"model_dir": internvl_path},
+                          {"feature_cache": "auto"})]
+        for variant, slug, enc, kwargs, train_over in variants:
+            if prep_dir is None:
+                rows.append(_row("4 encoder", variant, status="not run",
+                                 reason="a retrained variant needs the prepared folder (prep_dir)"))
+                continue
+            m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, train_over,
+                                   encoder=enc, encoder_kwargs=kwargs, video_dim=None, text_dim=None)
+            p = forecast(m_net, desc=variant)
+            rows.append(_row("4 encoder", variant, metrics(p), top_ade=metrics(p, top)["ade"],
+                             top_mpjpe=metrics(p, top)["mpjpe"]))
 
     if "head_init" in which:
-        if not gr00t_path:
-            rows.append(_row("5 head init", "GR00T-pretrained head", status="not run",
-                             reason="needs the GR00T-N1.5-3B directory (gr00t_path) for the pretrained action head"))
-            variants = [("random head", {"decoder_init": "random"})]
+        if gr00t_path:
+            variants = [("GR00T-N1.5-3B pretrained head", "head_gr00t",
+                         {"decoder_init": "gr00t", "gr00t_path": gr00t_path, "motion_mlp": 0})]
         else:
-            variants = [("GR00T-pretrained head", {"decoder_init": "gr00t", "gr00t_path": gr00t_path}),
-                        ("random head", {"decoder_init": "random"})]
-        for variant, over in variants:
-            slug = "head_" + over["decoder_init"]
+            rows.append(_row("5 head init", "GR00T-N1.5-3B pretrained head", status="not run",
+                             reason="needs the GR00T-N1.5-3B directory (gr00t_path); the offline pretrained "
+                                    "head (gr00t-mini) stands in for it below"))
+            variants = [("pretrained head (gr00t-mini)", "head_gr00t_mini", {"decoder_init": "gr00t-mini",
+                                                                             "gr00t_path": None, "motion_mlp": 0})]
+        variants += [("random head", "head_random", {"decoder_init": "random", "gr00t_path": None, "motion_mlp": 0}),
+                     ("motion MLP beside a random head", "head_random_motion_mlp",
+                      {"decoder_init": "random", "gr00t_path": None, "motion_mlp": 256})]
+        for variant, slug, over in variants:
             m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, **over)
             rows.append(_row("5 head init", variant, metrics(forecast(m_net, desc=variant))))
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate Static, CVM and a trained model on a split",
     "forecast": "stream a take through a model and write a video with the forecasts drawn",
     "ablate": "run the paper's ablations (Tables 2-5)",
+    "pretrain": "pretrain the offline encoder (EgoVideo-mini) and GR00T-architecture head, or the whole recipe",
     "demo": "end to end on the built-in defaults: synth, prepare, train, evaluate, ablate",
 }
 

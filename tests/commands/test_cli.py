@@ -25,7 +25,7 @@ LIBRARY = Path(egghand_lib.__file__).parent
 def test_one_module_per_command_each_with_configure_parser_and_run():
     modules = {m.name for m in pkgutil.iter_modules(egghand_lib.commands.__path__)}
     assert modules == set(COMMANDS) == {"synth", "prepare", "cache", "train", "evaluate", "forecast", "ablate",
-                                        "demo"}
+                                        "demo", "pretrain"}
     for name in COMMANDS:
         module = importlib.import_module(f"egghand_lib.commands.{name}")
         assert callable(module.configure_parser) and callable(module.run), name
@@ -41,8 +41,19 @@ def test_command_help_lists_every_flag(name, capsys, monkeypatch):
     assert out.startswith(f"usage: egghand {name} ") and COMMANDS[name] in out
     parser = argparse.ArgumentParser()
     importlib.import_module(f"egghand_lib.commands.{name}").configure_parser(parser)
-    flags = [s for a in parser._actions for s in a.option_strings]
-    assert len(flags) > 2 and all(f in out for f in flags)
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        flags = [s for a in parser._actions for s in a.option_strings]
+        assert len(flags) > 2 and all(f in out for f in flags)
+    for action in subcommands:  # e.g. `egghand pretrain encoder --help`: each one's own flags
+        assert all(what in out for what in action.choices)
+        for what, sub in action.choices.items():
+            with pytest.raises(SystemExit):
+                main([name, what, "--help"])
+            sub_out = capsys.readouterr().out
+            flags = [s for a in sub._actions for s in a.option_strings]
+            assert sub_out.startswith(f"usage: egghand {name} {what} ") and len(flags) > 2
+            assert all(f in sub_out for f in flags), (what, flags)
 
 
 def test_top_level_help_lists_commands(capsys):

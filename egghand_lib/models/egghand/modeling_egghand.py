@@ -229,10 +229,10 @@ class EggHandPolicy(nn.Module):
         if not getattr(encoder, "frozen", False):
             raise ValueError(f"attach_encoder: {type(encoder).__name__} is trainable; cached features come from a "
                              "frozen encoder")
-        for name in ("video_dim", "text_dim"):
-            want, have = getattr(self.config, name), int(getattr(encoder, name))
+        for width in ("video_dim", "text_dim"):
+            want, have = getattr(self.config, width), int(getattr(encoder, width))
             if want != have:
-                raise ValueError(f"attach_encoder: the model was trained on {name}={want} features, "
+                raise ValueError(f"attach_encoder: the model was trained on {width}={want} features, "
                                  f"{type(encoder).__name__} gives {have}")
         self.encoder = encoder.to(self.device).requires_grad_(False).eval()
         self.encoder_frozen = True
