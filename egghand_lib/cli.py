@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("egghand_lib.data.synthetic", "generate an EgoSynth dataset in the EgoExo4D layout"),
+    "synth": ("egghand_lib.commands.synth", "generate an EgoSynth dataset in the EgoExo4D layout"),
     "prepare": ("egghand_lib.data.prepare", "EgoExo4D-layout files -> validated canonical windows / LeRobot dataset"),
     "cache": ("egghand_lib.data.feature_cache", "precompute a frozen encoder's features for prepared windows"),
     "train": ("egghand_lib.training", "train an EggHand model from a named config"),

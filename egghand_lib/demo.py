@@ -55,8 +55,8 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     import shutil
 
     from egghand_lib.ablations import run_ablations
+    from egghand_lib.data.egosynth import generate_egosynth
     from egghand_lib.data.prepare import prepare_dataset
-    from egghand_lib.data.synthetic import generate_egosynth
     from egghand_lib.evaluation import evaluate, summary_line
     from egghand_lib.training import TrainConfig, train
 

@@ -65,20 +65,20 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
     so an interrupted notebook simply runs this cell again. ``synth_overrides``: SynthConfig fields
     (e.g. ``num_takes={"train": 8, "val": 2, "test": 2}``); use a new ``data_dir`` when changing them.
     """
-    from egghand_lib.data import synthetic
+    from egghand_lib.data import egosynth
     from egghand_lib.data.prepare import prepare_dataset
 
     data_dir = workdir(data_dir)
     raw, prep = data_dir / "raw", data_dir / "prepared"
     before = (raw / "manifest.json").read_text() if (raw / "manifest.json").is_file() else None
     try:
-        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
+        egosynth.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
     except FileExistsError:
         # The folder holds another generation (other parameters or generator version): it belongs to the
         # notebooks, so regenerate it rather than stop.
         print(f"[egosynth] {raw} holds another generation; regenerating it")
-        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, overwrite=True,
-                                    **synth_overrides)
+        egosynth.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, overwrite=True,
+                                   **synth_overrides)
     if before is not None and (raw / "manifest.json").read_text() != before:
         shutil.rmtree(prep, ignore_errors=True)  # prepared from the old generation: stale
     if not (prep / "manifest.json").is_file() or not (prep / "stats.json").is_file():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from egghand_lib.data.egosynth.config import check_generator_version
 from egghand_lib.data.episodes import Episode, RawIndex, is_egghand_split, load_episode_frames, plan_split
 from egghand_lib.data.validation import ValidationConfig, ValidationReport
 from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text, clean_partials
@@ -125,10 +126,31 @@ def read_manifest(prep_dir: str | Path) -> dict:
         return json.load(f)
 
 
+def source_generator(raw_dir: str | Path) -> dict | None:
+    """{"generator", "version"} of EgoSynth raw data (from its ROOT/manifest.json), None for other data."""
+    try:
+        m = json.loads((Path(raw_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(m, dict) and str(m.get("version", "")).startswith("egosynth")):
+        return None
+    return {"generator": m.get("generator"), "version": m["version"]}
+
+
+def check_source(manifest: dict, prep_dir: str | Path) -> None:
+    """Refuse a folder prepared from another EgoSynth version. Folders prepared before the source was recorded
+    come from EgoSynth version 1 if their raw folder is EgoSynth."""
+    source = manifest.get("source")
+    if "source" not in manifest and manifest.get("raw_dir") and source_generator(manifest["raw_dir"]) is not None:
+        source = {"version": "egosynth-1.0"}
+    check_generator_version((source or {}).get("version"), f"{prep_dir} (prepared folder)")
+
+
 def load_split_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> list[Episode]:
     """All episodes of a prepared split, in manifest order (frames memory-mapped)."""
     prep_dir = Path(prep_dir)
     manifest = read_manifest(prep_dir)
+    check_source(manifest, prep_dir)
     if split not in manifest["splits"]:
         raise ValueError(f"split: {split!r} was not prepared in {prep_dir}; available: {sorted(manifest['splits'])}")
     folder = prep_dir / "episodes" / split
@@ -181,6 +203,8 @@ def prepare_dataset(
     if int(size) < 1:
         raise ValueError(f"size: expected a positive number of pixels, got {size}")
     cfg = replace(validation or ValidationConfig(), strict=bool(strict))
+    source = source_generator(raw_dir)
+    check_generator_version((source or {}).get("version"), raw_dir / "manifest.json")
     train_split = _training_split(splits, stats_split)
     settings = {"format_version": FORMAT_VERSION, "raw_dir": str(raw_dir), "annotation": annotation,
                 "size": int(size), "up": [float(u) for u in up], "validation": {**asdict(cfg), "strict": None}}
@@ -272,7 +296,7 @@ def prepare_dataset(
     manifest = {
         "format_version": FORMAT_VERSION,
         "raw_dir": str(raw_dir), "size": int(size), "up": [float(u) for u in up], "annotation": annotation,
-        "stats": stats_info,
+        "source": source, "stats": stats_info,
         "splits": dict(sorted(entries.items())),
     }
     atomic_write_json(out_dir / "manifest.json", manifest)

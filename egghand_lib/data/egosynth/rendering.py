@@ -1,25 +1,41 @@
-"""A small numpy ray caster for EgoSynth: shaded spheres, capsules, capped cylinders and boxes.
+"""Rendering EgoSynth: a small numpy ray caster, the primitives of a frame, and the per-joint labels.
 
-Perspective-correct pinhole rendering with a z-buffer, vectorised over pixels and primitives. Rays are
-cast with an unnormalised direction ``d = K^-1 [u, v, 1]`` (so d_z = 1): the ray parameter ``t`` of a hit
-IS its camera depth z, which is what the z-buffer and the occlusion tests of the generator compare.
+The ray caster draws shaded spheres, capsules, capped cylinders and boxes with a z-buffer, vectorised
+over pixels and primitives. Rays are cast with an unnormalised direction ``d = K^-1 [u, v, 1]`` (so
+d_z = 1): the ray parameter ``t`` of a hit IS its camera depth z, which is what the z-buffer and the
+occlusion tests compare. Primitives are grouped by an integer id (a hand, an object, the lamp, the
+table); each group is intersected only inside the image rectangle its bounding box projects to, which
+keeps a 224x224 frame of two hands and a few objects at a few milliseconds. Camera convention: OpenCV
+(+x right, +y down, +z forward); extrinsics map world -> camera, ``X_c = R X_w + t``.
 
-Primitives are grouped by an integer id (a hand, an object, the table). Each group is intersected only
-inside the image rectangle its bounding box projects to, which keeps a 224x224 frame of two hands and a
-few objects at a few milliseconds. Camera convention: OpenCV (+x right, +y down, +z forward);
-extrinsics map world -> camera, ``X_c = R X_w + t``.
+``render_take`` renders every grid frame of a simulated take and derives what the camera sees: joints in
+view, visible (their own hand is the nearest surface) or hidden behind something else, and the pixel
+count of every object and of the lamp. ``label_validity`` turns that into EgoExo4D-style missing labels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from egghand_lib import skeleton
+from egghand_lib.data.egosynth.config import SynthConfig
+from egghand_lib.data.egosynth.hand_model import joint_radii
+from egghand_lib.data.egosynth.scene import LAMP_PANEL, LAMP_POST_HEIGHT, LAMP_POST_RGB, lamp_colour
+from egghand_lib.data.egosynth.simulation import TakeSim
+from egghand_lib.data.egosynth.tasks import HANDS, TakePlan
 
 NEAR = 0.02  # metres: nothing closer than this to the camera is drawn
 PARTS = 8  # a group (id) may be split into parts that are culled separately (a forearm near the camera)
 BACKGROUND_ID = 0
 FLOOR_ID = 1
+TABLE_ID = 2
+HAND_ID = {"right": 3, "left": 4}
+LAMP_ID = 5
+OBJECT_ID0 = 10  # object k has id OBJECT_ID0 + k
+LEFT_TINT = np.array([0.93, 0.93, 1.0])  # the left hand is drawn a little cooler than the right
 
 
 @dataclass
@@ -29,7 +45,8 @@ class Primitives:
     spheres: centers (S, 3), radii (S,); capsules: open cylinders p0 -> p1 (C, 3) with radii (C,)
     (their round ends come from spheres at the joints); cylinders: capped, p0 (base centre) -> p1 (top
     centre); boxes: centers (B, 3), rotations (B, 3, 3) box -> world, half extents (B, 3) and
-    ``stripes`` (B,) int: > 0 draws that many dark key lines across the box's local x (a piano keyboard).
+    ``stripes`` (B,) int: > 0 draws that many dark key lines across the box's local x (a piano keyboard),
+    ``glow`` (B,) bool: drawn in its flat colour, unshaded (a lamp).
     Spheres and capsules may carry a ``part`` (0..7) so that a large piece of a group (a forearm reaching
     behind the camera) does not make the whole group's screen rectangle huge.
     """
@@ -54,6 +71,7 @@ class Primitives:
     box_rgb: list = field(default_factory=list)
     box_id: list = field(default_factory=list)
     box_stripes: list = field(default_factory=list)
+    box_glow: list = field(default_factory=list)
 
     def add_spheres(self, c, r, rgb, gid: int, part: int = 0) -> None:
         c = np.asarray(c, np.float64).reshape(-1, 3)
@@ -77,13 +95,14 @@ class Primitives:
         self.cyl_rgb.append(np.asarray(rgb, np.float64).reshape(1, 3))
         self.cyl_id.append(np.array([gid * PARTS]))
 
-    def add_box(self, c, R, half, rgb, gid: int, stripes: int = 0) -> None:
+    def add_box(self, c, R, half, rgb, gid: int, stripes: int = 0, glow: bool = False) -> None:
         self.box_c.append(np.asarray(c, np.float64).reshape(1, 3))
         self.box_R.append(np.asarray(R, np.float64).reshape(1, 3, 3))
         self.box_h.append(np.asarray(half, np.float64).reshape(1, 3))
         self.box_rgb.append(np.asarray(rgb, np.float64).reshape(1, 3))
         self.box_id.append(np.array([gid * PARTS]))
         self.box_stripes.append(np.array([stripes]))
+        self.box_glow.append(np.array([float(glow)]))
 
 
 def _cat(parts: list, shape: tuple) -> np.ndarray:
@@ -266,6 +285,7 @@ def render(
     box_R = R @ _cat(prims.box_R, (0, 3, 3)) if prims.box_R else np.zeros((0, 3, 3))
     box_h, box_rgb, box_id = _cat(prims.box_h, (0, 3)), _cat(prims.box_rgb, (0, 3)), _cat(prims.box_id, (0,))
     box_stripes = _cat(prims.box_stripes, (0,))
+    box_glow = _cat(prims.box_glow, (0,))
 
     parts = np.unique(np.concatenate([sphere_id, caps_id, cyl_id, box_id]).astype(int))
     for part in parts:
@@ -294,6 +314,7 @@ def render(
         best_t = np.full(P, np.inf)
         best_rgb = np.zeros((P, 3), np.float32)
         best_n = np.zeros((P, 3), np.float32)
+        best_glow = np.zeros(P, bool)
         best = (best_t, best_rgb, best_n)
         if s_m.any():
             c, r = sphere_c[s_m], sphere_r[s_m]
@@ -329,6 +350,7 @@ def render(
                     line = (n_str > 0) & (u - np.floor(u) < 0.12) & (f == 5)
                     col[line] *= 0.15
                 best_t[m], best_rgb[m], best_n[m] = tk[m], col, n
+                best_glow[m] = box_glow[b_m][km] > 0
 
         # Flat indices of the group's pixel rectangle; write back only where the group is nearest.
         pix = (np.arange(v0, v1)[:, None] * width + np.arange(u0, u1)[None, :]).reshape(-1)
@@ -341,7 +363,124 @@ def render(
         ndv = -(n * dv).sum(-1) / np.sqrt((dv * dv).sum(-1))
         n = np.where(ndv[:, None] < 0, -n, n)  # face the camera
         shade = np.clip(0.40 + 0.40 * np.clip(n @ light, 0, None) + 0.20 * np.abs(ndv), 0, 1)
+        shade = np.where(best_glow[win], 1.0, shade)
         depth[pw], ids[pw], rgb[pw] = best_t[win], g, best_rgb[win] * shade[:, None]
 
     img = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8).reshape(height, width, 3)
     return img, depth.reshape(height, width), ids.reshape(height, width)
+
+
+# --------------------------------------------------------------------------------------------------
+# The frames of a take
+
+
+def frame_primitives(plan: TakePlan, sim: TakeSim, f: int) -> Primitives:
+    """The primitives of grid frame f, in world coordinates (the table top is drawn by the renderer)."""
+    prims = Primitives()
+    for k, o in enumerate(plan.objects):
+        R, p = sim.object_R[f, k], sim.object_p[f, k]
+        gid = OBJECT_ID0 + k
+        if o.shape == "cylinder":
+            prims.add_cylinder(p, p + R[:, 2] * o.size[1], o.size[0], o.rgb, gid)
+            if o.kind in ("jar", "bottle"):  # a lid in a darker shade
+                lid_r = o.size[0] * (0.9 if o.kind == "jar" else 0.6)
+                top_p = p + R[:, 2] * o.size[1]
+                prims.add_cylinder(top_p, top_p + R[:, 2] * 0.015, lid_r, np.array(o.rgb) * 0.6, gid)
+        elif o.shape == "box":
+            prims.add_box(p + R[:, 2] * o.size[2] / 2, R, [o.size[0], o.size[1], o.size[2] / 2], o.rgb, gid,
+                          stripes=10 if o.kind == "keypad" else 0)
+        else:
+            prims.add_spheres(p + R[:, 2] * o.size[0], o.size[0], o.rgb, gid)
+    # The lamp: a post and a panel facing the person (the scene's -x), in world coordinates.
+    G = plan.world_T[:3, :3]
+    base = sim.lamp
+    prims.add_cylinder(base, base + G[:, 2] * LAMP_POST_HEIGHT, 0.012, LAMP_POST_RGB, LAMP_ID)
+    prims.add_box(base + G[:, 2] * (LAMP_POST_HEIGHT + LAMP_PANEL[2]), G, LAMP_PANEL, lamp_colour(sim.cue_phase[f]),
+                  LAMP_ID, glow=True)
+    radii = joint_radii(plan.hand.scale)
+    bones = np.array(skeleton.HAND_BONES)
+    for n, h in enumerate(HANDS):
+        j = sim.joints[f, 21 * n : 21 * (n + 1)]
+        skin = plan.skin if h == "right" else plan.skin * LEFT_TINT
+        gid = HAND_ID[h]
+        prims.add_spheres(j, radii, skin, gid)
+        prims.add_capsules(j[bones[:, 0]], j[bones[:, 1]], np.minimum(radii[bones[:, 0]], radii[bones[:, 1]]) * 0.95,
+                           skin, gid)
+        # Palm: thick metacarpals and a knuckle bar.
+        prims.add_capsules(j[[0, 0, 0, 5, 9, 13]], j[[9, 13, 17, 9, 13, 17]], 0.013 * plan.hand.scale, skin, gid)
+        prims.add_capsules(j[[0, 0]], j[[5, 1]], 0.014 * plan.hand.scale, skin, gid)
+        # Forearm: a bit of wrist skin, then a sleeve.
+        el = sim.elbows[f, n]
+        d = el - j[0]
+        cuff = j[0] + d * (0.06 / max(np.linalg.norm(d), 1e-6))
+        prims.add_capsules(j[0], cuff, 0.022 * plan.hand.scale, skin, gid)
+        prims.add_capsules(cuff, el, 0.03 * plan.hand.scale, plan.sleeve, gid, part=1)
+        prims.add_spheres(cuff, 0.03 * plan.hand.scale, plan.sleeve, gid, part=1)
+        prims.add_spheres(el, 0.03 * plan.hand.scale, plan.sleeve, gid, part=2)
+    return prims
+
+
+def render_take(cfg: SynthConfig, plan: TakePlan, sim: TakeSim) -> dict[str, np.ndarray]:
+    """Render every grid frame and derive the per-joint visibility labels.
+
+    Returns frames (F, S, S, 3) uint8, in_view (F, 42), visible (F, 42) (own hand is the nearest surface
+    at the joint's pixel), occluded_other (F, 42) (an object or the other hand is in front),
+    object_pixels (F, O) (visible pixels of each object) and lamp_pixels (F,) (of the lamp's panel and post).
+    """
+    S = cfg.image_size
+    K = sim.intrinsics
+    rays = pixel_rays(K, S, S)
+    F, n_obj = len(sim.frame_numbers), len(plan.objects)
+    frames = np.zeros((F, S, S, 3), np.uint8)
+    in_view = np.zeros((F, 42), bool)
+    visible = np.zeros((F, 42), bool)
+    occ_other = np.zeros((F, 42), bool)
+    object_pixels = np.zeros((F, n_obj), np.int64)
+    lamp_pixels = np.zeros(F, np.int64)
+    radii = np.tile(joint_radii(plan.hand.scale), 2)
+    G, tb = plan.world_T, plan.scene.table
+    table = dict(center=G[:3, :3] @ np.array([(tb.front + tb.back) / 2, 0.0, tb.z]) + G[:3, 3],
+                 yaw=math.atan2(G[1, 0], G[0, 0]), half=((tb.back - tb.front) / 2, tb.half_width),
+                 rgb=(0.62, 0.62, 0.66), id=TABLE_ID)
+    own = np.repeat([HAND_ID["right"], HAND_ID["left"]], 21)
+    for f in range(F):
+        E = sim.extrinsics[f]
+        img, depth, ids = render(frame_primitives(plan, sim, f), K, E, S, S, floor_z=sim.floor_z, table=table,
+                                 rays=rays)
+        frames[f] = img
+        counts = np.bincount(ids.ravel().astype(np.int64), minlength=OBJECT_ID0 + n_obj)
+        object_pixels[f] = counts[OBJECT_ID0:OBJECT_ID0 + n_obj]
+        lamp_pixels[f] = counts[LAMP_ID]
+        Xc = sim.joints[f] @ E[:, :3].T + E[:, 3]
+        z = Xc[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = K[0, 0] * Xc[:, 0] / z + K[0, 2]
+            v = K[1, 1] * Xc[:, 1] / z + K[1, 2]
+        ok = (z > 0.05) & (u >= 0) & (u < S) & (v >= 0) & (v < S)
+        in_view[f] = ok
+        ui = np.clip(np.nan_to_num(u).astype(int), 0, S - 1)
+        vi = np.clip(np.nan_to_num(v).astype(int), 0, S - 1)
+        front = depth[vi, ui] < z - radii - 0.004  # something clearly in front of the joint's sphere
+        hit = ids[vi, ui]
+        # Visible: the pixel shows the joint's own hand, at most 2 cm in front of the joint's surface.
+        visible[f] = ok & (hit == own) & (depth[vi, ui] > z - radii - 0.02)
+        occ_other[f] = ok & front & (hit != own)
+    return dict(frames=frames, in_view=in_view, visible=visible, occluded_other=occ_other,
+                object_pixels=object_pixels, lamp_pixels=lamp_pixels)
+
+
+def label_validity(cfg: SynthConfig, plan: TakePlan, vis: dict[str, np.ndarray]) -> np.ndarray:
+    """EgoExo4D-style annotation validity (F, 42): never outside the view, often not when occluded."""
+    rng = np.random.default_rng([cfg.seed, plan.index, 11])
+    F = len(vis["in_view"])
+    drop = vis["occluded_other"] & (rng.random((F, 42)) < cfg.occlusion_drop_prob)
+    self_occ = vis["in_view"] & ~vis["visible"] & ~vis["occluded_other"]
+    drop |= self_occ & (rng.random((F, 42)) < cfg.self_occlusion_drop_prob)
+    # Random missing labels in short bursts (~3 frames per joint) and whole hands for ~10 frames.
+    starts = rng.random((F, 42)) < cfg.joint_dropout_rate / 3
+    hand_starts = rng.random((F, 2)) < cfg.hand_dropout_rate / 10
+    for lag in range(3):
+        drop[lag:] |= starts[: F - lag]
+    for lag in range(10):
+        drop[lag:] |= np.repeat(hand_starts[: F - lag], 21, axis=1)
+    return vis["in_view"] & ~drop
