@@ -44,7 +44,8 @@ class Primitives:
 
     spheres: centers (S, 3), radii (S,); capsules: open cylinders p0 -> p1 (C, 3) with radii (C,)
     (their round ends come from spheres at the joints); cylinders: capped, p0 (base centre) -> p1 (top
-    centre); boxes: centers (B, 3), rotations (B, 3, 3) box -> world, half extents (B, 3) and
+    centre; ``bottom`` False: no bottom disk, for cylinders standing on something); boxes: centers (B, 3),
+    rotations (B, 3, 3) box -> world, half extents (B, 3) and
     ``stripes`` (B,) int: > 0 draws that many dark key lines across the box's local x (a piano keyboard),
     ``glow`` (B,) bool: drawn in its flat colour, unshaded (a lamp).
     Spheres and capsules may carry a ``part`` (0..7) so that a large piece of a group (a forearm reaching
@@ -65,6 +66,7 @@ class Primitives:
     cyl_r: list = field(default_factory=list)
     cyl_rgb: list = field(default_factory=list)
     cyl_id: list = field(default_factory=list)
+    cyl_bottom: list = field(default_factory=list)
     box_c: list = field(default_factory=list)
     box_R: list = field(default_factory=list)
     box_h: list = field(default_factory=list)
@@ -88,12 +90,13 @@ class Primitives:
         self.caps_rgb.append(np.broadcast_to(np.asarray(rgb, np.float64), (len(p0), 3)))
         self.caps_id.append(np.full(len(p0), gid * PARTS + part))
 
-    def add_cylinder(self, p0, p1, r: float, rgb, gid: int) -> None:
+    def add_cylinder(self, p0, p1, r: float, rgb, gid: int, bottom: bool = True) -> None:
         self.cyl_p0.append(np.asarray(p0, np.float64).reshape(1, 3))
         self.cyl_p1.append(np.asarray(p1, np.float64).reshape(1, 3))
         self.cyl_r.append(np.array([r], np.float64))
         self.cyl_rgb.append(np.asarray(rgb, np.float64).reshape(1, 3))
         self.cyl_id.append(np.array([gid * PARTS]))
+        self.cyl_bottom.append(np.array([bottom]))
 
     def add_box(self, c, R, half, rgb, gid: int, stripes: int = 0, glow: bool = False) -> None:
         self.box_c.append(np.asarray(c, np.float64).reshape(1, 3))
@@ -117,20 +120,28 @@ def pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([x, y, np.ones_like(x)], axis=-1).astype(np.float32)
 
 
-def _bbox(lo: np.ndarray, hi: np.ndarray, K: np.ndarray, width: int, height: int):
-    """Pixel rectangle (v0, v1, u0, u1) covering a camera-frame axis-aligned box, or None if behind."""
-    if hi[2] <= NEAR:
-        return None
-    if lo[2] <= NEAR:  # crosses the near plane: be conservative
-        return 0, height, 0, width
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    u = K[0, 0] * corners[:, 0] / corners[:, 2] + K[0, 2]
-    v = K[1, 1] * corners[:, 1] / corners[:, 2] + K[1, 2]
-    u0, u1 = int(max(np.floor(u.min()) - 1, 0)), int(min(np.ceil(u.max()) + 1, width))
-    v0, v1 = int(max(np.floor(v.min()) - 1, 0)), int(min(np.ceil(v.max()) + 1, height))
-    if u0 >= u1 or v0 >= v1:
-        return None
-    return v0, v1, u0, u1
+def _bboxes(lo: np.ndarray, hi: np.ndarray, K: np.ndarray, width: int, height: int) -> list:
+    """Pixel rectangles (v0, v1, u0, u1) covering camera-frame axis-aligned boxes lo, hi (P, 3); None if behind."""
+    corner = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], bool)  # (8, 3)
+    pts = np.where(corner[None], hi[:, None], lo[:, None])  # (P, 8, 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[0, 0] * pts[..., 0] / pts[..., 2] + K[0, 2]
+        v = K[1, 1] * pts[..., 1] / pts[..., 2] + K[1, 2]
+    u0 = np.maximum(np.floor(u.min(1)) - 1, 0)
+    u1 = np.minimum(np.ceil(u.max(1)) + 1, width)
+    v0 = np.maximum(np.floor(v.min(1)) - 1, 0)
+    v1 = np.minimum(np.ceil(v.max(1)) + 1, height)
+    out: list = []
+    for i in range(len(lo)):
+        if hi[i, 2] <= NEAR:
+            out.append(None)
+        elif lo[i, 2] <= NEAR:  # crosses the near plane: be conservative
+            out.append((0, height, 0, width))
+        elif u0[i] >= u1[i] or v0[i] >= v1[i]:
+            out.append(None)
+        else:
+            out.append((int(v0[i]), int(v1[i]), int(u0[i]), int(u1[i])))
+    return out
 
 
 def _hit_spheres(d, c, r):
@@ -236,41 +247,37 @@ def render(
     light = R @ (np.asarray(light_dir, np.float32) / np.linalg.norm(light_dir))
     up_c = R[:, 2]  # world up in camera coordinates
 
-    # Static layer, in world coordinates: background wall, floor plane, table top (all horizontal).
+    # Static layer, in world coordinates: background wall, floor plane, table top (all horizontal). Each plane
+    # is shaded only on the pixels it covers (index arrays, not full-image selects).
     dw = flat_rays @ R  # R^T d: world direction of each ray (scaled so that its camera z is 1)
     cw = -(R.T @ tc)  # camera centre
-    ray_len = np.sqrt((dw * dw).sum(-1))
     dz = dw[:, 2]
-    rgb = np.array([0.78, 0.80, 0.84], np.float32) * (0.85 + 0.15 * (dz / ray_len))[:, None]
+    cos_up = dz / np.sqrt(np.einsum("ij,ij->i", dw, dw))
+    rgb = np.array([0.78, 0.80, 0.84], np.float32) * (0.85 + 0.15 * cos_up)[:, None]
     depth = np.full(HW, np.inf, np.float32)
     ids = np.zeros(HW, np.int16)
-    flat_shade = np.float32(0.4 + 0.4 * max(float(up_c @ light), 0.0))
+    plane_shade = np.float32(0.4 + 0.4 * max(float(up_c @ light), 0.0)) + 0.2 * np.abs(cos_up)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_dz = 1.0 / dz
     if floor_z is not None:
         t = (floor_z - cw[2]) * inv_dz
-        hit = np.isfinite(t) & (t > NEAR)
-        t = np.where(hit, t, 0).astype(np.float32)
-        wx, wy = cw[0] + t * dw[:, 0], cw[1] + t * dw[:, 1]
-        checker = ((np.floor(wx * 2.0) + np.floor(wy * 2.0)) % 2)[:, None] > 0  # 0.5 m tiles
-        col = np.where(checker, np.array([0.42, 0.38, 0.34], np.float32), np.array([0.50, 0.46, 0.41], np.float32))
-        col = col * (flat_shade + 0.2 * np.abs(dz / ray_len))[:, None]
-        depth = np.where(hit, t, depth)
-        ids = np.where(hit, FLOOR_ID, ids).astype(np.int16)
-        rgb = np.where(hit[:, None], col, rgb)
+        hit = np.flatnonzero(np.isfinite(t) & (t > NEAR))
+        th = t[hit]
+        checker = (np.floor((cw[0] + th * dw[hit, 0]) * 2.0) + np.floor((cw[1] + th * dw[hit, 1]) * 2.0)) % 2 > 0
+        col = np.where(checker[:, None], np.array([0.42, 0.38, 0.34], np.float32),
+                       np.array([0.50, 0.46, 0.41], np.float32))  # 0.5 m tiles
+        depth[hit], ids[hit], rgb[hit] = th, FLOOR_ID, col * plane_shade[hit, None]
     if table is not None:
         c = np.asarray(table["center"], np.float32)
         t = (c[2] - cw[2]) * inv_dz
-        hit = np.isfinite(t) & (t > NEAR)
-        t = np.where(hit, t, 0).astype(np.float32)
-        x, y = cw[0] + t * dw[:, 0] - c[0], cw[1] + t * dw[:, 1] - c[1]
+        cand = np.flatnonzero(np.isfinite(t) & (t > NEAR) & (t < depth))
+        th = t[cand]
+        x, y = cw[0] + th * dw[cand, 0] - c[0], cw[1] + th * dw[cand, 1] - c[1]
         cy, sy = np.cos(table["yaw"]), np.sin(table["yaw"])
-        lx, ly = cy * x + sy * y, -sy * x + cy * y
-        hit &= (np.abs(lx) <= table["half"][0]) & (np.abs(ly) <= table["half"][1]) & (t < depth)
-        col = np.asarray(table["rgb"], np.float32) * (flat_shade + 0.2 * np.abs(dz / ray_len))[:, None]
-        depth = np.where(hit, t, depth)
-        ids = np.where(hit, table["id"], ids).astype(np.int16)
-        rgb = np.where(hit[:, None], col, rgb)
+        inside = (np.abs(cy * x + sy * y) <= table["half"][0]) & (np.abs(-sy * x + cy * y) <= table["half"][1])
+        hit = cand[inside]
+        depth[hit], ids[hit] = th[inside], table["id"]
+        rgb[hit] = np.asarray(table["rgb"], np.float32) * plane_shade[hit, None]
 
     sphere_c = (_cat(prims.sphere_c, (0, 3))) @ R.T + tc
     sphere_r, sphere_rgb, sphere_id = _cat(prims.sphere_r, (0,)), _cat(prims.sphere_rgb, (0, 3)), _cat(
@@ -281,33 +288,33 @@ def render(
     cyl_p0 = _cat(prims.cyl_p0, (0, 3)) @ R.T + tc
     cyl_p1 = _cat(prims.cyl_p1, (0, 3)) @ R.T + tc
     cyl_r, cyl_rgb, cyl_id = _cat(prims.cyl_r, (0,)), _cat(prims.cyl_rgb, (0, 3)), _cat(prims.cyl_id, (0,))
+    cyl_bottom = np.concatenate(prims.cyl_bottom) if prims.cyl_bottom else np.zeros(0, bool)
     box_c = _cat(prims.box_c, (0, 3)) @ R.T + tc
     box_R = R @ _cat(prims.box_R, (0, 3, 3)) if prims.box_R else np.zeros((0, 3, 3))
     box_h, box_rgb, box_id = _cat(prims.box_h, (0, 3)), _cat(prims.box_rgb, (0, 3)), _cat(prims.box_id, (0,))
     box_stripes = _cat(prims.box_stripes, (0,))
     box_glow = _cat(prims.box_glow, (0,))
 
-    parts = np.unique(np.concatenate([sphere_id, caps_id, cyl_id, box_id]).astype(int))
-    for part in parts:
-        g = part // PARTS
-        s_m, c_m, y_m, b_m = sphere_id == part, caps_id == part, cyl_id == part, box_id == part
-        # Camera-frame bounding box of the group.
-        los, his = [], []
-        if s_m.any():
-            los.append((sphere_c[s_m] - sphere_r[s_m, None]).min(0))
-            his.append((sphere_c[s_m] + sphere_r[s_m, None]).max(0))
-        for p0, p1, r, m in ((caps_p0, caps_p1, caps_r, c_m), (cyl_p0, cyl_p1, cyl_r, y_m)):
-            if m.any():
-                ends = np.concatenate([p0[m] - r[m, None], p0[m] + r[m, None], p1[m] - r[m, None], p1[m] + r[m, None]])
-                los.append(ends.min(0))
-                his.append(ends.max(0))
-        if b_m.any():
-            ext = np.abs(box_R[b_m]) @ box_h[b_m][..., None]
-            los.append((box_c[b_m] - ext[..., 0]).min(0))
-            his.append((box_c[b_m] + ext[..., 0]).max(0))
-        bb = _bbox(np.min(los, 0), np.max(his, 0), K, width, height)
+    # Camera-frame bounding box of every primitive, then of every part (group id * PARTS + part).
+    box_ext = (np.abs(box_R) @ box_h[..., None])[..., 0] if len(box_h) else np.zeros((0, 3), np.float32)
+    lo_all = np.concatenate([sphere_c - sphere_r[:, None], np.minimum(caps_p0, caps_p1) - caps_r[:, None],
+                             np.minimum(cyl_p0, cyl_p1) - cyl_r[:, None], box_c - box_ext])
+    hi_all = np.concatenate([sphere_c + sphere_r[:, None], np.maximum(caps_p0, caps_p1) + caps_r[:, None],
+                             np.maximum(cyl_p0, cyl_p1) + cyl_r[:, None], box_c + box_ext])
+    parts, inverse = np.unique(np.concatenate([sphere_id, caps_id, cyl_id, box_id]).astype(np.int64),
+                               return_inverse=True)
+    lo = np.full((len(parts), 3), np.inf, np.float32)
+    hi = np.full((len(parts), 3), -np.inf, np.float32)
+    np.minimum.at(lo, inverse, lo_all)
+    np.maximum.at(hi, inverse, hi_all)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    ends = np.cumsum([len(sphere_id), len(caps_id), len(cyl_id)])
+    for part, bb, idx in zip(parts, _bboxes(lo, hi, K, width, height), members, strict=True):
         if bb is None:
             continue
+        g = part // PARTS
+        s_m, c_m = idx[idx < ends[0]], idx[(idx >= ends[0]) & (idx < ends[1])] - ends[0]
+        y_m, b_m = idx[(idx >= ends[1]) & (idx < ends[2])] - ends[1], idx[idx >= ends[2]] - ends[2]
         v0, v1, u0, u1 = bb
         d = rays[v0:v1, u0:u1].reshape(-1, 3)
         P = len(d)
@@ -316,22 +323,25 @@ def render(
         best_n = np.zeros((P, 3), np.float32)
         best_glow = np.zeros(P, bool)
         best = (best_t, best_rgb, best_n)
-        if s_m.any():
+        if len(s_m):
             c, r = sphere_c[s_m], sphere_r[s_m]
             t = _hit_spheres(d, c, r)
             _keep(best, t, sphere_rgb[s_m], lambda m, k, t, c=c, r=r, d=d: (t[:, None] * d[m] - c[k]) / r[k, None])
-        if c_m.any():
+        if len(c_m):
             p0, p1 = caps_p0[c_m], caps_p1[c_m]
             t, a = _hit_tubes(d, p0, p1, caps_r[c_m])
             _keep(best, t, caps_rgb[c_m],
                   lambda m, k, t, p0=p0, a=a, d=d: _tube_normal(t[:, None] * d[m] - p0[k], a[k]))
-        if y_m.any():
+        if len(y_m):
             p0, p1, r = cyl_p0[y_m], cyl_p1[y_m], cyl_r[y_m]
             t, a = _hit_tubes(d, p0, p1, r)
             _keep(best, t, cyl_rgb[y_m], lambda m, k, t, p0=p0, a=a, d=d: _tube_normal(t[:, None] * d[m] - p0[k], a[k]))
             _keep(best, _hit_disks(d, p1, a, r), cyl_rgb[y_m], lambda m, k, t, a=a: np.broadcast_to(a[k], (len(k), 3)))
-            _keep(best, _hit_disks(d, p0, a, r), cyl_rgb[y_m], lambda m, k, t, a=a: np.broadcast_to(-a[k], (len(k), 3)))
-        if b_m.any():
+            low = cyl_bottom[y_m]
+            if low.any():
+                _keep(best, _hit_disks(d, p0[low], a[low], r[low]), cyl_rgb[y_m][low],
+                      lambda m, k, t, a=a[low]: np.broadcast_to(-a[k], (len(k), 3)))
+        if len(b_m):
             c, Rb, h = box_c[b_m], box_R[b_m], box_h[b_m]
             t, face = _hit_boxes(d, c, Rb, h)
             k = t.argmin(1)
@@ -341,7 +351,7 @@ def render(
                 f = face[np.arange(P), k][m]
                 km = k[m]
                 n = Rb[km, :, f // 2] * np.where(f % 2 == 1, 1.0, -1.0)[:, None]
-                col = box_rgb[b_m][km].copy()
+                col = box_rgb[b_m][km]
                 n_str = box_stripes[b_m][km]
                 if (n_str > 0).any():
                     # Dark key lines across the box's local x axis (a keyboard).
@@ -381,11 +391,12 @@ def frame_primitives(plan: TakePlan, sim: TakeSim, f: int) -> Primitives:
         R, p = sim.object_R[f, k], sim.object_p[f, k]
         gid = OBJECT_ID0 + k
         if o.shape == "cylinder":
-            prims.add_cylinder(p, p + R[:, 2] * o.size[1], o.size[0], o.rgb, gid)
+            # No bottom disk: from the head it is never seen (a held object's bottom is hidden by the hand).
+            prims.add_cylinder(p, p + R[:, 2] * o.size[1], o.size[0], o.rgb, gid, bottom=False)
             if o.kind in ("jar", "bottle"):  # a lid in a darker shade
                 lid_r = o.size[0] * (0.9 if o.kind == "jar" else 0.6)
                 top_p = p + R[:, 2] * o.size[1]
-                prims.add_cylinder(top_p, top_p + R[:, 2] * 0.015, lid_r, np.array(o.rgb) * 0.6, gid)
+                prims.add_cylinder(top_p, top_p + R[:, 2] * 0.015, lid_r, np.array(o.rgb) * 0.6, gid, bottom=False)
         elif o.shape == "box":
             prims.add_box(p + R[:, 2] * o.size[2] / 2, R, [o.size[0], o.size[1], o.size[2] / 2], o.rgb, gid,
                           stripes=10 if o.kind == "keypad" else 0)
@@ -394,7 +405,8 @@ def frame_primitives(plan: TakePlan, sim: TakeSim, f: int) -> Primitives:
     # The lamp: a post and a panel facing the person (the scene's -x), in world coordinates.
     G = plan.world_T[:3, :3]
     base = sim.lamp
-    prims.add_cylinder(base, base + G[:, 2] * LAMP_POST_HEIGHT, 0.012, LAMP_POST_RGB, LAMP_ID)
+    prims.add_box(base + G[:, 2] * (LAMP_POST_HEIGHT / 2), G, [0.012, 0.012, LAMP_POST_HEIGHT / 2], LAMP_POST_RGB,
+                  LAMP_ID)
     prims.add_box(base + G[:, 2] * (LAMP_POST_HEIGHT + LAMP_PANEL[2]), G, LAMP_PANEL, lamp_colour(sim.cue_phase[f]),
                   LAMP_ID, glow=True)
     radii = joint_radii(plan.hand.scale)
@@ -416,7 +428,7 @@ def frame_primitives(plan: TakePlan, sim: TakeSim, f: int) -> Primitives:
         prims.add_capsules(j[0], cuff, 0.022 * plan.hand.scale, skin, gid)
         prims.add_capsules(cuff, el, 0.03 * plan.hand.scale, plan.sleeve, gid, part=1)
         prims.add_spheres(cuff, 0.03 * plan.hand.scale, plan.sleeve, gid, part=1)
-        prims.add_spheres(el, 0.03 * plan.hand.scale, plan.sleeve, gid, part=2)
+        prims.add_spheres(el, 0.03 * plan.hand.scale, plan.sleeve, gid, part=1)
     return prims
 
 

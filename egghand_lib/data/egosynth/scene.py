@@ -1,9 +1,10 @@
 """The scene of a take: a table, the candidate objects (target, destination, look-alikes) and the cue lamp.
 
 Scene frame: the person stands at the origin facing +x, z up, the table's front edge at x = ``front``.
-Objects are named by colour and kind ("red cup"). Every take has look-alikes of the prompt's target
-(the same kind in another colour and the same colour on another kind) and, where the task has a
-destination, of the destination too, so that finding the named object needs both words of its name.
+Objects are named by colour and kind ("red cup"). The prompt names two of them (the target and a second
+object, a destination or the next object to act on, at least MIN_APART apart); every take has look-alikes
+of the target (the same kind in another colour and the same colour on another kind) and of the second
+object, so that finding a named object needs both words of its name.
 Objects sit at random places in the workspace in front of and beside the hands' rest positions, so the
 direction of a reach is spread over about 150 degrees.
 
@@ -39,6 +40,7 @@ KINDS: dict[str, dict] = {
 }
 DISTRACTOR_KINDS = ("cup", "bottle", "jar", "bowl", "plate", "box", "block", "ball", "sponge")
 TALL = 0.15  # objects taller than this stay out of the lamp's line of sight
+MIN_APART = 0.22  # metres between the two named objects (the moves between them go somewhere new)
 
 # The lamp: a panel (half extents: depth, width, height) on a post, drawn unshaded.
 LAMP_PANEL = np.array([0.012, 0.10, 0.065])
@@ -133,7 +135,7 @@ def _wanted_objects(rng: np.random.Generator, target_kinds, dest_kinds,
     wanted = [(t_kind, t_col)]
     dest = None
     if dest_kinds:
-        d_kind = str(rng.choice([k for k in dest_kinds if k != t_kind]))
+        d_kind = str(rng.choice([k for k in dest_kinds if k != t_kind] or list(dest_kinds)))
         wanted.append((d_kind, str(rng.choice([c for c in colours if c != t_col]))))
         dest = 1
 
@@ -144,9 +146,10 @@ def _wanted_objects(rng: np.random.Generator, target_kinds, dest_kinds,
         if options:
             wanted.append(options[int(rng.integers(len(options)))])
 
-    add(kind=t_kind)  # the target's kind in another colour
+    if dest is None or wanted[1][0] != t_kind:
+        add(kind=t_kind)  # the target's kind in another colour (unless the second named object is one)
     add(colour=t_col, avoid_kinds=(t_kind,) + ((wanted[1][0],) if dest is not None else ()))  # its colour elsewhere
-    if dest is not None:
+    if dest is not None and wanted[1][0] != t_kind:
         add(kind=wanted[1][0])  # the destination's kind in another colour
     while len(wanted) < n_objects:
         add(avoid_kinds=("keypad",))
@@ -171,7 +174,8 @@ def plan_scene(rng: np.random.Generator, target_kinds, dest_kinds, n_objects: in
                 side = float(rng.choice([-1.0, 1.0]))
             elif opposite_sides and n == dest:
                 side = -float(np.sign(objects[0].pos[1]))
-            if not _place(obj, objects, table, rng, side):
+            away = objects[0].pos if n == dest else None  # the two named objects are well apart
+            if not _place(obj, objects, table, rng, side, away):
                 if n <= (dest or 0) + 2:  # the task objects and the target's look-alikes must all be there
                     break
                 continue  # an extra distractor that does not fit is left out
@@ -187,11 +191,12 @@ def plan_scene(rng: np.random.Generator, target_kinds, dest_kinds, n_objects: in
 
 
 def _place(obj: SceneObject, placed: list[SceneObject], table: Table, rng: np.random.Generator,
-           side: float | None) -> bool:
-    """Put ``obj`` at a random free spot of the workspace (in place); False after 300 tries."""
+           side: float | None, away: np.ndarray | None = None) -> bool:
+    """Put ``obj`` at a random free spot of the workspace (in place), on the ``side`` (sign of y) if given and
+    at least MIN_APART from ``away`` if given; False after 300 tries."""
     for _ in range(300):
         if obj.kind == "keypad":
-            xy = np.array([table.front + rng.uniform(0.24, 0.38), rng.uniform(-0.26, 0.26)])
+            xy = np.array([table.front + rng.uniform(0.22, 0.40), rng.uniform(-0.3, 0.3)])
             yaw = float(math.pi / 2 + rng.uniform(-0.12, 0.12))  # long axis across the table
         else:
             x = rng.uniform(*WORK_X)
@@ -199,6 +204,8 @@ def _place(obj: SceneObject, placed: list[SceneObject], table: Table, rng: np.ra
             xy = np.array([table.front + x, rng.uniform(-half, half)])
             yaw = float(rng.uniform(-0.6, 0.6))
         if side is not None and xy[1] * side < 0.10:
+            continue
+        if away is not None and np.linalg.norm(xy - away[:2]) < MIN_APART:
             continue
         if xy[0] - table.front < HANDS_ZONE[0] and abs(xy[1]) < HANDS_ZONE[1]:
             continue

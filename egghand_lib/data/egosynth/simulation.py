@@ -54,7 +54,8 @@ def plan_take(cfg: SynthConfig, index: int, split: str, family: str) -> TakePlan
 
 
 def plan_egomotion(plan: TakePlan, rng: np.random.Generator) -> None:
-    """Head sway, fast head turns and walking, scaled by the take's ego-motion level."""
+    """Head sway, fast head turns and, at the strong level, shifting the weight at the table (the body and the
+    hands at rest move a few centimetres), scaled by the take's ego-motion level."""
     lv, T = plan.egomotion_level, plan.duration + 2.0
     # Sway: 3 sinusoids per axis (yaw, pitch, roll): rows (amplitude rad, frequency Hz) and phases.
     amp = math.radians(0.3 + 4.0 * lv)
@@ -71,7 +72,7 @@ def plan_egomotion(plan: TakePlan, rng: np.random.Generator) -> None:
         t = rng.uniform(0.3, 1.5)
         while t < T:
             dur = rng.uniform(0.8, 1.6)
-            plan.body.step_to(t, dur, [rng.uniform(-0.08, 0.03), rng.uniform(-0.2, 0.2), rng.uniform(-0.25, 0.25)])
+            plan.body.step_to(t, dur, [rng.uniform(-0.04, 0.02), rng.uniform(-0.06, 0.06), rng.uniform(-0.12, 0.12)])
             t += dur + rng.uniform(0.5, 2.5)
 
 

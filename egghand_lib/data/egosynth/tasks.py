@@ -1,13 +1,14 @@
 """Task scripts: what the hands do in a take, as keyframes, built so that the next second needs the scene.
 
-A take repeats rounds of one task family until it ends. A round is a chain of moves; every move goes
-somewhere the scene or the prompt decides (the named target, the named destination, up to inspect, to
-the middle for a handover, back to rest), so at each move's onset the past motion points elsewhere or the
-hands are still. Nothing in a round is a random pause: every move starts at a fixed phase of the task
-(when the previous one ends, or ``rest_sec`` after the hands came to rest), which the prompt states ("...,
-then ...") and the lamp shows (``scene.lamp_colour``). What stays unknown without the frames and the
-prompt is where the named objects are, which of the look-alikes is meant, which hand is nearer, and
-what the family does next.
+Every take names two objects (the target and a second object: the destination, or the next object to act
+on) among look-alikes, and repeats rounds of one task family until it ends. A round is a chain of moves;
+every move goes somewhere the scene or the prompt decides (one of the named objects, up to inspect, to the
+middle for a handover, back to rest). Nothing in a round is a random pause: every move starts at a fixed
+phase of the task (when the previous one ends, or ``rest_sec`` after the hands came to rest), which the
+prompt states ("..., then ...") and the lamp shows (``scene.lamp_colour``). Successive rounds alternate
+between the two named objects (or carry the target there and back), so the past motion shows where the
+hands were, not where the next round goes: that needs where the named objects are (the frames) and which
+is meant (the prompt).
 
 Every onset is recorded (``Onset``: time, hands, move name, the object it goes to) for the ground truth.
 """
@@ -19,62 +20,64 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from egghand_lib.data.egosynth.config import FAMILIES
+from egghand_lib.data.egosynth.config import FAMILIES, FPS
 from egghand_lib.data.egosynth.hand_model import Body, HandModel, Key, euler_to_R
 from egghand_lib.data.egosynth.scene import REST_X, REST_Y, REST_Z, Scene
 
 HANDS = ("right", "left")
 SIDE = {"right": -1.0, "left": 1.0}  # side of the body (scene y) of each hand
 
-# family: target kinds, destination kinds (None: no destination), scenarios (parent, name), prompt templates.
-# {obj} and {dest} are object names, {hand} an optional " with your right hand".
+# family: target kinds, second-object kinds (the destination or the next object), scenarios (parent, name),
+# prompt templates ({obj} and {dest} are object names, {hand} an optional " with your right hand").
+_GRASPABLE = ("cup", "bottle", "jar", "box", "block", "ball")
 FAMILY_SPECS: dict[str, dict] = {
     "pick_lift": dict(
-        target=("cup", "bottle", "jar", "box", "block", "ball"), dest=None,
+        target=_GRASPABLE, dest=_GRASPABLE,
         scenarios=[("Organizing", "Sorting Groceries"), ("Organizing", "Packing a Box")],
-        prompts=["Pick up the {obj}, lift it to look at it, then put it back.",
-                 "Lift the {obj}{hand}, hold it up for a moment and set it down again.",
-                 "Grab the {obj}{hand}, raise it and put it back where it was.",
-                 "Pick the {obj} up for a look, then return it to the table."]),
+        prompts=["Pick up the {obj}, lift it to look at it and put it back; then do the same with the {dest}.",
+                 "Lift the {obj} and then the {dest}, one after the other, and set each down again.",
+                 "Take turns: raise the {obj}, put it back, then raise the {dest}.",
+                 "Inspect the {obj}, then the {dest}: lift each for a moment and return it."]),
     "place": dict(
         target=("cup", "box", "block", "ball", "jar"), dest=("plate", "bowl", "box"),
         scenarios=[("Organizing", "Tidying the Table"), ("Cooking", "Setting the Table")],
-        prompts=["Move the {obj} next to the {dest}, then to its other side.",
-                 "Pick up the {obj} and set it down beside the {dest}.",
-                 "Put the {obj} by the {dest}, first on one side and then on the other.",
-                 "Place the {obj} next to the {dest}."]),
+        prompts=["Move the {obj} next to the {dest}, then back to where it was.",
+                 "Pick up the {obj}, set it down beside the {dest}, and return it afterwards.",
+                 "Put the {obj} by the {dest}, then put it back.",
+                 "Place the {obj} next to the {dest} and move it back again."]),
     "pour": dict(
         target=("cup", "bottle"), dest=("bowl",),
         scenarios=[("Cooking", "Making Milk Tea"), ("Cooking", "Making Coffee latte")],
-        prompts=["Pour the {obj} into the {dest}, then put it down beside it.",
+        prompts=["Pour the {obj} into the {dest}, then put it back.",
                  "Pour water from the {obj} into the {dest}.",
-                 "Lift the {obj}{hand}, pour it into the {dest} and set it down next to it.",
-                 "Empty the {obj} into the {dest}, then put the {obj} down."]),
+                 "Lift the {obj}{hand}, pour it into the {dest} and set it down where it was.",
+                 "Empty the {obj} into the {dest}, then return the {obj} to its place."]),
     "twist": dict(
-        target=("jar", "bottle"), dest=None,
+        target=("jar", "bottle"), dest=("jar", "bottle"),
         scenarios=[("Cooking", "Opening a Jar"), ("Cooking", "Preparing a Drink")],
-        prompts=["Hold the {obj} steady with one hand, then twist its lid with the other.",
-                 "Twist open the lid of the {obj}{hand}.",
-                 "Unscrew the cap of the {obj} while your other hand holds it.",
-                 "Open the {obj}: grip it first, then turn its lid twice."]),
+        prompts=["Hold the {obj} steady with one hand and twist its lid with the other; then the {dest}.",
+                 "Twist the lids of the {obj} and of the {dest}, one after the other.",
+                 "Unscrew the cap of the {obj} while your other hand holds it, then do the {dest}.",
+                 "Open the {obj}, then the {dest}: grip each first, then turn its lid twice."]),
     "press": dict(
-        target=("keypad",), dest=None,
+        target=("keypad",), dest=("keypad",),
         scenarios=[("Music", "Playing Piano - Scales and Arpeggios"), ("Music", "Playing Piano - Freeplaying")],
-        prompts=["Play a scale on the {obj}{hand}.", "Press the keys of the {obj} one finger at a time{hand}.",
-                 "Play five notes on the {obj}, thumb to little finger{hand}.",
-                 "Practise finger exercises on the {obj}{hand}."]),
+        prompts=["Play a scale on the {obj}, then on the {dest}{hand}.",
+                 "Press the keys of the {obj} one finger at a time, then those of the {dest}{hand}.",
+                 "Play five notes on the {obj} and five on the {dest}, thumb to little finger{hand}.",
+                 "Practise finger exercises on the {obj} and the {dest} in turn{hand}."]),
     "wipe": dict(
         target=("sponge",), dest=("plate", "box"),
         scenarios=[("Cleaning", "Cleaning the Table"), ("Cleaning", "Wiping the Counter")],
-        prompts=["Wipe the {dest} with the {obj}, then put the {obj} down beside it.",
+        prompts=["Wipe the {dest} with the {obj}, then put the {obj} back.",
                  "Clean the {dest} using the {obj}.", "Take the {obj}{hand} and scrub the {dest}.",
-                 "Scrub the {dest} back and forth with the {obj}."]),
+                 "Scrub the {dest} back and forth with the {obj} and return the {obj} to its place."]),
     "handover": dict(
         target=("ball", "block", "cup", "box"), dest=("plate", "bowl"),
         scenarios=[("Organizing", "Passing Objects"), ("Organizing", "Sorting Groceries")],
         prompts=["Pass the {obj} to your other hand and put it on the {dest}, then bring it back.",
                  "Hand the {obj} over to the other hand, set it on the {dest}, and return it.",
-                 "Pick up the {obj}, pass it between your hands and put it on the {dest}.",
+                 "Pick up the {obj}, pass it between your hands and put it on the {dest}; then back again.",
                  "Transfer the {obj} to the other hand and place it on the {dest}; then back again."]),
     "tap": dict(
         target=("block", "box", "jar", "ball", "cup"), dest=("block", "box", "jar", "ball", "cup", "bowl"),
@@ -85,7 +88,7 @@ FAMILY_SPECS: dict[str, dict] = {
 }
 assert tuple(FAMILY_SPECS) == FAMILIES
 # Families whose acting hand stays the same for the whole take (the prompt may name it).
-_FIXED_HAND = ("pick_lift", "pour", "twist", "press", "wipe")
+_FIXED_HAND = ("pour", "press", "wipe")
 _PHASE_PHRASES = ("", " Rest your hands between rounds.", " Pause briefly between rounds, until the lamp is green.")
 
 
@@ -184,9 +187,10 @@ class Script:
         self.look(t, goal_pos)
         return t
 
-    def begin_round(self) -> None:
-        """Both hands rest ``rest_sec`` after the last one came back, then the round starts."""
-        t = max(self.clock.values()) + self.p.rest_sec
+    def begin_round(self, not_before: float = 0.0) -> None:
+        """Both hands rest ``rest_sec`` after the last one came back (or after ``not_before``), then the round
+        starts."""
+        t = max(max(self.clock.values()), not_before) + self.p.rest_sec
         for h in HANDS:
             self.hold_until(h, t)
         self.round_start = t
@@ -299,18 +303,29 @@ class Script:
 
 
 # -------------------------------------------------------------------------------------------------
-# One round of each family. ``hand`` is the acting hand, ``other`` the other one.
+# One round of each family; round n. Rounds alternate between the two named objects (or go there and back).
 
 
-def _round_pick_lift(s: Script, hand: str, other: str, n: int) -> None:
-    k = s.p.target
+def _side(s: Script, k: int) -> str:
+    """The hand on the side of object k's current place."""
+    return "right" if s.obj_pos[k][1] < 0 else "left"
+
+
+def _other(hand: str) -> str:
+    return "left" if hand == "right" else "right"
+
+
+def _round_pick_lift(s: Script, n: int) -> None:
+    k = (s.p.target, s.p.dest)[n % 2]
+    hand = _side(s, k)
     s.onset([hand], "reach", k, s.grip_point(k))
     w, e, c = s.grasp(hand, k)
     t_g = s.clock[hand]
     up = np.array([-0.07, -SIDE[hand] * 0.05, 0.2])
     s.onset([hand], "lift", -1, s.grip_point(k) + up)
-    s.add(hand, 0.55, w + up, e + np.array([0, -0.35, -SIDE[hand] * 0.4]), fingers(c))
-    s.add(hand, 0.3, w + up, e + np.array([0, -0.35, -SIDE[hand] * 0.4]), fingers(c))  # a look at it
+    e_up = e + np.array([0, -0.35, -SIDE[hand] * 0.4])
+    s.add(hand, 0.55, w + up, e_up, fingers(c))
+    s.add(hand, 0.3, w + up, e_up, fingers(c))  # a look at it
     s.onset([hand], "lower", k, s.grip_point(k))
     s.add(hand, 0.5, w, e, fingers(c))
     s.release(hand, k, t_g, w, e, c, s.obj_pos[k])
@@ -318,24 +333,25 @@ def _round_pick_lift(s: Script, hand: str, other: str, n: int) -> None:
     s.end_round([hand])
 
 
-def _round_place(s: Script, hand: str, other: str, n: int) -> None:
+def _round_place(s: Script, n: int) -> None:
+    """Round 0 puts the target beside the destination, round 1 back in its place, and so on."""
     k, d = s.p.target, s.p.dest
+    hand = _side(s, k)
     s.onset([hand], "reach", k, s.grip_point(k))
     w, e, c = s.grasp(hand, k)
     t_g = s.clock[hand]
-    # Next to the destination: first on the side facing the object, then alternately on the other side.
-    towards = s.obj_pos[k][:2] - s.obj_pos[d][:2]
-    goal = s.beside(d, k, towards if n == 0 else -towards)
-    s.onset([hand], "carry", d, s.grip_point(k, goal))
-    lift = 0.08 + (s.p.objects[d].height if n > 0 else 0.0)  # over the destination when crossing it
-    w2 = s.carry(hand, w, e, c, goal - s.obj_pos[k], lift)
+    home = s.p.objects[k].pos
+    goal = s.beside(d, k, home[:2] - s.obj_pos[d][:2]) if n % 2 == 0 else home.copy()
+    s.onset([hand], "carry", d if n % 2 == 0 else k, s.grip_point(k, goal))
+    w2 = s.carry(hand, w, e, c, goal - s.obj_pos[k], 0.08)
     s.release(hand, k, t_g, w2, e, c, goal)
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
 
 
-def _round_pour(s: Script, hand: str, other: str, n: int) -> None:
+def _round_pour(s: Script, n: int) -> None:
     k, d = s.p.target, s.p.dest
+    hand = s.p.acting_hand
     obj, dst = s.p.objects[k], s.p.objects[d]
     s.onset([hand], "reach", k, s.grip_point(k))
     w, e, c = s.grasp(hand, k, pitch=0.35)
@@ -347,19 +363,20 @@ def _round_pour(s: Script, hand: str, other: str, n: int) -> None:
     # Tilt towards the destination: roll about the finger axis (positive roll tips the top towards -y).
     tilt = e + np.array([0, 0, side * 1.6])
     s.add(hand, 0.45, w2, tilt, fingers(c))
-    s.add(hand, 0.5, w2, tilt, fingers(c))
+    s.add(hand, 0.4, w2, tilt, fingers(c))
     s.add(hand, 0.4, w2, e, fingers(c))
-    goal = s.beside(d, k, s.obj_pos[k][:2] - s.obj_pos[d][:2])
-    s.onset([hand], "put_down", d, s.grip_point(k, goal))
-    held_grip = s.grip_point(k) + (w2 - w)
-    w3 = s.carry(hand, w2, e, c, s.grip_point(k, goal) - held_grip, 0.03)
-    s.release(hand, k, t_g, w3, e, c, goal)
+    s.onset([hand], "put_down", k, s.grip_point(k))  # back where it was
+    w3 = s.carry(hand, w2, e, c, w - w2, 0.05)
+    s.release(hand, k, t_g, w3, e, c, s.obj_pos[k])
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
 
 
-def _round_twist(s: Script, hand: str, other: str, n: int) -> None:
-    k = s.p.target
+def _round_twist(s: Script, n: int) -> None:
+    """The hand away from the object holds it, the hand on its side twists the lid; the objects alternate."""
+    k = (s.p.target, s.p.dest)[n % 2]
+    hand = _side(s, k)
+    other = _other(hand)
     o = s.p.objects[k]
     hold_pt = s.obj_pos[k] + np.array([0, 0, 0.45 * o.height])
     c_hold = s.p.hand.closure_for_width(o.grasp_width)
@@ -385,12 +402,12 @@ def _round_twist(s: Script, hand: str, other: str, n: int) -> None:
     s.end_round()
 
 
-def _round_press(s: Script, hand: str, other: str, n: int) -> None:
-    kb = s.p.objects[s.p.target]
-    kpos = s.obj_pos[s.p.target]
-    players = HANDS if s.p.acting_hand == "both" else (hand,)
+def _round_press(s: Script, n: int) -> None:
+    k = (s.p.target, s.p.dest)[n % 2]
+    kb, kpos = s.p.objects[k], s.obj_pos[k]
+    players = HANDS if s.p.acting_hand == "both" else (_side(s, k),)
     c0 = 0.35
-    s.onset(players, "reach", s.p.target, kpos + np.array([0, 0, kb.height]))
+    s.onset(players, "reach", k, kpos + np.array([0, 0, kb.height]))
     base = {}
     for h in players:
         half = kb.size[0] * 0.5
@@ -400,7 +417,7 @@ def _round_press(s: Script, hand: str, other: str, n: int) -> None:
         s.add(h, s.move_time(float(np.linalg.norm(s.last_pos(h)[:2] - pt[:2]))), wh + np.array([0, 0, 0.02]),
               eh, fh)
         base[h] = s.keys[h][-1]
-    s.onset(players, "play", s.p.target, kpos + np.array([0, 0, kb.height]))
+    s.onset(players, "play", k, kpos + np.array([0, 0, kb.height]))
     for fi in range(5):
         for h in players:
             b = base[h]
@@ -408,12 +425,13 @@ def _round_press(s: Script, hand: str, other: str, n: int) -> None:
             f_press[fi] = min(f_press[fi] + 0.35, 1.0)
             s.add(h, 0.14, b.pos - np.array([0, 0, 0.012]), b.euler, f_press)
             s.add(h, 0.14, b.pos, b.euler, b.fingers)
-    s.onset(players, "home", -1, s.rest_point(hand))
+    s.onset(players, "home", -1, s.rest_point(players[0]))
     s.end_round(players)
 
 
-def _round_wipe(s: Script, hand: str, other: str, n: int) -> None:
+def _round_wipe(s: Script, n: int) -> None:
     k, d = s.p.target, s.p.dest
+    hand = s.p.acting_hand
     s.onset([hand], "reach", k, s.grip_point(k))
     w, e, c = s.grasp(hand, k, pitch=0.2)
     t_g = s.clock[hand]
@@ -426,19 +444,20 @@ def _round_wipe(s: Script, hand: str, other: str, n: int) -> None:
     for i in range(4):
         s.add(hand, 0.32, w2 + (1 if i % 2 == 0 else -1) * amp * lat, e, flat)
     s.add(hand, 0.25, w2, e, fingers(c))
-    goal = s.beside(d, k, s.obj_pos[k][:2] - s.obj_pos[d][:2])
-    s.onset([hand], "put_down", d, s.grip_point(k, goal))
-    w3 = s.carry(hand, w2, e, c, goal - on_dest, 0.04)
-    s.release(hand, k, t_g, w3, e, c, goal)
+    s.onset([hand], "put_down", k, s.grip_point(k))  # back where it was
+    w3 = s.carry(hand, w2, e, c, s.obj_pos[k] - on_dest, 0.04)
+    s.release(hand, k, t_g, w3, e, c, s.obj_pos[k])
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
 
 
-def _round_handover(s: Script, hand: str, other: str, n: int) -> None:
+def _round_handover(s: Script, n: int) -> None:
+    """Round 0 passes the target from the hand on its side to the other one, which puts it on the destination
+    (on the other side of the body); round 1 brings it back the same way, and so on."""
     k, d = s.p.target, s.p.dest
     o = s.p.objects[k]
-    giver = "right" if s.obj_pos[k][1] < 0 else "left"
-    taker = "left" if giver == "right" else "right"
+    giver = _side(s, k)
+    taker = _other(giver)
     s.onset([giver], "reach", k, s.grip_point(k))
     w, e, c = s.grasp(giver, k)
     t_g = s.clock[giver]
@@ -454,32 +473,30 @@ def _round_handover(s: Script, hand: str, other: str, n: int) -> None:
     s.add(taker, 0.8, wt - np.array([0, -SIDE[taker] * 0.05, 0]), et, f_open)
     s.add(taker, 0.25, wt, et, ft)
     s.hold_until(giver, s.clock[taker])
-    # The taker holds it now; on the destination in the first round and of each odd one, else back.
-    goal = s.obj_pos[d] + np.array([0, 0, s.p.objects[d].height]) if n % 2 == 0 else s.p.objects[k].pos.copy()
+    t_swap = s.clock[taker]
     s.release(giver, k, t_g, w + delta, e, c, mid - (gp - s.obj_pos[k]))
-    t_take = s.clock[giver]
-    s.hold_until(taker, t_take)
-    s.onset([giver, taker], "carry", d if n % 2 == 0 else -1, s.grip_point(k, goal))
+    s.hold_until(taker, s.clock[giver])
+    goal = s.obj_pos[d] + np.array([0, 0, s.p.objects[d].height]) if n % 2 == 0 else s.p.objects[k].pos.copy()
+    s.onset([giver, taker], "carry", d if n % 2 == 0 else k, s.grip_point(k, goal))
     s.go_rest(giver)
     w_end = wt + (s.grip_point(k, goal) - gp_mid) - np.array([0, 0, 0.03])
     s.add(taker, s.move_time(float(np.linalg.norm(goal[:2] - mid[:2]))), w_end + np.array([0, 0, 0.04]), et, ft)
     s.add(taker, 0.3, w_end, et, ft)
-    s.p.attach.append((k, taker, t_take, s.clock[taker]))
+    s.p.attach.append((k, taker, t_swap, s.clock[taker]))
     s.obj_pos[k] = goal
-    fo = fingers(max(c_take - 0.25, 0))
-    s.add(taker, 0.2, w_end, et, fo)
-    s.add(taker, 0.25, w_end + np.array([0, 0, 0.06]), et, fo)
+    s.add(taker, 0.2, w_end, et, f_open)
+    s.add(taker, 0.25, w_end + np.array([0, 0, 0.06]), et, f_open)
     s.onset([taker], "home", -1, s.rest_point(taker))
     s.end_round()
 
 
-def _round_tap(s: Script, hand: str, other: str, n: int) -> None:
+def _round_tap(s: Script, n: int) -> None:
     k, d = s.p.target, s.p.dest
     point = np.array([0.75, 0.0, 0.95, 0.95, 0.95, 0.0])
     tip_local = s.p.hand.local_joints(point[None, :5], np.zeros(1))[0, 8]
     current = None
     for obj in (k, d, k, d):
-        h = "right" if s.obj_pos[obj][1] < 0 else "left"
+        h = _side(s, obj)
         top = s.top(obj) + np.array([0, 0, 0.008])
         movers = [h] if current in (None, h) else [h, current]
         s.onset(movers, "reach" if current is None else "hop", obj, top)
@@ -503,7 +520,8 @@ ROUNDS = {"pick_lift": _round_pick_lift, "place": _round_place, "pour": _round_p
 
 
 def acting_hand(rng: np.random.Generator, family: str, scene: Scene) -> str:
-    """The hand on the target's side; press sometimes plays with both; twist's acting hand turns the lid."""
+    """The hand on the target's side (press sometimes plays with both). In families that alternate between
+    the objects or carry them across, each move uses the hand on its object's side; this is the first one."""
     side = "right" if scene.objects[scene.target].pos[1] < 0 else "left"
     if family == "press":
         return str(rng.choice([side, "both"], p=[0.6, 0.4]))
@@ -525,11 +543,10 @@ def make_prompt(rng: np.random.Generator, family: str, scene: Scene, hand: str) 
 def script_take(plan: TakePlan, until: float) -> None:
     """Fill the plan's keys, onsets and rounds with rounds of its task until time ``until``."""
     s = Script(plan)
-    hand = "right" if plan.acting_hand == "both" else plan.acting_hand
-    other = "left" if hand == "right" else "right"
     n = 0
     while max(s.clock.values()) < until:
-        s.begin_round()
-        ROUNDS[plan.family](s, hand, other, n)
+        # The first round starts rest_sec after the first annotated frame: a phase the annotations show.
+        s.begin_round(not_before=plan.first_frame / FPS if n == 0 else 0.0)
+        ROUNDS[plan.family](s, n)
         n += 1
     plan.onsets.sort(key=lambda o: o.t)
