@@ -7,6 +7,7 @@ readable context (targets, notes) is printed before them as lines starting with 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -92,22 +93,29 @@ TINY_SYNTH = dict(num_takes={"train": 2, "val": 1, "test": 1}, duration_sec=(3.0
 
 def ensure_egosynth(raw_dir: Path, tiny: bool, seed: int = 0) -> Path:
     """The EgoSynth folder at ``raw_dir`` (generated through the library when absent; reused if complete)."""
-    from egghand_lib.data.synthetic import generate_egosynth
+    from egghand_lib.data.egosynth import GENERATOR_VERSION, generate_egosynth
 
-    if (raw_dir / "manifest.json").is_file() and (raw_dir / "takes.json").is_file():
-        return raw_dir  # a complete generation (the manifest is written last)
+    old = raw_dir / "manifest.json"
+    if old.is_file() and (raw_dir / "takes.json").is_file():  # a complete generation (the manifest is written last)
+        if json.loads(old.read_text()).get("version") == GENERATOR_VERSION:
+            return raw_dir
+    overwrite = old.is_file()  # made by another EgoSynth version: made again
     if tiny:
-        return generate_egosynth(raw_dir, preset="tiny", seed=seed, progress=False, **TINY_SYNTH)
-    return generate_egosynth(raw_dir, preset="bench", seed=seed, progress=True)
+        return generate_egosynth(raw_dir, preset="tiny", seed=seed, progress=False, overwrite=overwrite, **TINY_SYNTH)
+    return generate_egosynth(raw_dir, preset="bench", seed=seed, progress=True, overwrite=overwrite)
 
 
 def ensure_prepared(raw_dir: Path, prep_dir: Path, tiny: bool) -> Path:
     """The prepared folder (train/val/test) at ``prep_dir``, made by the library when absent (resumes)."""
     from egghand_lib.data.prepare import prepare_dataset
-    from egghand_lib.data.prepared import is_prepared
+    from egghand_lib.data.prepared import check_source, is_prepared, read_manifest
 
     if is_prepared(prep_dir):
-        return prep_dir
+        try:
+            check_source(read_manifest(prep_dir), prep_dir)
+            return prep_dir
+        except ValueError:
+            pass  # prepared from another EgoSynth version: prepared again (same settings: stale episodes rewritten)
     prepare_dataset(raw_dir, prep_dir, splits=("train", "val", "test"), size=64 if tiny else 224,
                     progress=not tiny)
     return prep_dir

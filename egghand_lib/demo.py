@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 
 from egghand_lib.ablations import run_ablations
 from egghand_lib.data import prepared
+from egghand_lib.data.egosynth import generate_egosynth
 from egghand_lib.data.prepare import prepare_dataset
-from egghand_lib.data.synthetic import generate_egosynth
 from egghand_lib.evaluation import evaluate, md_table, summary_line
 from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text, claim_output_folder, write_settings
 from egghand_lib.training import TrainConfig, train

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from egghand_lib.ablations import run_ablations, write_ablations
 from egghand_lib.batch import collate_windows
-from egghand_lib.data import egoexo4d, prepared, synthetic
+from egghand_lib.data import egoexo4d, egosynth, prepared
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.evaluation import baseline_forecasts, evaluate
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
@@ -83,13 +83,13 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
     raw, prep = data_dir / "raw", data_dir / "prepared"
     before = (raw / "manifest.json").read_text() if (raw / "manifest.json").is_file() else None
     try:
-        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
+        egosynth.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, **synth_overrides)
     except FileExistsError:
         # The folder holds another generation (other parameters or generator version): it belongs to the
         # notebooks, so regenerate it rather than stop.
         print(f"[egosynth] {raw} holds another generation; regenerating it")
-        synthetic.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, overwrite=True,
-                                    **synth_overrides)
+        egosynth.generate_egosynth(raw, preset=preset, seed=seed, progress=progress, overwrite=True,
+                                   **synth_overrides)
     if before is not None and (raw / "manifest.json").read_text() != before:
         shutil.rmtree(prep, ignore_errors=True)  # prepared from the old generation: stale
     if not prepared.is_prepared(prep) or not prepared.stats_path(prep).is_file():

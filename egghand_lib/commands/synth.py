@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from egghand_lib.data.synthetic import PRESETS, generate_egosynth
+from egghand_lib.data.egosynth import PRESETS, generate_egosynth
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

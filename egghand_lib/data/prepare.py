@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from egghand_lib.data import prepared
+from egghand_lib.data.egosynth.config import check_generator_version
 from egghand_lib.data.episodes import Episode, RawIndex, is_egghand_split, load_episode_frames, plan_split
 from egghand_lib.data.prepared import FORMAT_VERSION, episode_digest, save_episode, stored_digest
 from egghand_lib.data.statistics import compute_stats
@@ -79,6 +80,8 @@ def prepare_dataset(
     if int(size) < 1:
         raise ValueError(f"size: expected a positive number of pixels, got {size}")
     cfg = replace(validation or ValidationConfig(), strict=bool(strict))
+    source = prepared.source_generator(raw_dir)
+    check_generator_version((source or {}).get("version"), Path(raw_dir) / "manifest.json")
     train_split = _training_split(splits, stats_split)
     settings = {"format_version": FORMAT_VERSION, "raw_dir": str(raw_dir), "annotation": annotation,
                 "size": int(size), "up": [float(u) for u in up], "validation": {**asdict(cfg), "strict": None}}
@@ -162,7 +165,7 @@ def prepare_dataset(
     manifest = {
         "format_version": FORMAT_VERSION,
         "raw_dir": str(raw_dir), "size": int(size), "up": [float(u) for u in up], "annotation": annotation,
-        "stats": stats_info,
+        "source": source, "stats": stats_info,
         "splits": dict(sorted(entries.items())),
     }
     prepared.write_manifest(out_dir, manifest)

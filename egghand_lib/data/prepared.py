@@ -29,6 +29,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from egghand_lib.batch import NormStats
+from egghand_lib.data.egosynth.config import check_generator_version
 from egghand_lib.data.episodes import Episode
 from egghand_lib.io import atomic_path, atomic_write_json, check_name, file_sha256
 from egghand_lib.normalization import load_stats, stats_to_json
@@ -224,9 +225,30 @@ def manifest_digest(prep_dir: str | Path) -> str:
     return file_sha256(path)
 
 
+def source_generator(raw_dir: str | Path) -> dict | None:
+    """{"generator", "version"} of EgoSynth raw data (from its ROOT/manifest.json), None for other data."""
+    try:
+        m = json.loads((Path(raw_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(m, dict) and str(m.get("version", "")).startswith("egosynth")):
+        return None
+    return {"generator": m.get("generator"), "version": m["version"]}
+
+
+def check_source(manifest: dict, prep_dir: str | Path) -> None:
+    """Refuse a folder prepared from another EgoSynth version. A manifest without a "source" entry was written
+    before the source was recorded: if its raw folder is EgoSynth, that was EgoSynth 1."""
+    source = manifest.get("source")
+    if "source" not in manifest and manifest.get("raw_dir") and source_generator(manifest["raw_dir"]) is not None:
+        source = {"version": "egosynth-1.0"}
+    check_generator_version((source or {}).get("version"), f"{prep_dir} (prepared folder)")
+
+
 def load_split_episodes(prep_dir: str | Path, split: str, mmap: bool = True) -> list[Episode]:
     """All episodes of a prepared split, in manifest order (frames memory-mapped)."""
     manifest = read_manifest(prep_dir)
+    check_source(manifest, prep_dir)
     if split not in manifest["splits"]:
         raise ValueError(f"split: {split!r} was not prepared in {prep_dir}; available: {sorted(manifest['splits'])}")
     entry = manifest["splits"][split]

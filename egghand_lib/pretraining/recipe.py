@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from egghand_lib.data.egosynth import generate_egosynth
 from egghand_lib.data.prepare import prepare_dataset
-from egghand_lib.data.synthetic import generate_egosynth
 from egghand_lib.io import atomic_write_json, file_sha256
 from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_ENCODER
 from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD

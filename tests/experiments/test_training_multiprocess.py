@@ -16,7 +16,7 @@ from egghand_lib.data.windows import WindowDataset
 from egghand_lib.training import build_model, set_seed, train
 from tests.fixtures.tiny_egosynth import tiny_run_config
 
-STEPS = 15  # the 90 training windows hold 11 steps of 8: the runs cross an epoch boundary
+STEPS = 15  # the 92 training windows hold 11 steps of 8: the runs cross an epoch boundary
 
 
 def _free_port() -> int:
