@@ -47,6 +47,8 @@ from egghand_lib.io import atomic_write_json, atomic_write_text
 from egghand_lib.metrics import ForecastErrors
 from egghand_lib.models.egghand import EggHandPolicy
 from egghand_lib.models.encoders import build_encoder
+from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_EGOVIDEO_MINI
+from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
 from egghand_lib.training import TrainConfig, train
 
 ABLATIONS = ("modality", "egomotion", "loss", "encoder", "head_init")
@@ -301,6 +303,9 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                 rows.append(_row("4 encoder", variant, status="not run",
                                  reason="a retrained variant needs the prepared folder (prep_dir)"))
                 continue
+            if enc == "egovideo-mini" and not (SHIPPED_EGOVIDEO_MINI / "config.json").is_file():
+                rows.append(_row("4 encoder", variant, status="not run", reason=_NOT_SHIPPED))
+                continue
             m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, train_over,
                                    encoder=enc, encoder_kwargs=kwargs, video_dim=None, text_dim=None)
             p = forecast(m_net, desc=variant)
@@ -321,12 +326,19 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                      ("motion MLP beside a random head", "head_random_motion_mlp",
                       {"decoder_init": "random", "gr00t_path": None, "motion_mlp": 256})]
         for variant, slug, over in variants:
+            if over["decoder_init"] == "gr00t-mini" and not SHIPPED_GR00T_MINI_HEAD.is_dir():
+                rows.append(_row("5 head init", variant, status="not run", reason=_NOT_SHIPPED))
+                continue
             m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, **over)
             rows.append(_row("5 head init", variant, metrics(forecast(m_net, desc=variant))))
 
     res["rows"] = rows
     write_ablations(res, out_dir)
     return res
+
+
+_NOT_SHIPPED = ("the offline foundation weights are not in this installation "
+                "(egghand_lib/resources/weights); `egghand pretrain recipe --work DIR --install` makes them")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from egghand_lib.data import egoexo4d, egosynth, prepared
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.evaluation import baseline_forecasts, evaluate
 from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, transform_points
-from egghand_lib.io import OutputFolderError
+from egghand_lib.io import OutputFolderError, file_sha256
 from egghand_lib.metrics import forecast_metrics
 from egghand_lib.models.egghand import EggHandPolicy
 from egghand_lib.skeleton import BONES, WRIST_INDICES
@@ -277,7 +277,7 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
     """The model of a finished run in ``out_dir``, else train it (resuming an interrupted run).
 
     A run of another config or on other data already in ``out_dir`` (e.g. left by an older toolkit) is kept;
-    this config then trains in ``<out_dir>-<config hash>``. Use the returned folder.
+    this config then trains in ``<out_dir>-<config hash>-<data hash>``. Use the returned folder.
 
     config: a TrainConfig or a name ("tiny", "cpu-small", "paper"); overrides: TrainConfig fields.
     Returns (model in eval mode, run folder).
@@ -289,8 +289,9 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
         result = train(cfg, out, prep_dir=prep_dir, progress=progress, resume=True)
     except OutputFolderError:
         # The folder holds another run (e.g. made by an older version of the toolkit): keep it, and train
-        # this config beside it, in a folder named after the config.
-        beside = out.with_name(f"{out.name}-{cfg.digest()}")
+        # this config beside it, in a folder named after the config and the data.
+        data = file_sha256(prepared.manifest_path(prep_dir))[:8]
+        beside = out.with_name(f"{out.name}-{cfg.digest()}-{data}")
         print(f"[train_or_load] {out} holds another run; using {beside.name} for this one")
         out, result = beside, train(cfg, beside, prep_dir=prep_dir, progress=progress, resume=True)
     return result.model.eval(), out
