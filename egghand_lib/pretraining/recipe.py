@@ -74,7 +74,8 @@ def make_foundation_stack(work_dir: str | Path, config: RecipeConfig | None = No
     mini_cfg = TrainConfig.named("cpu-small", max_steps=cfg.mini_steps, feature_cache="auto")
     mini_cfg = mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "encoder": "egovideo-mini",
                                                  "encoder_kwargs": {"checkpoint": str(encoder_dir)},
-                                                 "decoder_init": "gr00t", "gr00t_path": str(head_dir)})
+                                                 "decoder_init": "gr00t", "gr00t_path": str(head_dir),
+                                                 "motion_mlp": 0})  # the GR00T head forecasts, no bypass
     mini_run = train(mini_cfg, work / "egghand_mini", prep_dir=bench_prep, progress=progress)
     out = {"encoder": encoder_dir, "head": head_dir, "egghand_mini": mini_run.out_dir / "model",
            "bench_prepared": bench_prep}

@@ -22,7 +22,7 @@ from typing import Any
 
 from egghand_lib.batch import ACTION_DIM, NUM_OBS, NUM_TARGET, STATE_DIM, TARGET_OFFSETS
 
-ENCODERS = ("offline", "egovideo", "internvl", "cached")
+ENCODERS = ("offline", "egovideo", "egovideo-mini", "internvl", "cached")
 DECODER_INITS = ("random", "gr00t", "gr00t-mini")
 # Children of the GR00T action head (models/gr00t_action_head.py) that `freeze_decoder` may name.
 DECODER_PARTS = (

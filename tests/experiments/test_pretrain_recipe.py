@@ -1,0 +1,48 @@
+"""`egghand pretrain recipe` end to end at toy size: pretraining takes of their own seed -> EgoVideo-mini ->
+the GR00T-layout head -> EggHand-mini loading that head the way GR00T-N1.5-3B's is loaded -> installed
+weights that EggHandPolicy.from_pretrained rebuilds (frozen encoder from the installed copy)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+import egghand_lib.models.encoders.egovideo_mini as egovideo_mini
+import egghand_lib.pretraining.recipe as recipe
+from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.models.gr00t_weights import load_gr00t_action_head
+from egghand_lib.training import TrainConfig, build_model
+
+
+def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, monkeypatch):
+    cfg = recipe.RecipeConfig(encoder_steps=2, head_steps=2, mini_steps=2, pretrain_takes={"train": 2, "val": 1},
+                              bench_preset="tiny", synth_overrides={"duration_sec": (7.0, 7.2), "image_size": 64})
+    out = recipe.make_foundation_stack(tmp_path / "work", cfg, progress=False)
+    # The pretraining takes are EgoSynth 2 of their own seed, with no test split; the bench data is seed 0.
+    pre = json.loads((tmp_path / "work" / "pretrain_egosynth" / "manifest.json").read_text())
+    bench = json.loads((tmp_path / "work" / "bench_egosynth" / "manifest.json").read_text())
+    assert pre["seed"] == recipe.PRETRAIN_SEED != bench["seed"] == recipe.BENCH_SEED
+    assert pre["config"]["num_takes"]["test"] == 0
+    # The head folder is in GR00T's layout: the loader that reads GR00T-N1.5-3B reads all of it.
+    mini_cfg = TrainConfig.named("cpu-small")
+    head = build_model(mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "decoder_init": "random"}),
+                       stats=None).action_head
+    report = load_gr00t_action_head(head, out["head"])
+    assert report.loaded and not report.missing and not report.mismatched
+    # EggHand-mini is the cpu-small model: no bypass MLP, the frozen encoder, the pretrained head.
+    mini = EggHandPolicy.from_pretrained(out["egghand_mini"])
+    assert mini.config.motion_mlp == 0 and mini.encoder_frozen and mini.config.encoder == "egovideo-mini"
+    # Installing rewrites the model's config to name the installed encoder and head.
+    dests = {"SHIPPED_ENCODER": tmp_path / "pkg" / "egovideo_mini", "SHIPPED_GR00T_MINI_HEAD": tmp_path / "pkg" / "head",
+             "SHIPPED_MINI": tmp_path / "pkg" / "egghand_mini"}
+    for name, path in dests.items():
+        monkeypatch.setattr(recipe, name, path)
+    monkeypatch.setattr(egovideo_mini, "SHIPPED_DIR", dests["SHIPPED_ENCODER"])
+    digests = recipe.install_weights(out)
+    assert set(digests) == {"encoder", "head", "egghand_mini"} and all(digests.values())
+    shipped = json.loads((dests["SHIPPED_MINI"] / "config.json").read_text())
+    assert shipped["encoder_kwargs"] == {} and shipped["decoder_init"] == "gr00t-mini"
+    installed = EggHandPolicy.from_pretrained(dests["SHIPPED_MINI"])
+    for a, b in zip(installed.state_dict().values(), mini.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
