@@ -19,6 +19,9 @@ acceptance test, see data_cards/egosynth.md):
 - ``state_mlp_family``: the same MLP given the task family (one-hot), i.e. what the prompt says to do.
 - ``state_mlp_family_true_objects``: both; ``state_mlp_true_objects_cue``: the oracle plus the cue lamp's
   state at the last observed frame (what the frames show about the phase of the task).
+- ``state_mlp_true_next_move``: the MLP given what no input states outright: the true goal of the next move
+  towards a named object (relative to each last wrist) and the time until it starts. A ceiling for what
+  perception of the scene and the task could add for this learner.
 - decision windows: the fraction of windows in which some wrist moves more than 3 cm in the next second and
   either starts from rest (slower than 5 cm/s over the last 0.3 s) or turns more than 45 degrees from its
   past velocity (``decision_windows_fraction``, split into ``rest_start_fraction`` / ``turn_fraction``), and
@@ -117,7 +120,7 @@ def egosynth_features(arrays: dict, raw_dir: Path) -> dict[str, np.ndarray] | No
     takes = {t["take_uid"]: t.get("egosynth", {}) for t in json.loads(takes_file.read_text())}
     n = len(arrays["take_uid"])
     out = {"objects": np.zeros((n, 8), np.float32), "family": np.zeros((n, len(FAMILIES)), np.float32),
-           "cue": np.zeros((n, 2), np.float32), "onsets": np.zeros(n, bool)}
+           "cue": np.zeros((n, 2), np.float32), "onsets": np.zeros(n, bool), "next": np.zeros((n, 4), np.float32)}
     uids = np.asarray(arrays["take_uid"]).astype(str)
     frames = np.asarray(arrays["frame_index"], np.int64)
     C = np.asarray(arrays["canonical_T"], np.float64)
@@ -141,6 +144,19 @@ def egosynth_features(arrays: dict, raw_dir: Path) -> dict[str, np.ndarray] | No
             onset = g["onset_times"][g["onset_goals"] >= 0]
             now = frames[rows][:, None] / FPS
             out["onsets"][rows] = ((onset[None] > now + 1e-6) & (onset[None] <= now + 1.0 + 1e-6)).any(1)
+            # The next move towards a named object: where its leading hand's grip point goes and when it starts.
+            named = g["onset_goals"] >= 0
+            order = np.argsort(g["onset_times"][named], kind="stable")
+            goal_t = g["onset_times"][named][order].astype(np.float64)
+            goal_p = g["onset_goal_positions"][named].astype(np.float64).reshape(-1, 3)[order]
+            if len(goal_t):
+                nxt = np.searchsorted(goal_t, now[:, 0] + 1e-6, side="right")
+                has, k_next = nxt < len(goal_t), np.minimum(nxt, len(goal_t) - 1)
+                canon = np.einsum("nij,nj->ni", R, goal_p[k_next]) + t
+                out["next"][rows, :3] = np.where(has[:, None], canon, 0.0)
+                out["next"][rows, 3] = np.where(has, np.minimum(goal_t[k_next] - now[:, 0], 2.0), 2.0)
+            else:
+                out["next"][rows, 3] = 2.0
     return out
 
 
@@ -290,6 +306,11 @@ def main() -> int:
                                                    zip(inputs["state_mlp_true_objects"], splits, strict=True)]
         inputs["state_mlp_true_objects_cue"] = [np.concatenate([o, f["cue"]], 1) for o, (_, f, _) in
                                                 zip(inputs["state_mlp_true_objects"], splits, strict=True)]
+        # A ceiling for what any perception of the scene could add: the true goal of the next move towards a
+        # named object (relative to each last wrist) and its true onset time.
+        inputs["state_mlp_true_next_move"] = [
+            np.concatenate([x, f["next"], (f["next"][:, None, :3] - a[:, [0, 21]]).reshape(len(x), -1)
+                            .astype(np.float32)], 1) for x, f, a in splits]
     t0 = time.perf_counter()
     for name, (x_train, x_test, x_val) in inputs.items():
         predict = train_mlp(x_train, ya, ma, steps, args.width, args.seed, val=(x_val, yv, mv))
@@ -310,7 +331,8 @@ def main() -> int:
         base_k = metrics["state_mlp"][k]
         figures[f"true_objects_gain_{k}"] = base_k / metrics.get("state_mlp_true_objects", nan)[k]
         for probe, label in (("true_objects", "true_objects"), ("family", "family"),
-                             ("family_true_objects", "family_true_objects"), ("true_objects_cue", "true_objects_cue")):
+                             ("family_true_objects", "family_true_objects"), ("true_objects_cue", "true_objects_cue"),
+                             ("true_next_move", "true_next_move")):
             figures[f"{label}_improvement_{k}"] = 1.0 - metrics.get(f"state_mlp_{probe}", nan)[k] / base_k
     figures["decision_windows_fraction"] = float(decision["any"].mean())
     figures["rest_start_fraction"] = float(decision["rest"].mean())
