@@ -22,14 +22,13 @@ Statistics files (``stats.json`` of a prepared folder or a saved model) use lero
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from egghand_lib.batch import ACTION_DIM, STATE_DIM, NormStats
-from egghand_lib.io import atomic_write_json
+from egghand_lib.io import atomic_write_json, read_json
 
 # Half-ranges at or below this count as a constant dimension (float32 noise of a truly constant one).
 CONSTANT_HALF_RANGE = 1e-8
@@ -173,11 +172,5 @@ def save_stats(stats: NormStats, path: str | Path, **info) -> None:
 
 def load_stats(path: str | Path) -> NormStats:
     """NormStats from a stats.json in lerobot layout (a prepared folder's or a saved model's)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: stats file not found (run `egghand prepare` first)")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    obj = read_json(path, "stats file not found (run `egghand prepare` first)")
     return stats_from_json(obj, source=str(path))

@@ -31,7 +31,7 @@ from safetensors.numpy import save_file
 from egghand_lib.batch import NormStats
 from egghand_lib.data.egosynth.config import check_generator_version
 from egghand_lib.data.episodes import Episode
-from egghand_lib.io import atomic_path, atomic_write_json, check_name, file_sha256
+from egghand_lib.io import atomic_path, atomic_write_json, check_name, file_sha256, read_json
 from egghand_lib.normalization import load_stats, stats_to_json
 
 FORMAT_VERSION = 1
@@ -202,12 +202,7 @@ def _tensor_entry(path: Path, name: str, h, data_bytes: int) -> tuple[np.dtype, 
 def read_manifest(prep_dir: str | Path) -> dict:
     """The manifest of a finished preparation (FileNotFoundError if it is absent: not run, or interrupted)."""
     path = manifest_path(prep_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; run `egghand prepare --out {prep_dir}` (or it was interrupted)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    manifest = read_json(path, f"no manifest; run `egghand prepare --out {prep_dir}` (or it was interrupted)")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise ValueError(f"{path}: not a prepared-folder manifest (no 'splits' object)")
     return manifest

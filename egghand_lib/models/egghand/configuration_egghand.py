@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from egghand_lib.batch import ACTION_DIM, NUM_OBS, NUM_TARGET, STATE_DIM, TARGET_OFFSETS
+from egghand_lib.io import read_json
 
 ENCODERS = ("offline", "egovideo", "egovideo-mini", "internvl", "cached")
 DECODER_INITS = ("random", "gr00t", "gr00t-mini")
@@ -233,12 +233,7 @@ class EggHandConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> EggHandConfig:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        d = read_json(path, "config file not found")
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object")
         if d.get("type") == LEROBOT_TYPE:  # lerobot's config.json of the "egghand" policy type: the model is inside
