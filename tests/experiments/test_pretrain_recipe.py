@@ -34,8 +34,9 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
     mini = EggHandPolicy.from_pretrained(out["egghand_mini"])
     assert mini.config.motion_mlp == 0 and mini.encoder_frozen and mini.config.encoder == "egovideo-mini"
     # Installing rewrites the model's config to name the installed encoder and head.
-    dests = {"SHIPPED_ENCODER": tmp_path / "pkg" / "egovideo_mini", "SHIPPED_GR00T_MINI_HEAD": tmp_path / "pkg" / "head",
-             "SHIPPED_MINI": tmp_path / "pkg" / "egghand_mini"}
+    pkg = tmp_path / "pkg"
+    dests = {"SHIPPED_ENCODER": pkg / "egovideo_mini", "SHIPPED_GR00T_MINI_HEAD": pkg / "head",
+             "SHIPPED_MINI": pkg / "egghand_mini"}
     for name, path in dests.items():
         monkeypatch.setattr(recipe, name, path)
     monkeypatch.setattr(egovideo_mini, "SHIPPED_DIR", dests["SHIPPED_ENCODER"])
