@@ -139,13 +139,22 @@ class MiniLMTextEncoder(nn.Module):
     def __init__(self, model_dir: str | Path | None = None, max_text_len: int = 32, cache_size: int = 50_000):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         path = Path(model_dir) if model_dir is not None else minilm_model_dir()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"text_model_dir: no config.json in {path} (expected an all-MiniLM-L6-v2 folder)")
         self.model_dir = path
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        # transformers 5 draws a "Loading weights" bar for every load: noise for a 22 M model loaded in
+        # milliseconds, and it would break the CLI's one-line errors on stderr.
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.model.pooler = None  # token features only; the pooler is kept at load to avoid a spurious warning
         self.model.eval().requires_grad_(False)
         self.dim = int(self.model.config.hidden_size)
