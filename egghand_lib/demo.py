@@ -8,7 +8,7 @@ Stages (each skipped when its output exists, each resumable when interrupted):
 5. modality and egomotion ablations (paper Tables 3-4)              -> OUT/results/ablations.*
 6. plots (error vs horizon, ablation bars) and a summary            -> OUT/results/*.png, summary.*
 
-    egghand demo                 # ~20 minutes on 2 CPU cores
+    egghand demo                 # ~15-25 minutes on 2 CPU cores
     egghand demo --quick         # seconds: tiny data, tiny model (a smoke test, not a result)
 """
 

@@ -42,7 +42,8 @@ On-disk layout (ROOT = the output folder; the EgoExo4D reader ``egghand_lib.data
         annotated frame number returns exactly the image rendered at that instant.
     ROOT/egosynth/gt/{take_uid}.npz
         ground truth before any dropout, per annotated frame (F frames, O objects, M onsets; world frame):
-        frame_numbers (F,), joints (F, 42, 3), valid (F, 42), in_view (F, 42), visible (F, 42) (the joint's own
+        frame_numbers (F,), joints (F, 42, 3) (true), labelled_joints (F, 42, 3) (what the annotation files say: the
+        truth plus 1.5 mm label noise), valid (F, 42), in_view (F, 42), visible (F, 42) (the joint's own
         hand is the nearest surface at its pixel), extrinsics (F, 3, 4), intrinsics (3, 3);
         objects: object_positions (F, O, 3) (base centres), object_centers (F, O, 3), object_pixels (F, O)
         (visible pixels), object_names / object_kinds / object_colours (O,) str, object_rgb (O, 3),
