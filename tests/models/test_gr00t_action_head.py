@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from egghand_lib.models import EggHandConfig, build_action_head, load_gr00t_action_head
 from egghand_lib.models.gr00t_action_head import Gr00tActionHead, Gr00tActionHeadConfig
+from tests.fixtures.tiny_models import small_head_config
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -23,11 +24,7 @@ def _one_thread():
 
 
 def small_config(**overrides) -> Gr00tActionHeadConfig:
-    values = dict(action_dim=6, action_horizon=5, max_state_dim=10, hidden_size=24, input_embedding_dim=32,
-                  backbone_embedding_dim=40, num_layers=3, num_heads=2, head_dim=16, output_dim=24,
-                  vl_self_attention_layers=1, vl_num_heads=2, vl_head_dim=20, num_future_tokens=3,
-                  max_num_embodiments=3, max_seq_len=12, dropout=0.0, num_inference_steps=4)
-    return Gr00tActionHeadConfig(**{**values, **overrides})
+    return small_head_config(**overrides)
 
 
 def head_inputs(c: Gr00tActionHeadConfig, B: int = 2, seed: int = 0):

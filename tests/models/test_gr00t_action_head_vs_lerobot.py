@@ -13,6 +13,7 @@ from torch.distributions import Distribution
 
 from egghand_lib.models import EggHandConfig, build_action_head
 from egghand_lib.models.gr00t_action_head import Gr00tActionHead, Gr00tActionHeadConfig
+from tests.fixtures.tiny_models import small_head_config
 
 ATOL = 1e-5
 
@@ -69,12 +70,8 @@ def build_lerobot(lerobot_head, c: Gr00tActionHeadConfig):
 
 
 def odd_config(**overrides) -> Gr00tActionHeadConfig:
-    """Every width different (a swapped axis cannot go unnoticed), an odd number of DiT layers, 3 embodiments."""
-    values = dict(action_dim=6, action_horizon=5, max_state_dim=10, hidden_size=24, input_embedding_dim=32,
-                  backbone_embedding_dim=40, num_layers=3, num_heads=2, head_dim=16, output_dim=24,
-                  vl_self_attention_layers=2, vl_num_heads=2, vl_head_dim=20, num_future_tokens=3,
-                  max_num_embodiments=3, max_seq_len=12, dropout=0.0, num_inference_steps=3)
-    return Gr00tActionHeadConfig(**{**values, **overrides})
+    """The small head with an odd number of VL layers and 3 inference steps."""
+    return small_head_config(**{"vl_self_attention_layers": 2, "num_inference_steps": 3, **overrides})
 
 
 def randomized_pair(lerobot_head, c: Gr00tActionHeadConfig, seed: int = 0):
