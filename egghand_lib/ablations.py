@@ -314,10 +314,10 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
 
     if "head_init" in which:
         if gr00t_path:
-            variants = [("GR00T-N1.5-3B pretrained head", "head_gr00t",
+            variants = [("GR00T-pretrained head", "head_gr00t",
                          {"decoder_init": "gr00t", "gr00t_path": gr00t_path, "motion_mlp": 0})]
         else:
-            rows.append(_row("5 head init", "GR00T-N1.5-3B pretrained head", status="not run",
+            rows.append(_row("5 head init", "GR00T-pretrained head", status="not run",
                              reason="needs the GR00T-N1.5-3B directory (gr00t_path); the offline pretrained "
                                     "head (gr00t-mini) stands in for it below"))
             variants = [("pretrained head (gr00t-mini)", "head_gr00t_mini", {"decoder_init": "gr00t-mini",
