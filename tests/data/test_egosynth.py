@@ -80,7 +80,7 @@ def _is_shade_of(pixels: np.ndarray, base, tol: float = 28.0) -> np.ndarray:
 
 def test_layout_follows_egoexo4d(tiny):
     manifest = json.loads((tiny / "manifest.json").read_text())
-    assert manifest["preset"] == "tiny" and manifest["seed"] == 0 and manifest["version"] == "egosynth-2"
+    assert manifest["preset"] == "tiny" and manifest["seed"] == 0 and manifest["version"] == S.GENERATOR_VERSION
     assert manifest["generator"] == S.GENERATOR_NAME
     takes = _takes(tiny)
     assert len(takes) == 4 and manifest["num_takes"] == 4
@@ -373,7 +373,7 @@ def test_version_1_data_is_refused(tiny, prepared, tmp_path):
     from egghand_lib.data.prepare import prepare_dataset
     from egghand_lib.data.windows import WindowDataset
 
-    assert json.loads((prepared / "manifest.json").read_text())["source"]["version"] == "egosynth-2"
+    assert json.loads((prepared / "manifest.json").read_text())["source"]["version"] == S.GENERATOR_VERSION
     assert len(WindowDataset(prepared, "test")) > 0
     # A raw folder of version 1 is refused by prepare ...
     raw1 = tmp_path / "raw1"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 GENERATOR_NAME = "egghand_lib.data.egosynth"
-GENERATOR_VERSION = "egosynth-2"
+GENERATOR_VERSION = "egosynth-2.1"
 EGO_CAMERA = "aria01"
 VIDEO_RELPATH = "frame_aligned_videos/aria01_214-1.mp4"
 FPS = 30

@@ -25,6 +25,11 @@ from egghand_lib.data.egosynth.hand_model import Body, HandModel, Key, euler_to_
 from egghand_lib.data.egosynth.scene import REST_X, REST_Y, REST_Z, Scene
 
 HANDS = ("right", "left")
+# Every move from one place to another (reach, carry, hop, to the middle, home) is one minimum-jerk segment of
+# this fixed duration: where it ends is decided by the scene and the prompt, and how it gets there is not a
+# second unknown (a duration growing with distance, or way points, made the onset windows harder for every
+# predictor alike without adding anything that the inputs reveal).
+MOVE_SEC = 0.4
 SIDE = {"right": -1.0, "left": 1.0}  # side of the body (scene y) of each hand
 
 # family: target kinds, second-object kinds (the destination or the next object), scenarios (parent, name),
@@ -58,13 +63,13 @@ FAMILY_SPECS: dict[str, dict] = {
         prompts=["Hold the {obj} steady with one hand and twist its lid with the other; then the {dest}.",
                  "Twist the lids of the {obj} and of the {dest}, one after the other.",
                  "Unscrew the cap of the {obj} while your other hand holds it, then do the {dest}.",
-                 "Open the {obj}, then the {dest}: grip each first, then turn its lid twice."]),
+                 "Open the {obj}, then the {dest}: grip each first, then turn its lid."]),
     "press": dict(
         target=("keypad",), dest=("keypad",),
         scenarios=[("Music", "Playing Piano - Scales and Arpeggios"), ("Music", "Playing Piano - Freeplaying")],
-        prompts=["Play a scale on the {obj}, then on the {dest}{hand}.",
+        prompts=["Play three notes on the {obj}, then on the {dest}{hand}.",
                  "Press the keys of the {obj} one finger at a time, then those of the {dest}{hand}.",
-                 "Play five notes on the {obj} and five on the {dest}, thumb to little finger{hand}.",
+                 "Play three notes on the {obj} and three on the {dest}, thumb first{hand}.",
                  "Practise finger exercises on the {obj} and the {dest} in turn{hand}."]),
     "wipe": dict(
         target=("sponge",), dest=("plate", "box"),
@@ -83,7 +88,7 @@ FAMILY_SPECS: dict[str, dict] = {
         target=("block", "box", "jar", "ball", "cup"), dest=("block", "box", "jar", "ball", "cup", "bowl"),
         scenarios=[("Organizing", "Inspecting Objects"), ("Organizing", "Counting Items")],
         prompts=["Tap the {obj}, then the {dest}, and again.", "Touch the {obj} and then the {dest} with one finger.",
-                 "Tap on the {obj}, then on the {dest}, twice each.",
+                 "Tap on the {obj}, then on the {dest}, and once more each.",
                  "Point at the {obj} and tap it, then tap the {dest}."]),
 }
 assert tuple(FAMILY_SPECS) == FAMILIES
@@ -217,8 +222,7 @@ class Script:
         last = self.keys[hand][-1]
         if last.anchor == "body" and np.allclose(last.pos, k.pos):
             return self.clock[hand]
-        d = float(np.linalg.norm(last.pos[:2] - k.pos[:2])) if last.anchor == "world" else 0.3
-        return self.add(hand, float(np.clip(0.45 + 0.7 * d, 0.5, 0.85)), k.pos, k.euler, k.fingers, "body")
+        return self.add(hand, MOVE_SEC, k.pos, k.euler, k.fingers, "body")
 
     def shoulder(self, hand: str) -> np.ndarray:
         return np.array([0.0, SIDE[hand] * 0.18, self.table.z + 0.4])
@@ -237,11 +241,6 @@ class Script:
         wrist = np.asarray(grip_point, float) - euler_to_R(eul) @ g
         return wrist, eul, fingers(closure) if fing is None else fing
 
-    @staticmethod
-    def move_time(distance: float) -> float:
-        """Duration of a move over ``distance`` metres (a fixed law: the phase is predictable)."""
-        return float(np.clip(0.45 + 0.9 * distance, 0.55, 0.95))
-
     def last_pos(self, hand: str) -> np.ndarray:
         k = self.keys[hand][-1]
         return k.pos if k.anchor == "world" else np.array([self.table.front + REST_X, SIDE[hand] * REST_Y,
@@ -259,19 +258,17 @@ class Script:
         return self.obj_pos[k] + np.array([0, 0, self.p.objects[k].height])
 
     def grasp(self, hand: str, k: int, pitch: float = 0.55, roll: float = 0.0):
-        """Reach to a pre-shape above and behind object k, descend and close. Returns (wrist, euler, closure)."""
+        """Reach straight to object k with the fingers opening to a pre-shape, then close on it.
+        Returns (wrist, euler, closure)."""
         o = self.p.objects[k]
         gp = self.grip_point(k)
         yaw = self.approach_yaw(hand, gp)
         c_pre = self.p.hand.closure_for_width(o.grasp_width + 0.04)
         c = self.p.hand.closure_for_width(o.grasp_width)
         w_pre, e_pre, f_pre = self.hand_pose(hand, gp, yaw, pitch, roll, c_pre)
-        fwd = euler_to_R(e_pre)[:, 0]
-        d = float(np.linalg.norm(self.last_pos(hand)[:2] - gp[:2]))
-        self.add(hand, self.move_time(d), w_pre - 0.05 * fwd + np.array([0, 0, 0.05]), e_pre, f_pre)
-        self.add(hand, 0.25, w_pre, e_pre, f_pre)
+        self.add(hand, MOVE_SEC, w_pre, e_pre, f_pre)
         w, e, f = self.hand_pose(hand, gp, yaw, pitch, roll, c)
-        self.add(hand, 0.2, w, e, f)
+        self.add(hand, 0.15, w, e, f)
         return w, e, c
 
     def release(self, hand: str, k: int, start: float, wrist, eul, c: float, new_pos) -> None:
@@ -279,18 +276,15 @@ class Script:
         self.p.attach.append((k, hand, start, self.clock[hand]))
         self.obj_pos[k] = np.asarray(new_pos, float).copy()
         opened = fingers(max(c - 0.25, 0.0))
-        self.add(hand, 0.2, wrist, eul, opened)
+        self.add(hand, 0.15, wrist, eul, opened)
         fwd = euler_to_R(eul)[:, 0]
-        self.add(hand, 0.25, wrist + np.array([0, 0, 0.06]) - 0.04 * fwd, eul, opened)
+        self.add(hand, 0.2, wrist + np.array([0, 0, 0.06]) - 0.04 * fwd, eul, opened)
 
-    def carry(self, hand: str, wrist, eul, c: float, delta, lift: float, fing=None) -> np.ndarray:
-        """Move a held object by ``delta`` (3,) over an arc ``lift`` m high; returns the new wrist position."""
+    def carry(self, hand: str, wrist, eul, c: float, delta, fing=None) -> np.ndarray:
+        """Move a held object straight by ``delta`` (3,); returns the new wrist position."""
         f = fingers(c) if fing is None else fing
         delta = np.asarray(delta, float)
-        mid = wrist + 0.5 * delta + np.array([0, 0, lift])
-        dur = self.move_time(float(np.linalg.norm(delta[:2])))
-        self.add(hand, 0.55 * dur, mid, eul, f)
-        self.add(hand, 0.45 * dur + 0.1, wrist + delta, eul, f)
+        self.add(hand, MOVE_SEC, wrist + delta, eul, f)
         return wrist + delta
 
     def beside(self, k_dest: int, k_obj: int, direction) -> np.ndarray:
@@ -324,10 +318,9 @@ def _round_pick_lift(s: Script, n: int) -> None:
     up = np.array([-0.07, -SIDE[hand] * 0.05, 0.2])
     s.onset([hand], "lift", -1, s.grip_point(k) + up)
     e_up = e + np.array([0, -0.35, -SIDE[hand] * 0.4])
-    s.add(hand, 0.55, w + up, e_up, fingers(c))
-    s.add(hand, 0.3, w + up, e_up, fingers(c))  # a look at it
+    s.add(hand, 0.4, w + up, e_up, fingers(c))
     s.onset([hand], "lower", k, s.grip_point(k))
-    s.add(hand, 0.5, w, e, fingers(c))
+    s.add(hand, 0.4, w, e, fingers(c))
     s.release(hand, k, t_g, w, e, c, s.obj_pos[k])
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
@@ -343,7 +336,7 @@ def _round_place(s: Script, n: int) -> None:
     home = s.p.objects[k].pos
     goal = s.beside(d, k, home[:2] - s.obj_pos[d][:2]) if n % 2 == 0 else home.copy()
     s.onset([hand], "carry", d if n % 2 == 0 else k, s.grip_point(k, goal))
-    w2 = s.carry(hand, w, e, c, goal - s.obj_pos[k], 0.08)
+    w2 = s.carry(hand, w, e, c, goal - s.obj_pos[k])
     s.release(hand, k, t_g, w2, e, c, goal)
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
@@ -359,14 +352,13 @@ def _round_pour(s: Script, n: int) -> None:
     side = float(np.sign(s.obj_pos[k][1] - s.obj_pos[d][1]) or 1.0)
     spout = s.obj_pos[d] + np.array([0, side * (dst.size[0] + 0.02), dst.height + obj.height * 0.6 + 0.06])
     s.onset([hand], "carry", d, spout)
-    w2 = s.carry(hand, w, e, c, spout - s.grip_point(k), 0.06)
+    w2 = s.carry(hand, w, e, c, spout - s.grip_point(k))
     # Tilt towards the destination: roll about the finger axis (positive roll tips the top towards -y).
     tilt = e + np.array([0, 0, side * 1.6])
-    s.add(hand, 0.45, w2, tilt, fingers(c))
-    s.add(hand, 0.4, w2, tilt, fingers(c))
-    s.add(hand, 0.4, w2, e, fingers(c))
+    s.add(hand, 0.35, w2, tilt, fingers(c))
+    s.add(hand, 0.35, w2, e, fingers(c))
     s.onset([hand], "put_down", k, s.grip_point(k))  # back where it was
-    w3 = s.carry(hand, w2, e, c, w - w2, 0.05)
+    w3 = s.carry(hand, w2, e, c, w - w2)
     s.release(hand, k, t_g, w3, e, c, s.obj_pos[k])
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
@@ -382,7 +374,7 @@ def _round_twist(s: Script, n: int) -> None:
     c_hold = s.p.hand.closure_for_width(o.grasp_width)
     s.onset([other], "hold", k, hold_pt)
     hw, he, hf = s.hand_pose(other, hold_pt, s.approach_yaw(other, hold_pt), 0.3, -SIDE[other] * 1.2, c_hold)
-    s.add(other, s.move_time(float(np.linalg.norm(s.last_pos(other)[:2] - hold_pt[:2]))), hw, he, hf)
+    s.add(other, MOVE_SEC, hw, he, hf)
     lid = s.top(k) + np.array([0, 0, 0.01])
     s.hold_until(hand, s.clock[other])
     s.onset([hand], "lid", k, lid)  # when the holding hand has arrived
@@ -391,9 +383,9 @@ def _round_twist(s: Script, n: int) -> None:
     yaw0 = s.approach_yaw(hand, lid)
     twist = -SIDE[hand] * 0.85  # counter-clockwise seen from above, mirrored per hand
     w0, e0, f0 = s.hand_pose(hand, lid, yaw0, 1.15, 0.0, c_open)
-    s.add(hand, s.move_time(float(np.linalg.norm(s.last_pos(hand)[:2] - lid[:2]))), w0 + np.array([0, 0, 0.05]),
+    s.add(hand, MOVE_SEC, w0 + np.array([0, 0, 0.05]),
           e0, f0)
-    for _ in range(2):
+    for _ in range(1):
         s.add(hand, 0.2, *s.hand_pose(hand, lid, yaw0, 1.15, 0.0, c_lid))
         s.add(hand, 0.4, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_lid))
         s.add(hand, 0.15, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_open))
@@ -414,11 +406,11 @@ def _round_press(s: Script, n: int) -> None:
         y0 = kpos[1] + (SIDE[h] * half * 0.5 if len(players) == 2 else SIDE[h] * half * 0.2)
         pt = np.array([kpos[0] - 0.005, y0, kpos[2] + kb.height + 0.012])
         wh, eh, fh = s.hand_pose(h, pt, kb.yaw - math.pi / 2, 0.35, 0.0, c0)
-        s.add(h, s.move_time(float(np.linalg.norm(s.last_pos(h)[:2] - pt[:2]))), wh + np.array([0, 0, 0.02]),
+        s.add(h, MOVE_SEC, wh + np.array([0, 0, 0.02]),
               eh, fh)
         base[h] = s.keys[h][-1]
     s.onset(players, "play", k, kpos + np.array([0, 0, kb.height]))
-    for fi in range(5):
+    for fi in range(3):
         for h in players:
             b = base[h]
             f_press = b.fingers.copy()
@@ -437,15 +429,15 @@ def _round_wipe(s: Script, n: int) -> None:
     t_g = s.clock[hand]
     on_dest = s.obj_pos[d] + np.array([0, 0, s.p.objects[d].height + 0.002])
     s.onset([hand], "carry", d, s.grip_point(k, on_dest))
-    w2 = s.carry(hand, w, e, c, on_dest - s.obj_pos[k], 0.06)
+    w2 = s.carry(hand, w, e, c, on_dest - s.obj_pos[k])
     flat = fingers(0.15, 0.3)
     lat = np.array([-math.sin(e[0]), math.cos(e[0]), 0.0])
     amp = 0.35 * s.p.objects[d].footprint + 0.02
-    for i in range(4):
+    for i in range(2):
         s.add(hand, 0.32, w2 + (1 if i % 2 == 0 else -1) * amp * lat, e, flat)
     s.add(hand, 0.25, w2, e, fingers(c))
     s.onset([hand], "put_down", k, s.grip_point(k))  # back where it was
-    w3 = s.carry(hand, w2, e, c, s.obj_pos[k] - on_dest, 0.04)
+    w3 = s.carry(hand, w2, e, c, s.obj_pos[k] - on_dest)
     s.release(hand, k, t_g, w3, e, c, s.obj_pos[k])
     s.onset([hand], "home", -1, s.rest_point(hand))
     s.end_round([hand])
@@ -465,12 +457,12 @@ def _round_handover(s: Script, n: int) -> None:
     mid = np.array([s.table.front + 0.24, 0.0, s.table.z + 0.18])
     s.onset([giver, taker], "to_middle", -1, mid)
     delta = mid - gp
-    s.add(giver, 0.8, w + delta, e, fingers(c))
+    s.add(giver, MOVE_SEC, w + delta, e, fingers(c))
     c_take = s.p.hand.closure_for_width(o.grasp_width)
     gp_mid = mid + np.array([0, 0, -0.03])
     wt, et, ft = s.hand_pose(taker, gp_mid, s.approach_yaw(taker, gp_mid), 0.2, -SIDE[taker] * 0.9, c_take)
     f_open = fingers(max(c_take - 0.25, 0))
-    s.add(taker, 0.8, wt - np.array([0, -SIDE[taker] * 0.05, 0]), et, f_open)
+    s.add(taker, MOVE_SEC, wt - np.array([0, -SIDE[taker] * 0.05, 0]), et, f_open)
     s.add(taker, 0.25, wt, et, ft)
     s.hold_until(giver, s.clock[taker])
     t_swap = s.clock[taker]
@@ -480,7 +472,7 @@ def _round_handover(s: Script, n: int) -> None:
     s.onset([giver, taker], "carry", d if n % 2 == 0 else k, s.grip_point(k, goal))
     s.go_rest(giver)
     w_end = wt + (s.grip_point(k, goal) - gp_mid) - np.array([0, 0, 0.03])
-    s.add(taker, s.move_time(float(np.linalg.norm(goal[:2] - mid[:2]))), w_end + np.array([0, 0, 0.04]), et, ft)
+    s.add(taker, MOVE_SEC, w_end + np.array([0, 0, 0.04]), et, ft)
     s.add(taker, 0.3, w_end, et, ft)
     s.p.attach.append((k, taker, t_swap, s.clock[taker]))
     s.obj_pos[k] = goal
@@ -505,9 +497,9 @@ def _round_tap(s: Script, n: int) -> None:
         eul = np.array([s.approach_yaw(h, top), 0.8, 0.0])
         tip = tip_local * (np.array([1, -1, 1]) if h == "left" else 1.0)
         w = top - euler_to_R(eul) @ tip
-        s.add(h, s.move_time(float(np.linalg.norm(s.last_pos(h)[:2] - top[:2]))), w + np.array([0, 0, 0.05]), eul,
+        s.add(h, MOVE_SEC, w + np.array([0, 0, 0.05]), eul,
               point)
-        for _ in range(2):
+        for _ in range(1):
             s.add(h, 0.15, w, eul, point)
             s.add(h, 0.18, w + np.array([0, 0, 0.035]), eul, point)
         current = h
