@@ -97,6 +97,12 @@ def egosynth_prepared(data_dir: str | os.PathLike, preset: str = "tiny", seed: i
     return prep
 
 
+def data_digest(prep_dir: str | os.PathLike) -> str:
+    """8 hex digits naming a prepared folder's content (its manifest's hash): a folder of results named with it
+    is never reused for data generated or prepared again differently."""
+    return file_sha256(prepared.manifest_path(prep_dir))[:8]
+
+
 def take_files(raw_dir: str | os.PathLike, split: str = "test", index: int = 0) -> dict[str, Any]:
     """What ``egghand forecast`` reads for take ``index`` of ``split`` of an EgoExo4D-layout folder (EgoSynth):
     {"take_uid", "video", "poses" (the manual hand annotation), "camera" (camera poses), "prompt"}."""
@@ -290,8 +296,7 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
     except OutputFolderError:
         # The folder holds another run (e.g. made by an older version of the toolkit): keep it, and train
         # this config beside it, in a folder named after the config and the data.
-        data = file_sha256(prepared.manifest_path(prep_dir))[:8]
-        beside = out.with_name(f"{out.name}-{cfg.digest()}-{data}")
+        beside = out.with_name(f"{out.name}-{cfg.digest()}-{data_digest(prep_dir)}")
         print(f"[train_or_load] {out} holds another run; using {beside.name} for this one")
         out, result = beside, train(cfg, beside, prep_dir=prep_dir, progress=progress, resume=True)
     return result.model.eval(), out

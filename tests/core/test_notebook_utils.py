@@ -146,6 +146,8 @@ def test_train_or_load_reuses_a_finished_run_and_keeps_another_configs_run(tmp_p
     write_stats(prep2, compute_stats(make_episodes(3, num_frames=30, size=8)))
     _, run5 = nu.train_or_load("tiny", prep2, tmp_path / "run", progress=False, lr=1e-4, **kw)
     assert run5 not in (run, run3) and (run5 / "model" / "config.json").is_file()
+    # The data's name for folders of results (notebook 03's ablations) follows its content.
+    assert nu.data_digest(prep) == data != nu.data_digest(prep2)
 
 
 def test_demo_model_trains_once_loads_folders_and_names_its_choices(tmp_path):

@@ -54,8 +54,8 @@ def plan_take(cfg: SynthConfig, index: int, split: str, family: str) -> TakePlan
 
 
 def plan_egomotion(plan: TakePlan, rng: np.random.Generator) -> None:
-    """Head sway, glances (quick head turns) and, at the strong level, shifting the weight at the table (the body
-    and the hands at rest move a few centimetres), scaled by the take's ego-motion level."""
+    """Head sway, fast head turns and, at the strong level, shifting the weight at the table (the body and the
+    hands at rest move a few centimetres), scaled by the take's ego-motion level."""
     lv, T = plan.egomotion_level, plan.duration + 2.0
     # Sway: 3 sinusoids per axis (yaw, pitch, roll): rows (amplitude rad, frequency Hz) and phases.
     amp = math.radians(0.3 + 4.0 * lv)
@@ -64,10 +64,7 @@ def plan_egomotion(plan: TakePlan, rng: np.random.Generator) -> None:
     if lv > 0.3:
         t = rng.uniform(0.5, 2.0)
         while t < T:
-            # Glances of 5-23 degrees. The canonical frame takes its heading from the camera at the first observed
-            # frame, so a turn there rotates every body-fixed place (the rest pose, the table) in it; turns of up
-            # to 65 degrees made the windows after them unpredictable from anything but the frames.
-            ang = math.radians(rng.uniform(5, 9 + 14 * lv)) * rng.choice([-1, 1])
+            ang = math.radians(rng.uniform(15, 25 + 40 * lv)) * rng.choice([-1, 1])
             t_in, hold = rng.uniform(0.25, 0.6) / (0.5 + lv), rng.uniform(0.3, 1.2)
             plan.head_turns.append((t, t_in, hold, ang))
             t += t_in * 2 + hold + rng.exponential(2.0 / lv)
