@@ -225,6 +225,15 @@ def camera_steps(window: Mapping[str, Any]) -> np.ndarray:
     return np.linalg.norm((E[1:] - E[:-1]).reshape(len(E) - 1, -1), axis=1)
 
 
+def largest_turn_deg(window: Mapping[str, Any], frames: int = 5) -> float:
+    """The largest change of the camera's heading (degrees, about gravity) over ``frames`` consecutive frames of
+    a window (5 = half a second at 10 fps), observed and target frames together."""
+    E = np.concatenate([np.asarray(window["past_extrinsics"]), np.asarray(window["future_extrinsics"])])
+    view = E[:, 2, :3].astype(np.float64)  # the viewing axis (3rd row of the rotation) in the canonical frame
+    heading = np.degrees(np.unwrap(np.arctan2(view[:, 1], view[:, 0])))
+    return float(np.abs(heading[frames:] - heading[:-frames]).max())
+
+
 def inside_episode(dataset: Any) -> np.ndarray:
     """(N,) bool: the windows whose observed and target frames all lie inside their episode (none is a copy
     of an edge frame)."""

@@ -274,6 +274,11 @@ def test_camera_steps_calm_and_agitated_and_top_changes():
     for i in (calm, agitated):
         steps = nu.camera_steps(ds[i])
         assert steps.shape == (29,) and steps.mean() == pytest.approx(float(scores[i]), rel=1e-4)
+    # A camera turning about gravity by 3 degrees per frame turns 15 degrees in half a second (5 frames).
+    yaw = np.radians(3.0 * np.arange(30))
+    R = np.stack([np.array([[np.sin(a), -np.cos(a), 0], [0, 0, -1], [np.cos(a), np.sin(a), 0]]) for a in yaw])
+    E = np.concatenate([R, np.zeros((30, 3, 1))], axis=2)
+    assert nu.largest_turn_deg({"past_extrinsics": E[:20], "future_extrinsics": E[20:]}) == pytest.approx(15.0)
     res = {"methods": ["CVM", "X"], "metrics": {
         "CVM": {"egghand": {"all": {"ade": 0.1}, "top": {"ade": 0.15}}}, "X": {"egghand": {"all": {"ade": 0.2}}}}}
     assert nu.top_vs_all_changes(res) == {"CVM": pytest.approx(50.0)}
