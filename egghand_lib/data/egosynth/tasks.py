@@ -241,11 +241,6 @@ class Script:
         wrist = np.asarray(grip_point, float) - euler_to_R(eul) @ g
         return wrist, eul, fingers(closure) if fing is None else fing
 
-    def last_pos(self, hand: str) -> np.ndarray:
-        k = self.keys[hand][-1]
-        return k.pos if k.anchor == "world" else np.array([self.table.front + REST_X, SIDE[hand] * REST_Y,
-                                                           self.table.z])
-
     # -- object geometry ----------------------------------------------------------------------------
     def grip_point(self, k: int, pos=None) -> np.ndarray:
         o = self.p.objects[k]
@@ -383,13 +378,11 @@ def _round_twist(s: Script, n: int) -> None:
     yaw0 = s.approach_yaw(hand, lid)
     twist = -SIDE[hand] * 0.85  # counter-clockwise seen from above, mirrored per hand
     w0, e0, f0 = s.hand_pose(hand, lid, yaw0, 1.15, 0.0, c_open)
-    s.add(hand, MOVE_SEC, w0 + np.array([0, 0, 0.05]),
-          e0, f0)
-    for _ in range(1):
-        s.add(hand, 0.2, *s.hand_pose(hand, lid, yaw0, 1.15, 0.0, c_lid))
-        s.add(hand, 0.4, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_lid))
-        s.add(hand, 0.15, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_open))
-        s.add(hand, 0.25, w0, e0, f0)
+    s.add(hand, MOVE_SEC, w0 + np.array([0, 0, 0.05]), e0, f0)
+    s.add(hand, 0.2, *s.hand_pose(hand, lid, yaw0, 1.15, 0.0, c_lid))
+    s.add(hand, 0.4, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_lid))
+    s.add(hand, 0.15, *s.hand_pose(hand, lid, yaw0 + twist, 1.15, 0.0, c_open))
+    s.add(hand, 0.25, w0, e0, f0)
     s.onset([hand, other], "home", -1, s.rest_point(hand))
     s.end_round()
 
@@ -406,8 +399,7 @@ def _round_press(s: Script, n: int) -> None:
         y0 = kpos[1] + (SIDE[h] * half * 0.5 if len(players) == 2 else SIDE[h] * half * 0.2)
         pt = np.array([kpos[0] - 0.005, y0, kpos[2] + kb.height + 0.012])
         wh, eh, fh = s.hand_pose(h, pt, kb.yaw - math.pi / 2, 0.35, 0.0, c0)
-        s.add(h, MOVE_SEC, wh + np.array([0, 0, 0.02]),
-              eh, fh)
+        s.add(h, MOVE_SEC, wh + np.array([0, 0, 0.02]), eh, fh)
         base[h] = s.keys[h][-1]
     s.onset(players, "play", k, kpos + np.array([0, 0, kb.height]))
     for fi in range(3):
@@ -497,11 +489,9 @@ def _round_tap(s: Script, n: int) -> None:
         eul = np.array([s.approach_yaw(h, top), 0.8, 0.0])
         tip = tip_local * (np.array([1, -1, 1]) if h == "left" else 1.0)
         w = top - euler_to_R(eul) @ tip
-        s.add(h, MOVE_SEC, w + np.array([0, 0, 0.05]), eul,
-              point)
-        for _ in range(1):
-            s.add(h, 0.15, w, eul, point)
-            s.add(h, 0.18, w + np.array([0, 0, 0.035]), eul, point)
+        s.add(h, MOVE_SEC, w + np.array([0, 0, 0.05]), eul, point)
+        s.add(h, 0.15, w, eul, point)
+        s.add(h, 0.18, w + np.array([0, 0, 0.035]), eul, point)
         current = h
     s.onset([current], "home", -1, s.rest_point(current))
     s.end_round()
