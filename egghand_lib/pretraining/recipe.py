@@ -70,7 +70,8 @@ def make_foundation_stack(work_dir: str | Path, config: RecipeConfig | None = No
 
     bench_raw, bench_prep = work / "bench_egosynth", work / "bench_prepared"
     generate_egosynth(bench_raw, preset=cfg.bench_preset, seed=BENCH_SEED, progress=progress, **synth)
-    prepare_dataset(bench_raw, bench_prep, splits=("train", "val", "test"), progress=progress)
+    # The frames are rendered at 128 px and the encoder reads PRETRAIN_SIZE px: a larger prepared copy only costs.
+    prepare_dataset(bench_raw, bench_prep, splits=("train", "val", "test"), size=PRETRAIN_SIZE, progress=progress)
     mini_cfg = TrainConfig.named("cpu-small", max_steps=cfg.mini_steps, feature_cache="auto")
     mini_cfg = mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "encoder": "egovideo-mini",
                                                  "encoder_kwargs": {"checkpoint": str(encoder_dir)},
