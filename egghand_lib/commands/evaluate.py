@@ -12,6 +12,7 @@ from egghand_lib.data.prepared import manifest_digest
 from egghand_lib.data.windows import EDGES
 from egghand_lib.evaluation import evaluate, summary_line
 from egghand_lib.io import claim_command_folder
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI_NAME
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--prep", help="prepared data folder")
     data.add_argument("--lerobot", metavar="DIR", help="LeRobot datasets by split, DIR/{split} (PREP/lerobot)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--model", help="training run folder or saved model folder (omit: baselines only)")
+    parser.add_argument("--model", help="training run folder, saved model folder, or egghand-mini (the model shipped "
+                                        "in the package); omit for baselines only")
     parser.add_argument("--out", required=True, help="results folder")
     parser.add_argument("--protocol", default="future", choices=["future", "egghand-code"])
     parser.add_argument("--edges", default="mask", choices=list(EDGES),
@@ -35,13 +37,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+def _model_id(model: str | None) -> str | None:
+    if model is None or model == SHIPPED_MINI_NAME:
+        return model
+    return str(Path(model).resolve())
+
+
 def settings_of(args: argparse.Namespace) -> dict:
     """What the results in OUT depend on (another evaluation is refused there without --overwrite)."""
     if args.prep is not None:
         data = {"prep": str(Path(args.prep).resolve()), "prep_manifest_sha256": manifest_digest(args.prep)}
     else:
         data = {"lerobot": str(Path(args.lerobot).resolve())}
-    return {**data, "split": args.split, "model": str(Path(args.model).resolve()) if args.model else None,
+    return {**data, "split": args.split, "model": _model_id(args.model),
             "protocol": args.protocol, "edges": args.edges, "train_split": args.train_split, "samples": args.samples,
             "max_windows": args.max_windows, "group_key": args.group_key,
             "feature_cache": str(Path(args.feature_cache).resolve()) if args.feature_cache else None}

@@ -24,7 +24,8 @@ from typing import Any
 
 from egghand_lib.data.egosynth import generate_egosynth
 from egghand_lib.data.prepare import prepare_dataset
-from egghand_lib.io import atomic_write_json, file_sha256
+from egghand_lib.io import atomic_write_json, atomic_write_text, file_sha256
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI
 from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_ENCODER
 from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
 from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_encoder
@@ -35,8 +36,10 @@ PRETRAIN_SEED = 7001
 PRETRAIN_TAKES = {"train": 224, "val": 16}
 PRETRAIN_SIZE = 96
 BENCH_SEED = 0
-SHIPPED_MINI = Path(__file__).resolve().parents[1] / "resources" / "weights" / "egghand_mini"
 CARDS = Path(__file__).resolve().parents[2] / "data_cards"
+# The model card of each shipped folder; its "Files" table (between these markers) lists every file's digest.
+CARD_NAMES = {"encoder": "egovideo_mini.md", "head": "gr00t_mini_head.md", "egghand_mini": "egghand_mini.md"}
+FILES_BEGIN, FILES_END = "<!-- files:begin -->", "<!-- files:end -->"
 
 
 @dataclass
@@ -102,4 +105,33 @@ def install_weights(folders: dict[str, Path]) -> dict[str, dict[str, str]]:
             cfg.update(encoder="egovideo-mini", encoder_kwargs={}, decoder_init="gr00t-mini", gr00t_path=None)
             atomic_write_json(cfg_path, cfg)
         digests[key] = {p.name: file_sha256(p) for p in sorted(dest.iterdir()) if p.is_file()}
+        card = CARDS / CARD_NAMES[key]
+        if card.is_file():
+            write_card_files(card, {name: ((dest / name).stat().st_size, h) for name, h in digests[key].items()})
     return digests
+
+
+def card_files(card: str | Path) -> dict[str, tuple[int, str]]:
+    """The "Files" table of a model card: {file name: (bytes, sha256)}."""
+    text = Path(card).read_text()
+    if FILES_BEGIN not in text or FILES_END not in text:
+        raise ValueError(f"{card}: no Files table (between {FILES_BEGIN} and {FILES_END})")
+    table = text.split(FILES_BEGIN, 1)[1].split(FILES_END, 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip(" `") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1].replace(",", "").isdigit():
+            rows[cells[0]] = (int(cells[1].replace(",", "")), cells[2])
+    return rows
+
+
+def write_card_files(card: str | Path, files: dict[str, tuple[int, str]]) -> None:
+    """Replace the "Files" table of a model card with ``files`` ({name: (bytes, sha256)})."""
+    text = Path(card).read_text()
+    if FILES_BEGIN not in text or FILES_END not in text:
+        raise ValueError(f"{card}: no Files table (between {FILES_BEGIN} and {FILES_END})")
+    head, rest = text.split(FILES_BEGIN, 1)
+    tail = rest.split(FILES_END, 1)[1]
+    rows = "\n".join(f"| `{name}` | {size:,} | `{digest}` |" for name, (size, digest) in sorted(files.items()))
+    table = f"{FILES_BEGIN}\n| file | bytes | sha256 |\n|---|---|---|\n{rows}\n{FILES_END}"
+    atomic_write_text(card, head + table + tail)

@@ -40,8 +40,19 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
     for name, path in dests.items():
         monkeypatch.setattr(recipe, name, path)
     monkeypatch.setattr(egovideo_mini, "SHIPPED_DIR", dests["SHIPPED_ENCODER"])
+    cards = tmp_path / "cards"  # copies of the model cards: installing rewrites their Files tables
+    cards.mkdir()
+    for name in recipe.CARD_NAMES.values():
+        (cards / name).write_text((recipe.CARDS / name).read_text())
+    monkeypatch.setattr(recipe, "CARDS", cards)
     digests = recipe.install_weights(out)
     assert set(digests) == {"encoder", "head", "egghand_mini"} and all(digests.values())
+    for key, name in recipe.CARD_NAMES.items():
+        listed = recipe.card_files(cards / name)
+        assert {f: h for f, (_, h) in listed.items()} == digests[key]
+        folder = {"encoder": dests["SHIPPED_ENCODER"], "head": dests["SHIPPED_GR00T_MINI_HEAD"],
+                  "egghand_mini": dests["SHIPPED_MINI"]}[key]
+        assert all(size == (folder / f).stat().st_size for f, (size, _) in listed.items())
     shipped = json.loads((dests["SHIPPED_MINI"] / "config.json").read_text())
     assert shipped["encoder_kwargs"] == {} and shipped["decoder_init"] == "gr00t-mini"
     installed = EggHandPolicy.from_pretrained(dests["SHIPPED_MINI"])

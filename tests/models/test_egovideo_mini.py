@@ -63,3 +63,20 @@ def test_save_load_round_trip_and_cache_key(tmp_path, encoder):
         load_egovideo_mini(tmp_path / "absent")
     with pytest.raises(ValueError, match="multiple of 16"):
         EgoVideoMiniConfig(image_size=40)
+
+
+def test_missing_shipped_weights_say_how_to_make_them(tmp_path, monkeypatch):
+    import egghand_lib.models.egghand.modeling_egghand as modeling
+    import egghand_lib.models.encoders.egovideo_mini as mini
+    from egghand_lib.models.egghand import EggHandConfig, EggHandPolicy
+
+    empty = tmp_path / "weights"
+    monkeypatch.setattr(mini, "SHIPPED_DIR", empty / "egovideo_mini")
+    monkeypatch.setattr(modeling, "SHIPPED_GR00T_MINI_HEAD", empty / "gr00t_mini_head")
+    monkeypatch.setattr(modeling, "SHIPPED_MINI", empty / "egghand_mini")
+    with pytest.raises(FileNotFoundError, match="shipped EgoVideo-mini is not in this installation.*egghand pretrain"):
+        build_encoder("egovideo-mini")
+    with pytest.raises(FileNotFoundError, match="GR00T-mini head is not in this installation.*egghand pretrain"):
+        EggHandPolicy(EggHandConfig.preset("tiny", decoder_init="gr00t-mini"))
+    with pytest.raises(FileNotFoundError, match="shipped EggHand-mini is not in this installation.*egghand pretrain"):
+        EggHandPolicy.from_pretrained("egghand-mini")

@@ -62,6 +62,9 @@ from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD, LoadReport
 from egghand_lib.normalization import MinMaxNormalizer, stats_to_json
 
 CONFIG_NAME = "config.json"
+# The trained cpu-small EggHand shipped inside the package (``egghand pretrain recipe --install`` writes it).
+SHIPPED_MINI = Path(__file__).resolve().parents[2] / "resources" / "weights" / "egghand_mini"
+SHIPPED_MINI_NAME = "egghand-mini"
 WEIGHTS_NAME = "model.safetensors"
 STATS_NAME = "stats.json"
 RUN_MODEL_DIR = "model"  # where a training run folder keeps its final model
@@ -166,6 +169,10 @@ class EggHandPolicy(nn.Module):
         self.gr00t_report: LoadReport | None = None
         if config.decoder_init != "random" and load_pretrained_decoder:
             path = config.gr00t_path if config.decoder_init == "gr00t" else SHIPPED_GR00T_MINI_HEAD
+            if config.decoder_init == "gr00t-mini" and not SHIPPED_GR00T_MINI_HEAD.is_dir():
+                raise FileNotFoundError(f"{SHIPPED_GR00T_MINI_HEAD}: the shipped GR00T-mini head is not in this "
+                                        "installation; make it with `egghand pretrain recipe --work DIR --install` "
+                                        "(data_cards/gr00t_mini_head.md) or use decoder_init='random'")
             self.gr00t_report = load_gr00t_action_head(self.action_head, path, strict=True)
         if config.lora_rank > 0:
             self._add_lora()
@@ -618,9 +625,15 @@ class EggHandPolicy(nn.Module):
 
         ``directory``: a ``save_pretrained`` folder (config.json, model.safetensors, stats.json), a finished
         training run folder (its ``model/`` sub-folder) or a checkpoint of ``lerobot-train --policy.type=egghand``
-        (its ``pretrained_model/`` folder: lerobot's config.json holds the EggHandConfig). ``overrides`` replace
-        config fields (e.g. encoder_kwargs with local paths); the GR00T checkpoint is not read again (the decoder
-        weights come from model.safetensors)."""
+        (its ``pretrained_model/`` folder: lerobot's config.json holds the EggHandConfig), or the name
+        ``"egghand-mini"``: the trained cpu-small model shipped inside the package (data_cards/egghand_mini.md).
+        ``overrides`` replace config fields (e.g. encoder_kwargs with local paths); the GR00T checkpoint is not
+        read again (the decoder weights come from model.safetensors)."""
+        if str(directory) == SHIPPED_MINI_NAME:
+            if not (SHIPPED_MINI / CONFIG_NAME).is_file():
+                raise FileNotFoundError(f"{SHIPPED_MINI}: the shipped EggHand-mini is not in this installation; "
+                                        "remake it with `egghand pretrain recipe --work DIR --install`")
+            directory = SHIPPED_MINI
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: not a directory")

@@ -222,6 +222,10 @@ class EgoVideoMiniEncoder(VideoTextEncoder):
             cfg = config if isinstance(config, EgoVideoMiniConfig) else EgoVideoMiniConfig(**(config or {}))
             state = None
         else:
+            if checkpoint is None and not (SHIPPED_DIR / CONFIG_NAME).is_file():
+                raise FileNotFoundError(f"{SHIPPED_DIR}: the shipped EgoVideo-mini is not in this installation; "
+                                        "pass checkpoint=FOLDER (encoder_kwargs) or make it with `egghand pretrain "
+                                        "recipe --work DIR --install` (data_cards/egovideo_mini.md)")
             folder = Path(checkpoint) if checkpoint is not None else SHIPPED_DIR
             cfg, state = load_egovideo_mini(folder)
         self.config = cfg
