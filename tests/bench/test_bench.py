@@ -142,3 +142,11 @@ def test_predictability_oracles_split_rotation_from_articulation() -> None:
     out2 = oracle_forecasts(anchor, gt2, valid)
     assert np.allclose(rel(out2["oracle_articulation"]), rel(gt2), atol=1e-9)
     assert np.allclose(rel(out2["oracle_rotation"]), rel(np.broadcast_to(anchor[:, None], gt.shape)), atol=1e-9)
+
+
+def test_predictability_trains_its_probes_on_extra_takes_when_asked(work: Path) -> None:
+    figures = run_bench("predictability.py", "--work", str(work), "--extra-train-takes", "1")
+    assert figures["extra_train_windows"] > 0
+    assert figures["mlp_train_windows"] > figures["extra_train_windows"]  # the split's own windows stay in
+    assert math.isfinite(figures["state_mlp_over_cvm_ade"]) and math.isfinite(figures["true_objects_gain_ade"])
+    assert (work / "probe_train_seed1_1" / "raw" / "manifest.json").is_file()  # made inside --work
