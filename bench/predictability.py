@@ -10,12 +10,15 @@ acceptance test, see data_cards/egosynth.md):
   hand (a rigid fit of the palm joints, wrist-relative) / the true future finger articulation seen in
   the last rotation. They split LastPose's MPJPE into the part due to turning hands and the part due to
   bending fingers.
-- ``state_mlp``: a two-layer MLP from the 20 observed frames' joints (offsets from the last pose,
+- ``state_mlp``: a two-layer MLP from 7 of the 20 observed frames' joints (``STATE_FRAMES``; offsets from the last pose,
   wrist-relative joints, valid flags) to the 10 future frames, trained here on the train split (L1 on
   the offsets + L1 on wrist-relative joints). A strong reader of past motion, no frames or prompt.
 - ``state_mlp_true_objects``: the same MLP, same seed, also given the ground-truth centres of the
   prompt's target and destination objects in the window's canonical frame at its last observed frame
   (EgoSynth's ``egosynth/gt/*.npz``): perfect perception of where the named objects are (the oracle).
+- ``state_mlp_true_objects_pointer``: the oracle with pointer outputs (``train_mlp``'s ``goals``): it can move
+  each hand towards either named object by weights it predicts, rather than learn the geometry from coordinates;
+  without positions it is the state MLP. A learner that shows more of what the positions are worth.
 - ``state_mlp_family``: the same MLP given the task family (one-hot), i.e. what the prompt says to do.
 - ``state_mlp_family_true_objects``: both; ``state_mlp_true_objects_cue``: the oracle plus the cue lamp's
   state at the last observed frame (what the frames show about the phase of the task).
@@ -210,13 +213,17 @@ def state_features(arrays: dict, anchor: np.ndarray, frames=STATE_FRAMES) -> np.
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, m: np.ndarray, steps: int, width: int, seed: int, val=None,
-              eval_every: int = 250, batch: int = 256):
+              eval_every: int = 250, batch: int = 256, goals: np.ndarray | None = None):
     """MLP x (N, F) -> future offsets (N, 10, 42, 3) / 0.25 m, masked L1 + wrist-relative L1. Returns predict(x).
 
     Inputs are standardised with the training windows' mean and spread (a feature's scale must not decide
-    whether the MLP can use it). ``val``: optional (x, y, m) of validation windows; the weights with the
-    lowest validation loss (checked every ``eval_every`` steps) are kept, so that inputs that overfit sooner
-    are not penalised for it.
+    whether the MLP can use it). ``val``: optional (x, y, m) of validation windows (+ their goals); the weights
+    with the lowest validation loss (checked every ``eval_every`` steps) are kept, so that inputs that overfit
+    sooner are not penalised for it.
+
+    ``goals`` (N, G, 2, 3): optional places relative to each hand's last wrist (metres; zeros where absent). The
+    MLP then also outputs weights a (N, 10, G, 2), and each hand moves rigidly by sum_g a * goal: a learner that
+    can move a hand towards a given place without having to learn the subtraction. Then predict(x, goals).
     """
     import torch
 
@@ -224,13 +231,26 @@ def train_mlp(x: np.ndarray, y: np.ndarray, m: np.ndarray, steps: int, width: in
     mean, scale = x.mean(0), x.std(0) + 1e-3
     X, Y, M = torch.as_tensor((x - mean) / scale), torch.as_tensor(y, dtype=torch.float32), torch.as_tensor(m)
     wrist = torch.as_tensor(np.repeat([0, 21], 21))
+    hand_of = torch.as_tensor(np.repeat([0, 1], 21))
+    n_out, T = Y[0].numel(), Y.shape[1]
+    n_goals = 0 if goals is None else goals.shape[1]
+    GL = None if goals is None else torch.as_tensor(goals, dtype=torch.float32)
     net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], width), torch.nn.GELU(), torch.nn.Linear(width, width),
-                              torch.nn.GELU(), torch.nn.Linear(width, Y[0].numel()))
+                              torch.nn.GELU(), torch.nn.Linear(width, n_out + T * n_goals * 2))
     torch.nn.init.zeros_(net[-1].weight)  # starts at "hold the last pose"
     torch.nn.init.zeros_(net[-1].bias)
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(seed)
+
+    def forward(xb, gb):
+        out = net(xb)
+        p = out[:, :n_out].view(len(xb), *Y.shape[1:])
+        if gb is None:
+            return p
+        a = out[:, n_out:].view(len(xb), T, n_goals, 2)
+        move = torch.einsum("ntgh,nghc->nthc", a, gb) / 0.25  # (n, T, 2, 3) in the targets' units
+        return p + move[:, :, hand_of]
 
     def loss_of(p, y_, m_):
         rel_ok = m_ & m_[:, :, wrist]
@@ -239,27 +259,38 @@ def train_mlp(x: np.ndarray, y: np.ndarray, m: np.ndarray, steps: int, width: in
     if val is not None:
         XV, YV, MV = (torch.as_tensor((val[0] - mean) / scale), torch.as_tensor(val[1], dtype=torch.float32),
                       torch.as_tensor(val[2]))
+        GV = None if goals is None else torch.as_tensor(val[3], dtype=torch.float32)
     best, best_state = float("inf"), None
     for step in range(steps):
         i = torch.randint(0, len(X), (batch,), generator=gen)
-        loss = loss_of(net(X[i]).view(Y[i].shape), Y[i], M[i])
+        loss = loss_of(forward(X[i], None if GL is None else GL[i]), Y[i], M[i])
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if val is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
             with torch.no_grad():
-                v = float(loss_of(net(XV).view(YV.shape), YV, MV))
+                v = float(loss_of(forward(XV, GV), YV, MV))
             if v < best:
                 best, best_state = v, {k: t.clone() for k, t in net.state_dict().items()}
     if best_state is not None:
         net.load_state_dict(best_state)
 
-    def predict(xq: np.ndarray) -> np.ndarray:
+    def predict(xq: np.ndarray, gq: np.ndarray | None = None) -> np.ndarray:
         with torch.no_grad():
-            return net(torch.as_tensor((xq - mean) / scale)).view(len(xq), *Y.shape[1:]).numpy()
+            g = None if goals is None else torch.as_tensor(gq, dtype=torch.float32)
+            return forward(torch.as_tensor((xq - mean) / scale), g).numpy()
 
     return predict
+
+
+def object_goals(f: dict, anchor: np.ndarray) -> np.ndarray:
+    """(N, 2, 2, 3): the target and destination centres relative to each hand's last wrist (zeros if absent)."""
+    o = f["objects"]
+    places = np.stack([o[:, :3], o[:, 3:6]], 1)  # (N, 2, 3)
+    present = np.stack([o[:, 7] > 0, o[:, 6] > 0], 1)
+    rel = places[:, :, None, :] - anchor[:, None, [0, 21], :]
+    return np.where(present[:, :, None, None], rel, 0.0).astype(np.float32)
 
 
 def extra_train_windows(work: Path, num_takes: int) -> tuple[dict, Path]:
@@ -357,6 +388,11 @@ def main() -> int:
     for name, (x_train, x_test, x_val) in inputs.items():
         predict = train_mlp(x_train, ya, ma, steps, args.width, args.seed, val=(x_val, yv, mv))
         preds[name] = anchor_b[:, None] + 0.25 * predict(x_test)
+    if "state_mlp_true_objects" in inputs:  # the oracle with pointer outputs (train_mlp's ``goals``)
+        (x_train, x_test, x_val), (g_train, g_test, g_val) = inputs["state_mlp_true_objects"], (
+            object_goals(f, a) for _, f, a in splits)
+        predict = train_mlp(x_train, ya, ma, steps, args.width, args.seed, val=(x_val, yv, mv, g_val), goals=g_train)
+        preds["state_mlp_true_objects_pointer"] = anchor_b[:, None] + 0.25 * predict(x_test, g_test)
     train_s = time.perf_counter() - t0
 
     decision = decision_windows(B)
@@ -373,7 +409,8 @@ def main() -> int:
     for k in ("ade", "mpjpe"):
         base_k = metrics["state_mlp"][k]
         figures[f"true_objects_gain_{k}"] = base_k / metrics.get("state_mlp_true_objects", nan)[k]
-        for probe, label in (("true_objects", "true_objects"), ("family", "family"),
+        for probe, label in (("true_objects", "true_objects"), ("true_objects_pointer", "true_objects_pointer"),
+                             ("family", "family"),
                              ("family_true_objects", "family_true_objects"), ("true_objects_cue", "true_objects_cue"),
                              ("true_next_move", "true_next_move")):
             figures[f"{label}_improvement_{k}"] = 1.0 - metrics.get(f"state_mlp_{probe}", nan)[k] / base_k
