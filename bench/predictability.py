@@ -389,8 +389,8 @@ def main() -> int:
         predict = train_mlp(x_train, ya, ma, steps, args.width, args.seed, val=(x_val, yv, mv))
         preds[name] = anchor_b[:, None] + 0.25 * predict(x_test)
     if "state_mlp_true_objects" in inputs:  # the oracle with pointer outputs (train_mlp's ``goals``)
-        (x_train, x_test, x_val), (g_train, g_test, g_val) = inputs["state_mlp_true_objects"], (
-            object_goals(f, a) for _, f, a in splits)
+        x_train, x_test, x_val = inputs["state_mlp_true_objects"]
+        g_train, g_test, g_val = (object_goals(f, a) for _, f, a in splits)
         predict = train_mlp(x_train, ya, ma, steps, args.width, args.seed, val=(x_val, yv, mv, g_val), goals=g_train)
         preds["state_mlp_true_objects_pointer"] = anchor_b[:, None] + 0.25 * predict(x_test, g_test)
     train_s = time.perf_counter() - t0

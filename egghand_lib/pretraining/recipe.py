@@ -111,12 +111,19 @@ def install_weights(folders: dict[str, Path]) -> dict[str, dict[str, str]]:
     return digests
 
 
-def card_files(card: str | Path) -> dict[str, tuple[int, str]]:
-    """The "Files" table of a model card: {file name: (bytes, sha256)}."""
+def _files_section(card: str | Path) -> tuple[str, str, str]:
+    """A model card's text before, inside and after its Files markers."""
     text = Path(card).read_text()
     if FILES_BEGIN not in text or FILES_END not in text:
         raise ValueError(f"{card}: no Files table (between {FILES_BEGIN} and {FILES_END})")
-    table = text.split(FILES_BEGIN, 1)[1].split(FILES_END, 1)[0]
+    head, rest = text.split(FILES_BEGIN, 1)
+    table, tail = rest.split(FILES_END, 1)
+    return head, table, tail
+
+
+def card_files(card: str | Path) -> dict[str, tuple[int, str]]:
+    """The "Files" table of a model card: {file name: (bytes, sha256)}."""
+    table = _files_section(card)[1]
     rows = {}
     for line in table.splitlines():
         cells = [c.strip(" `") for c in line.strip().strip("|").split("|")]
@@ -127,11 +134,7 @@ def card_files(card: str | Path) -> dict[str, tuple[int, str]]:
 
 def write_card_files(card: str | Path, files: dict[str, tuple[int, str]]) -> None:
     """Replace the "Files" table of a model card with ``files`` ({name: (bytes, sha256)})."""
-    text = Path(card).read_text()
-    if FILES_BEGIN not in text or FILES_END not in text:
-        raise ValueError(f"{card}: no Files table (between {FILES_BEGIN} and {FILES_END})")
-    head, rest = text.split(FILES_BEGIN, 1)
-    tail = rest.split(FILES_END, 1)[1]
+    head, _, tail = _files_section(card)
     rows = "\n".join(f"| `{name}` | {size:,} | `{digest}` |" for name, (size, digest) in sorted(files.items()))
     table = f"{FILES_BEGIN}\n| file | bytes | sha256 |\n|---|---|---|\n{rows}\n{FILES_END}"
     atomic_write_text(card, head + table + tail)
