@@ -507,18 +507,23 @@ def eval_indices(num_items: int, max_windows: int | None) -> list[int]:
 @torch.no_grad()
 def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batch_size: int, device,
                              collate=collate_windows) -> dict[str, float]:
-    """Validation loss (and, for forecasting models, egghand-convention metrics) on ``indices``.
+    """Validation loss (and, for forecasting models, egghand-convention metrics) on ``indices``, and the batch
+    means of any scalar outputs the model names in ``validation_figures`` (as ``val_{name}``).
 
     Runs under ``fork_rng`` so it never changes the training RNG stream.
     """
     was_training = model.training
     model.eval()
     losses, preds, gts, valids = [], [], [], []
+    figures = {k: [] for k in getattr(model, "validation_figures", ())}  # scalar parts a model asks to validate
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for lo in range(0, len(indices), batch_size):
             batch = batch_to(collate([dataset[i] for i in indices[lo:lo + batch_size]]), device)
             out = model(batch)
-            losses.append(float(out["loss"]) * len(indices[lo:lo + batch_size]))
+            n = len(indices[lo:lo + batch_size])
+            losses.append(float(out["loss"]) * n)
+            for k in figures:
+                figures[k].append(float(out[k]) * n)
             if "pred" in out or hasattr(model, "forecast"):
                 # in eval mode forward's "pred" is the deterministic forecast: no second pass needed
                 preds.append((out["pred"] if "pred" in out else model.forecast(batch)).float().cpu())
@@ -526,6 +531,7 @@ def evaluate_during_training(model: nn.Module, dataset, indices: list[int], batc
                 valids.append(batch["future_valid"].cpu())
     model.train(was_training)
     metrics = {"val_loss": sum(losses) / max(1, len(indices))}
+    metrics.update({f"val_{k}": sum(v) / max(1, len(indices)) for k, v in figures.items()})
     if preds:
         m = forecast_metrics(torch.cat(preds), torch.cat(gts), torch.cat(valids), convention="egghand")
         metrics.update({f"val_{k}": float(v) for k, v in m.items() if k in ("ade", "fde", "mpjpe", "mpjpe_f")})

@@ -4,6 +4,7 @@ weights that EggHandPolicy.from_pretrained rebuilds (frozen encoder from the ins
 
 from __future__ import annotations
 
+import csv
 import json
 
 import torch
@@ -24,6 +25,11 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
     bench = json.loads((tmp_path / "work" / "bench_egosynth" / "manifest.json").read_text())
     assert pre["seed"] == recipe.PRETRAIN_SEED != bench["seed"] == recipe.BENCH_SEED
     assert pre["config"]["num_takes"]["test"] == 0
+    # The encoder's log carries what it reads on the validation takes, not only a loss.
+    rows = list(csv.DictReader((tmp_path / "work" / "encoder" / "metrics.csv").open()))
+    validated = [r for r in rows if r["val_loss"]]
+    assert validated and all(float(validated[-1][f"val_{k}"]) >= 0 for k in
+                             ("target_cm", "destination_cm", "pointing_hit", "timing_s"))
     # The head folder is in GR00T's layout: the loader that reads GR00T-N1.5-3B reads all of it.
     mini_cfg = TrainConfig.named("cpu-small")
     head = build_model(mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "decoder_init": "random"}),

@@ -13,8 +13,8 @@ from egghand_lib.models.encoders.egovideo_mini import (
     save_egovideo_mini,
 )
 
-SMALL = {"image_size": 32, "channels": (8, 8, 16), "width": 16, "heads": 2, "video_layers": 1, "fusion_layers": 1,
-         "num_queries": 3, "embed_dim": 8}
+SMALL = {"image_size": 32, "channels": (8, 8, 16), "width": 16, "heads": 2, "video_layers": 1, "pointer_layers": 1,
+         "embed_dim": 8}
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,15 @@ def test_tokens_are_frozen_deterministic_and_conditioned_on_the_prompt(encoder):
     again = encoder(frames(), ["Lift the red cup.", "Wipe the plate with the sponge."])
     torch.testing.assert_close(again.video_tokens, out.video_tokens, rtol=0, atol=0)
     other = encoder(frames(), ["Lift the blue box.", "Wipe the plate with the sponge."])
-    # the per-frame tokens do not depend on the prompt, the grounded query tokens do
+    # the per-frame tokens do not depend on the prompt, the grounded tokens do
     torch.testing.assert_close(other.video_tokens[:, :4], out.video_tokens[:, :4])
     assert not torch.allclose(other.video_tokens[0, 4:], out.video_tokens[0, 4:])
     torch.testing.assert_close(other.video_tokens[1], out.video_tokens[1])  # the batch neighbour changes nothing
     heads = encoder.predict(frames(), ["Lift the red cup.", "Wipe the plate."])
     assert heads["target"].shape == (2, 3) and heads["cue"].shape == (2, 4) and (heads["cue"] <= 1).all()
+    # pointing: a distribution over each frame's 2 x 2 cells for each of target, destination and cue lamp
+    assert heads["pointing"].shape == (2, 3, 4, 4)
+    torch.testing.assert_close(heads["pointing"].sum(-1), torch.ones(2, 3, 4))
 
 
 def test_save_load_round_trip_and_cache_key(tmp_path, encoder):

