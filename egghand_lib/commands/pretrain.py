@@ -1,6 +1,6 @@
 """``egghand pretrain {encoder,head,recipe}``: the offline foundation stack (EgoVideo-mini, the GR00T-mini head).
 
-    egghand pretrain encoder --prep PREP --raw EGOSYNTH --out RUN [--steps N]
+    egghand pretrain encoder --prep PREP --raw EGOSYNTH --out RUN [--val-prep VPREP --val-raw VEGOSYNTH] [--steps N]
     egghand pretrain head --prep PREP --encoder RUN/model --out RUN [--steps N]
     egghand pretrain recipe --work DIR [--install]       # everything, the way the shipped weights were made
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from egghand_lib.models.encoders.egovideo_mini import EgoVideoMiniConfig
 from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_encoder
 from egghand_lib.pretraining.head import head_pretrain_config, pretrain_head
 from egghand_lib.pretraining.recipe import RecipeConfig, install_weights, make_foundation_stack
@@ -17,12 +18,16 @@ from egghand_lib.pretraining.recipe import RecipeConfig, install_weights, make_f
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     enc = sub.add_parser("encoder", help="pretrain EgoVideo-mini on a prepared EgoSynth folder")
-    enc.add_argument("--prep", required=True, help="prepared EgoSynth folder (train and val splits)")
+    enc.add_argument("--prep", required=True, help="prepared EgoSynth folder (its train split; its val split too "
+                                                   "unless --val-prep)")
     enc.add_argument("--raw", required=True, help="the EgoSynth folder it was prepared from (its ground truth)")
+    enc.add_argument("--val-prep", help="prepared EgoSynth folder of validation takes generated apart (val split)")
+    enc.add_argument("--val-raw", help="the EgoSynth folder --val-prep was prepared from")
     enc.add_argument("--out", required=True, help="run folder; the encoder is OUT/model")
     enc.add_argument("--steps", type=int, default=EncoderPretrainConfig.steps)
     enc.add_argument("--batch-size", type=int, default=EncoderPretrainConfig.batch_size)
-    enc.add_argument("--image-size", type=int, default=64, help="frames are resized to this (a multiple of 16)")
+    enc.add_argument("--image-size", type=int, default=EgoVideoMiniConfig.image_size,
+                     help="frames are resized to this (a multiple of 16)")
     enc.add_argument("--seed", type=int, default=0)
     head = sub.add_parser("head", help="pretrain the cpu-small GR00T head with GR00T's flow objective")
     head.add_argument("--prep", required=True, help="prepared data of other seeds than the fine-tuning data's")
@@ -45,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "encoder":
         cfg = EncoderPretrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                     encoder={"image_size": args.image_size})
-        result = pretrain_encoder(cfg, args.prep, args.raw, args.out, progress=progress)
+        if (args.val_prep is None) != (args.val_raw is None):
+            raise ValueError("--val-prep and --val-raw go together (the validation takes and their ground truth)")
+        result = pretrain_encoder(cfg, args.prep, args.raw, args.out, val_prep_dir=args.val_prep,
+                                  val_raw_dir=args.val_raw, progress=progress)
         print(f"[pretrain] EgoVideo-mini: {result.out_dir / 'model'}")
     elif args.what == "head":
         cfg = head_pretrain_config(args.steps, feature_cache="auto", seed=args.seed)

@@ -163,16 +163,19 @@ def _cells(uv: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def pretrain_encoder(config: EncoderPretrainConfig, prep_dir: str | Path, raw_dir: str | Path, out_dir: str | Path,
-                     *, progress: bool = True) -> TrainResult:
+                     *, val_prep_dir: str | Path | None = None, val_raw_dir: str | Path | None = None,
+                     progress: bool = True) -> TrainResult:
     """Pretrain EgoVideo-mini on a prepared EgoSynth folder (``raw_dir``: the EgoSynth folder it was made from).
 
-    Writes a training run in ``out_dir`` (resumable; checkpoints, metrics.csv) whose ``model/`` folder is the
-    EgoVideo-mini checkpoint (config.json records the provenance: data digest, seeds, steps).
+    The validation windows come from the same folders unless ``val_prep_dir`` / ``val_raw_dir`` name others
+    (takes generated apart); they are only measured, never trained on. Writes a training run in ``out_dir``
+    (resumable; checkpoints, metrics.csv with the validation figures) whose ``model/`` folder is the EgoVideo-mini
+    checkpoint (config.json records the provenance: data digest, seeds, steps).
     """
     enc_cfg = EgoVideoMiniConfig(**config.encoder)
     train_ds = GroundedWindows(prep_dir, config.train_split, raw_dir, stride=config.stride)
-    val_ds = (GroundedWindows(prep_dir, config.val_split, raw_dir, stride=4 * config.stride)
-              if config.val_split else None)
+    val_ds = (GroundedWindows(val_prep_dir or prep_dir, config.val_split, val_raw_dir or raw_dir,
+                              stride=4 * config.stride) if config.val_split else None)
     torch.manual_seed(config.seed)
     model = EncoderPretraining(enc_cfg, config.loss_weights)
     provenance = {"pretraining": asdict(config), "data_manifest_sha256": manifest_digest(prep_dir),

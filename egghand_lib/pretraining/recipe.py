@@ -1,11 +1,13 @@
 """The whole offline foundation stack from nothing, the way the shipped weights were made
 (``egghand pretrain recipe --work DIR [--install]``):
 
-1. EgoSynth 2 pretraining takes from ``PRETRAIN_SEED`` (disjoint from the benchmark's seeds: the bench and
-   the demo use seed 0), train + val splits only, prepared at ``PRETRAIN_SIZE`` px;
-2. EgoVideo-mini pretrained on them (``pretraining.encoder``);
-3. the cpu-small GR00T head pretrained on the same takes with GR00T's flow objective, reading the frozen
-   encoder's cached features (``pretraining.head``);
+1. EgoSynth 2 pretraining takes of seeds disjoint from the benchmark's (the bench and the demo use seed 0):
+   ``PRETRAIN_TAKES`` short training takes from ``PRETRAIN_SEED`` (many scenes, few windows each: what makes
+   the encoder's grounding transfer to new scenes) and ``PRETRAIN_VAL_TAKES`` validation takes from
+   ``PRETRAIN_VAL_SEED``, generated apart, prepared at ``PRETRAIN_SIZE`` px;
+2. EgoVideo-mini pretrained on them (``pretraining.encoder``; the validation takes are only measured);
+3. the cpu-small GR00T head pretrained on the same training takes with GR00T's flow objective, reading the
+   frozen encoder's cached features (``pretraining.head``);
 4. EggHand-mini: the cpu-small model with that encoder (frozen) and that head (loaded as GR00T weights are)
    fine-tuned on the bench preset's train split (seed 0), exactly as ``egghand train --config cpu-small``
    does with the shipped weights.
@@ -32,8 +34,11 @@ from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_enco
 from egghand_lib.pretraining.head import head_pretrain_config, pretrain_head
 from egghand_lib.training import TrainConfig, train
 
-PRETRAIN_SEED = 7001
-PRETRAIN_TAKES = {"train": 224, "val": 16}
+PRETRAIN_SEED = 7003
+PRETRAIN_TAKES = 3000
+PRETRAIN_VAL_SEED = 7004
+PRETRAIN_VAL_TAKES = 48
+PRETRAIN_DURATION_SEC = (4.5, 5.5)  # short takes: the same pretraining budget spans more scenes
 PRETRAIN_SIZE = 96
 BENCH_SEED = 0
 CARDS = Path(__file__).resolve().parents[2] / "data_cards"
@@ -47,7 +52,7 @@ class RecipeConfig:
     encoder_steps: int = 3000
     head_steps: int = 3000
     mini_steps: int = 600
-    pretrain_takes: dict | None = None  # default PRETRAIN_TAKES
+    pretrain_takes: tuple[int, int] | None = None  # (train, val) takes; default (PRETRAIN_TAKES, PRETRAIN_VAL_TAKES)
     bench_preset: str = "bench"
     synth_overrides: dict | None = None  # e.g. smaller takes for a test run
 
@@ -58,15 +63,22 @@ def make_foundation_stack(work_dir: str | Path, config: RecipeConfig | None = No
     cfg = config or RecipeConfig()
     work = Path(work_dir)
     synth = dict(cfg.synth_overrides or {})
+    n_train, n_val = cfg.pretrain_takes or (PRETRAIN_TAKES, PRETRAIN_VAL_TAKES)
+    pretrain = {"duration_sec": PRETRAIN_DURATION_SEC, **synth}
     raw, prep = work / "pretrain_egosynth", work / "pretrain_prepared"
     generate_egosynth(raw, preset="bench", seed=PRETRAIN_SEED, progress=progress,
-                      num_takes={"test": 0, **(cfg.pretrain_takes or PRETRAIN_TAKES)}, **synth)
-    prepare_dataset(raw, prep, splits=("train", "val"), size=PRETRAIN_SIZE, progress=progress)
+                      num_takes={"train": n_train, "val": 0, "test": 0}, **pretrain)
+    prepare_dataset(raw, prep, splits=("train",), size=PRETRAIN_SIZE, progress=progress)
+    val_raw, val_prep = work / "pretrain_val_egosynth", work / "pretrain_val_prepared"
+    generate_egosynth(val_raw, preset="bench", seed=PRETRAIN_VAL_SEED, progress=progress,
+                      num_takes={"train": 0, "val": n_val, "test": 0}, **pretrain)
+    prepare_dataset(val_raw, val_prep, splits=("val",), size=PRETRAIN_SIZE, progress=progress)
 
     encoder_run = pretrain_encoder(EncoderPretrainConfig(steps=cfg.encoder_steps), prep, raw, work / "encoder",
-                                   progress=progress)
+                                   val_prep_dir=val_prep, val_raw_dir=val_raw, progress=progress)
     encoder_dir = encoder_run.out_dir / "model"
-    head_cfg = head_pretrain_config(cfg.head_steps, feature_cache="auto")
+    # no validation split: the pretraining takes' validation set is a folder of its own (the encoder's yardstick)
+    head_cfg = head_pretrain_config(cfg.head_steps, feature_cache="auto", eval_split=None)
     head_cfg = head_cfg.replace(model_overrides={**head_cfg.model_overrides, "encoder": "egovideo-mini",
                                                  "encoder_kwargs": {"checkpoint": str(encoder_dir)}})
     _, head_dir = pretrain_head(head_cfg, prep, work / "head", progress=progress)

@@ -17,7 +17,7 @@ from egghand_lib.training import TrainConfig, build_model
 
 
 def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, monkeypatch):
-    cfg = recipe.RecipeConfig(encoder_steps=2, head_steps=2, mini_steps=2, pretrain_takes={"train": 2, "val": 1},
+    cfg = recipe.RecipeConfig(encoder_steps=2, head_steps=2, mini_steps=2, pretrain_takes=(3, 1),
                               bench_preset="tiny", synth_overrides={"duration_sec": (7.0, 7.2), "image_size": 64})
     out = recipe.make_foundation_stack(tmp_path / "work", cfg, progress=False)
     # The pretraining takes are EgoSynth 2 of their own seed, with no test split; the bench data is seed 0.
@@ -25,6 +25,8 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
     bench = json.loads((tmp_path / "work" / "bench_egosynth" / "manifest.json").read_text())
     assert pre["seed"] == recipe.PRETRAIN_SEED != bench["seed"] == recipe.BENCH_SEED
     assert pre["config"]["num_takes"]["test"] == 0
+    val = json.loads((tmp_path / "work" / "pretrain_val_egosynth" / "manifest.json").read_text())
+    assert val["seed"] == recipe.PRETRAIN_VAL_SEED not in (recipe.PRETRAIN_SEED, recipe.BENCH_SEED)
     # The encoder's log carries what it reads on the validation takes, not only a loss.
     rows = list(csv.DictReader((tmp_path / "work" / "encoder" / "metrics.csv").open()))
     validated = [r for r in rows if r["val_loss"]]
