@@ -200,9 +200,11 @@ def _encode_shard(encoder: Any, dataset: Any, start: int, stop: int, batch_size:
     """Features of windows [start, stop): video per window, text per unique prompt (or per window).
 
     Encoders with separate ``encode_video`` / ``encode_text`` run each half only where needed (text once
-    per unique prompt); others run ``forward`` and their per-window text tokens are deduplicated.
+    per unique prompt); others (and those whose video tokens read the prompt) run ``forward`` and their
+    per-window text tokens are deduplicated.
     """
-    halves = _overrides(encoder, "encode_video") and _overrides(encoder, "encode_text")
+    halves = (_overrides(encoder, "encode_video") and _overrides(encoder, "encode_text")
+              and not getattr(encoder, "video_needs_prompt", False))  # grounded video tokens read the prompt
     want_video, want_text = "video" in parts, "text" in parts
     need_frames = want_video or not halves
     loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, num_workers=num_workers,

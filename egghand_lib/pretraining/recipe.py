@@ -50,8 +50,8 @@ FILES_BEGIN, FILES_END = "<!-- files:begin -->", "<!-- files:end -->"
 @dataclass
 class RecipeConfig:
     encoder_steps: int = 3000
-    head_steps: int = 3000
-    mini_steps: int = 600
+    head_steps: int = 1500
+    mini_steps: int = 2000
     pretrain_takes: tuple[int, int] | None = None  # (train, val) takes; default (PRETRAIN_TAKES, PRETRAIN_VAL_TAKES)
     bench_preset: str = "bench"
     synth_overrides: dict | None = None  # e.g. smaller takes for a test run

@@ -83,3 +83,17 @@ def test_missing_shipped_weights_say_how_to_make_them(tmp_path, monkeypatch):
         EggHandPolicy(EggHandConfig.preset("tiny", decoder_init="gr00t-mini"))
     with pytest.raises(FileNotFoundError, match="shipped EggHand-mini is not in this installation.*egghand pretrain"):
         EggHandPolicy.from_pretrained("egghand-mini")
+
+
+def test_video_tokens_need_the_prompt_everywhere_they_are_computed(encoder):
+    """The grounded tokens read the prompt: the model (with text features cached), the feature-cache helper and
+    the streaming forecaster all run the encoder on frames and prompt together, never encode_video alone."""
+    from egghand_lib.models.encoders.cached import features_from_batch
+
+    x, prompts = frames(), ["Lift the red cup.", "Wipe the plate with the sponge."]
+    with pytest.raises(TypeError, match="depend on the prompt"):
+        encoder.encode_video(x)
+    full = encoder(x, prompts)
+    text, text_mask = encoder.encode_text(prompts)
+    got = features_from_batch(encoder, {"frames": x, "task": prompts, "text_tokens": text, "text_mask": text_mask})
+    torch.testing.assert_close(got.video_tokens, full.video_tokens, rtol=0, atol=0)

@@ -39,6 +39,9 @@ class VideoTextEncoder(nn.Module):
     text_dim: int
     num_video_tokens: int
     frozen: bool = True
+    # True when the video tokens depend on the prompt (grounded tokens, EgoVideo-mini): then there is no
+    # encode_video(frames) alone, and callers with cached text still run forward(frames, prompts) for the video.
+    video_needs_prompt: bool = False
 
     def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:
         """frames (B, 4, 3, H, W), prompts list of B str -> EncoderOutput."""

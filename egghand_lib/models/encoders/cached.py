@@ -98,7 +98,11 @@ def features_from_batch(encoder: VideoTextEncoder, batch: Mapping) -> EncoderOut
     else:
         if "frames" not in batch:
             raise ValueError(f"{encoder.name} encoder: the batch has neither 'video_tokens' nor 'frames'")
-        video, video_mask = encoder.encode_video(batch["frames"])
+        if getattr(encoder, "video_needs_prompt", False):  # grounded video tokens: frames and prompt together
+            out = encoder(batch["frames"], list(batch["task"]))
+            video, video_mask = out.video_tokens, out.video_mask
+        else:
+            video, video_mask = encoder.encode_video(batch["frames"])
     if "text_tokens" in batch:
         text, text_mask = _feature_pair(batch, "text_tokens", "text_mask", dims["text"])
     else:

@@ -269,6 +269,7 @@ class EgoVideoMiniEncoder(VideoTextEncoder):
     name = "egovideo-mini"
     frozen = True
     frames_independent = False  # the video tower attends across the 4 frames
+    video_needs_prompt = True  # the grounded tokens read the prompt
 
     def __init__(self, checkpoint: str | Path | None = None, *, random_init: bool = False,
                  config: EgoVideoMiniConfig | dict | None = None):
@@ -301,6 +302,10 @@ class EgoVideoMiniEncoder(VideoTextEncoder):
     def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """MiniLM tokens (B, max_text_len, 384), mask (B, max_text_len)."""
         return self.text.encode(prompts)
+
+    def encode_video(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise TypeError("EgoVideo-mini's video tokens depend on the prompt (its grounded tokens): call "
+                        "encoder(frames, prompts) instead of encode_video(frames)")
 
     def forward(self, frames: torch.Tensor, prompts: list[str]) -> EncoderOutput:
         check_frames(frames)
