@@ -27,6 +27,8 @@ from egghand_lib.data.egosynth import generate_egosynth
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.evaluation import evaluate, md_table, summary_line
 from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text, claim_output_folder, write_settings
+from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI, SHIPPED_MINI_NAME
 from egghand_lib.training import TrainConfig, train
 
 DEMO_SETTINGS_NAME = "demo.json"
@@ -95,6 +97,7 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
         ev = json.loads((results / "evaluation.json").read_text())
     else:
         ev = evaluate(prep, settings["eval_split"], model, results, progress=progress)
+    shipped = None if settings["quick"] else _shipped_comparison(prep, settings, results, progress)
     timings["evaluate"] = time.perf_counter() - t
 
     t = _stage(5, f"ablations {settings['ablations']} -> {results}")
@@ -112,12 +115,31 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     timings["total_this_run"] = time.perf_counter() - t_all
 
     summary = build_summary(ev, ab, train_summary, timings, settings, plots)
+    summary["shipped_egghand_mini"] = shipped
     atomic_write_json(results / "summary.json", summary)
     atomic_write_text(results / "summary.md", summary_markdown(summary))
     print("\n" + summary_line(ev))
     print(summary_text(summary))
     print(f"\nResults: {results.resolve()}")
     return summary
+
+
+def _shipped_comparison(prep: Path, settings: dict[str, Any], results: Path, progress: bool
+                        ) -> dict[str, Any] | None:
+    """The shipped EggHand-mini (the same configuration trained longer, data_cards/egghand_mini.md) on the same
+    test windows: {"ade", "mpjpe"}; None when this installation has no shipped model."""
+    if not (SHIPPED_MINI / "config.json").is_file():
+        return None
+    path = results / "shipped_egghand_mini.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    mini = EggHandPolicy.from_pretrained(SHIPPED_MINI_NAME)
+    ev = evaluate(prep, settings["eval_split"], mini, None, baselines=(), conventions=("egghand",),
+                  progress=progress, name="shipped EggHand-mini")
+    m = next(iter(ev["metrics"].values()))["egghand"]["all"]
+    out = {"ade": m["ade"], "mpjpe": m["mpjpe"]}
+    atomic_write_json(path, out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,6 +194,11 @@ def summary_text(s: dict[str, Any]) -> str:
     if "EggHand top 10%" in ego:
         lines.append(f"  top-10% egomotion: EggHand ADE {_f(ego['EggHand top 10%']['ade'])} vs "
                      f"{_f(ego['EggHand all']['ade'])} on all windows")
+    mini, mine = s.get("shipped_egghand_mini"), s["metrics"].get("EggHand", {})
+    if mini and mine:
+        lines.append(f"  vs the shipped EggHand-mini (same configuration, trained longer): ADE {_f(mine['ade'])} "
+                     f"vs {_f(mini['ade'])}, MPJPE {_f(mine['mpjpe'])} vs {_f(mini['mpjpe'])} "
+                     "(EggHandPolicy.from_pretrained('egghand-mini'))")
     tm = s["timings_s"]
     lines.append("  time (this run): " + ", ".join(f"{k} {v:.0f}s" for k, v in tm.items()))
     return "\n".join(lines)
