@@ -329,6 +329,11 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
             if over["decoder_init"] == "gr00t-mini" and not SHIPPED_GR00T_MINI_HEAD.is_dir():
                 rows.append(_row("5 head init", variant, status="not run", reason=_NOT_SHIPPED))
                 continue
+            if over["decoder_init"] == "gr00t-mini" and train_config.model_preset != "cpu-small":
+                rows.append(_row("5 head init", variant, status="not run",
+                                 reason=f"the GR00T-mini head has cpu-small sizes; these variants train the "
+                                        f"{train_config.model_preset!r} preset (train_config='cpu-small' runs it)"))
+                continue
             m_net = _train_variant(prep_dir, out_dir / "runs" / slug, train_config, progress, **over)
             rows.append(_row("5 head init", variant, metrics(forecast(m_net, desc=variant))))
 

@@ -169,3 +169,23 @@ def test_foundation_rows_without_the_shipped_weights_say_how_to_make_them(tmp_pa
     for key in (("4 encoder", "small CNN trained from scratch"), ("5 head init", "random head"),
                 ("5 head init", "motion MLP beside a random head")):
         assert rows[key]["status"] == "ok" and np.isfinite(rows[key]["ade"])
+
+
+def test_shipped_head_row_runs_only_for_its_own_sizes(tmp_path, data):
+    """The shipped GR00T-mini head has cpu-small sizes: variants of another preset report it as not run (saying
+    which config runs it) instead of failing to load it."""
+    from egghand_lib.data.prepared import write_stats
+    from egghand_lib.data.statistics import compute_stats
+    from tests.fixtures.episodes import make_episodes, write_prepared
+
+    eps = make_episodes(2, num_frames=30, size=8)
+    prep = write_prepared(tmp_path / "prep", eps)
+    write_stats(prep, compute_stats(eps))
+    train, test = data
+    res = run_ablations(prep, tmp_path / "abl", model=tiny_model(train), which=("head_init",), dataset=test,
+                        train_dataset=train, batch_size=64, max_windows=8, progress=False,
+                        train_config=TrainConfig.named("tiny", max_steps=1, batch_size=4, eval_split=None))
+    rows = {r["variant"]: r for r in res["rows"]}
+    mini = rows["pretrained head (gr00t-mini)"]
+    assert mini["status"] == "not run" and "cpu-small sizes" in mini["reason"] and "'tiny'" in mini["reason"]
+    assert rows["random head"]["status"] == "ok"
