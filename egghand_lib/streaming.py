@@ -229,10 +229,7 @@ class StreamingForecaster:
         stacked = torch.stack([self._images[s] for s in picks])[None]  # (1, 4, ...)
         if self.incremental:
             return self.encoder.video_tokens_from_frames(stacked)
-        if getattr(self.encoder, "video_needs_prompt", False):  # grounded video tokens read the task too
-            out = self.encoder(stacked.to(self.device), [self.task])
-            return out.video_tokens, out.video_mask
-        return self.encoder.encode_video(stacked.to(self.device))
+        return self.encoder.video_for(stacked.to(self.device), [self.task])
 
     @torch.no_grad()
     def _forecast(self, slot: int) -> StreamForecast:

@@ -289,13 +289,10 @@ class EggHandPolicy(nn.Module):
                     vm = batch.get("video_mask", torch.ones(vt.shape[:2], dtype=torch.bool))
                 elif "frames" not in batch:
                     raise ValueError("batch: neither 'video_tokens' nor 'frames'")
-                elif getattr(enc, "video_needs_prompt", False):  # grounded video tokens: the prompt too
-                    if "task" not in batch:
-                        raise ValueError(f"batch: encoder {enc.name!r} reads the prompt with the frames; no 'task'")
-                    out = enc(batch["frames"].to(self.device), list(batch["task"]))
-                    vt, vm = out.video_tokens, out.video_mask
+                elif getattr(enc, "video_needs_prompt", False) and "task" not in batch:
+                    raise ValueError(f"batch: encoder {enc.name!r} reads the prompt with the frames; no 'task'")
                 else:
-                    vt, vm = enc.encode_video(batch["frames"].to(self.device))
+                    vt, vm = enc.video_for(batch["frames"].to(self.device), list(batch.get("task", [])))
                 if have_t:
                     tt = batch["text_tokens"]
                     tm = batch.get("text_mask", torch.ones(tt.shape[:2], dtype=torch.bool))

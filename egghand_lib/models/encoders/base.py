@@ -55,6 +55,14 @@ class VideoTextEncoder(nn.Module):
         """frames (B, 4, 3, H, W) -> video_tokens (B, Nv, Dv), video_mask (B, Nv) bool."""
         raise NotImplementedError
 
+    def video_for(self, frames: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The video tokens and mask of frames (B, 4, 3, H, W) shown with prompts: ``encode_video`` alone,
+        or ``forward`` when the video tokens read the prompt (``video_needs_prompt``)."""
+        if self.video_needs_prompt:
+            out = self(frames, list(prompts))
+            return out.video_tokens, out.video_mask
+        return self.encode_video(frames)
+
     def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         """prompts (B strings) -> text_tokens (B, Nt, Dt), text_mask (B, Nt) bool."""
         raise NotImplementedError

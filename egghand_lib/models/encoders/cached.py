@@ -98,11 +98,7 @@ def features_from_batch(encoder: VideoTextEncoder, batch: Mapping) -> EncoderOut
     else:
         if "frames" not in batch:
             raise ValueError(f"{encoder.name} encoder: the batch has neither 'video_tokens' nor 'frames'")
-        if getattr(encoder, "video_needs_prompt", False):  # grounded video tokens: frames and prompt together
-            out = encoder(batch["frames"], list(batch["task"]))
-            video, video_mask = out.video_tokens, out.video_mask
-        else:
-            video, video_mask = encoder.encode_video(batch["frames"])
+        video, video_mask = encoder.video_for(batch["frames"], list(batch.get("task", [])))
     if "text_tokens" in batch:
         text, text_mask = _feature_pair(batch, "text_tokens", "text_mask", dims["text"])
     else:
