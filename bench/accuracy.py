@@ -21,6 +21,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 from _common import (
     DEFAULT_WORK,
     locate_prepared,
@@ -58,6 +59,29 @@ def load_model(path: Path):
     return model, f"checkpoint {ckpt} (config {cfg.name}, step {state['step']} of {total}: {status})"
 
 
+SEED_NOTE = ("egghand_ade", "egghand_mpjpe", "noisy_vision_over_clean_ade", "dummy_language_over_clean_ade",
+             "noisy_vision_dummy_language_over_clean_ade", "random_head_over_pretrained_ade")
+
+
+def seed_figures(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The figures of one trained model: {method or corruption: metrics} -> {name: value} (ratios to CVM, to
+    LastPose, and of each corruption to the clean model, all on the same windows)."""
+    figs: dict[str, float] = {}
+    for name, m in metrics.items():
+        label = name.lower()
+        for k in KEYS:
+            figs[f"{label}_{k}"] = m[k]
+        if name in ("Static", "LastPose", "EggHand"):
+            for k in KEYS:
+                figs[f"{label}_over_cvm_{k}"] = m[k] / metrics["CVM"][k]
+    for k in KEYS:
+        figs[f"egghand_over_lastpose_{k}"] = metrics["EggHand"][k] / metrics["LastPose"][k]
+    for key in VARIANTS:
+        for k in ("ade", "mpjpe"):
+            figs[f"{key}_over_clean_{k}"] = metrics[key][k] / metrics["EggHand"][k]
+    return figs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="tiny EgoSynth and a few training steps (CI)")
@@ -71,7 +95,13 @@ def main() -> int:
     ap.add_argument("--max-windows", type=int, default=None, help="evaluate an evenly spaced subset")
     ap.add_argument("--seed", type=int, default=0, help="seed of the corruptions")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="trainings of the model, seeds 42, 43, ...: figures are their mean (and *_sd)")
+    ap.add_argument("--head-init", action="store_true",
+                    help="also train each seed from a random head (paper Table 5): random_head_over_pretrained_*")
     args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error("--seeds: must be >= 1")
     setup_env(args.threads or (1 if args.tiny else None))
     from egghand_lib.ablations import make_corruption, task_vocabulary
     from egghand_lib.evaluation import (
@@ -92,51 +122,76 @@ def main() -> int:
         if json.loads((ckpt / "config.json").read_text()).get("preset_name") != "cpu-small":
             ckpt = None
 
-    train_s = None
-    if ckpt is not None:
-        model, source = load_model(Path(ckpt))
-    else:
-        over = {"eval_split": None, "max_steps": args.max_steps or (8 if args.tiny else None),
-                "train_split": args.train_split}
-        cfg = TrainConfig.named("tiny" if args.tiny else "cpu-small",
-                                **{k: v for k, v in over.items() if v is not None or k == "eval_split"})
-        t0 = time.perf_counter()
-        run_dir = args.work / ("run_tiny" if args.tiny else "run_bench")
-        res = train(cfg, run_dir, prep_dir=prep, progress=not args.tiny)
-        train_s = time.perf_counter() - t0
-        model = res.model
-        source = f"trained here: config {cfg.name}, {res.step} steps x batch {cfg.batch_size} ({res.out_dir})"
-
-    ds, train_ds = open_datasets(prep, args.split, args.train_split, model.config.protocol)
+    if ckpt is not None and (args.seeds > 1 or args.head_init):
+        raise SystemExit("--seeds > 1 and --head-init train their own models: drop --checkpoint (or the demo's)")
+    loaded = load_model(Path(ckpt)) if ckpt is not None else None
+    protocol = loaded[0].config.protocol if loaded else "future"  # the cpu-small and tiny configs' protocol
+    ds, train_ds = open_datasets(prep, args.split, args.train_split, protocol)
     idx = subset_indices(len(ds), args.max_windows)
     arrays = select_windows(ds.arrays(), idx)
     gt, valid = arrays["future_joints"], arrays["future_valid"]
-    preds = baseline_forecasts(arrays, train_ds.arrays(), model.config.protocol, ("Static", "CVM", "LastPose"))
-    t0 = time.perf_counter()
-    preds["EggHand"] = predict_model(model, ds, idx, batch_size=32, progress=False)[0]
-    forecast_s = time.perf_counter() - t0
+    base = baseline_forecasts(arrays, train_ds.arrays(), protocol, ("Static", "CVM", "LastPose"))
+    base_metrics = {name: forecast_metrics(p, gt, valid, convention="egghand") for name, p in base.items()}
     vocab = task_vocabulary(sorted(set(train_ds.arrays()["task"])))
-    for key, variant in VARIANTS.items():
-        preds[key] = predict_model(model, ds, idx, batch_size=32, progress=False,
-                                   transform=make_corruption(variant, vocab, args.seed))[0]
 
-    metrics = {name: forecast_metrics(p, gt, valid, convention="egghand") for name, p in preds.items()}
-    figs: dict[str, float] = {"test_windows": len(idx)}
-    for name, m in metrics.items():
-        label = name.lower()
-        for k in KEYS:
-            figs[f"{label}_{k}"] = m[k]
-        if name in ("Static", "LastPose", "EggHand"):
-            for k in KEYS:
-                figs[f"{label}_over_cvm_{k}"] = m[k] / metrics["CVM"][k]
-    for k in KEYS:
-        figs[f"egghand_over_lastpose_{k}"] = metrics["EggHand"][k] / metrics["LastPose"][k]
-    for key in VARIANTS:
-        for k in ("ade", "mpjpe"):
-            figs[f"{key}_over_clean_{k}"] = metrics[key][k] / metrics["EggHand"][k]
-    if train_s is not None:
-        figs["train_s"] = train_s
-    figs["forecast_ms_per_window"] = 1e3 * forecast_s / len(idx)
+    def trained(seed: int, head: str | None) -> tuple[object, str, float | None]:
+        """A finished cpu-small (tiny) training of ``seed`` with decoder_init ``head`` (None: the config's)."""
+        over = {"eval_split": None, "max_steps": args.max_steps or (8 if args.tiny else None),
+                "train_split": args.train_split, "seed": seed}
+        cfg = TrainConfig.named("tiny" if args.tiny else "cpu-small",
+                                **{k: v for k, v in over.items() if v is not None or k == "eval_split"})
+        if head is not None:
+            cfg = cfg.replace(model_overrides={**cfg.model_overrides, "decoder_init": head})
+        name = "run_tiny" if args.tiny else "run_bench"
+        name += "" if seed == seeds[0] else f"_seed{seed}"
+        name += "" if head is None else f"_{head}_head"
+        t0 = time.perf_counter()
+        res = train(cfg, args.work / name, prep_dir=prep, progress=not args.tiny)
+        return res.model, (f"trained here: config {cfg.name}, seed {seed}, {res.step} steps x batch "
+                           f"{cfg.batch_size} ({res.out_dir})"), time.perf_counter() - t0
+
+    def measured(model) -> tuple[dict[str, dict[str, float]], float]:
+        """{"EggHand" | corruption key: metrics} of one model on the windows, and its forecast time (s)."""
+        t0 = time.perf_counter()
+        out = {"EggHand": predict_model(model, ds, idx, batch_size=32, progress=False)[0]}
+        forecast_s = time.perf_counter() - t0
+        for key, variant in VARIANTS.items():
+            out[key] = predict_model(model, ds, idx, batch_size=32, progress=False,
+                                     transform=make_corruption(variant, vocab, args.seed))[0]
+        return {k: forecast_metrics(p, gt, valid, convention="egghand") for k, p in out.items()}, forecast_s
+
+    seeds = [TrainConfig.named("tiny" if args.tiny else "cpu-small").seed + k for k in range(args.seeds)]
+    runs, sources = [], []
+    for seed in seeds:
+        train_s = None
+        if loaded is not None:
+            model, source = loaded
+        else:
+            model, source, train_s = trained(seed, None)
+        metrics, forecast_s = measured(model)
+        metrics.update(base_metrics)
+        figs = seed_figures(metrics)
+        figs["forecast_ms_per_window"] = 1e3 * forecast_s / len(idx)
+        if train_s is not None:
+            figs["train_s"] = train_s
+        if args.head_init:  # Table 5: the same training from a randomly initialised head
+            random_model, _, _ = trained(seed, "random")
+            random_metrics = predict_model(random_model, ds, idx, batch_size=32, progress=False)[0]
+            rm = forecast_metrics(random_metrics, gt, valid, convention="egghand")
+            for k in ("ade", "mpjpe"):
+                figs[f"random_head_{k}"] = rm[k]
+                figs[f"random_head_over_pretrained_{k}"] = rm[k] / metrics["EggHand"][k]
+        runs.append(figs)
+        sources.append(source)
+    figs = {"test_windows": len(idx), "trainings": len(runs)}
+    for name in runs[0]:
+        values = np.array([r[name] for r in runs], float)
+        figs[name] = values.mean()
+        if len(runs) > 1 and not name.startswith(("static_", "cvm_", "lastpose_")):  # baselines: no spread
+            figs[f"{name}_sd"] = values.std(ddof=1)
+    metrics = {"EggHand": {k: figs[f"egghand_{k}"] for k in KEYS}, "LastPose": base_metrics["LastPose"]}
+    per_seed = [f"seed {seed}: " + ", ".join(f"{k} {r[k]:.4g}" for k in SEED_NOTE if k in r)
+                for seed, r in zip(seeds, runs, strict=True)] if len(runs) > 1 else []
 
     verdict = []
     for k, target in TARGETS.items():
@@ -144,16 +199,29 @@ def main() -> int:
         status = "met" if r <= target else "NOT met"
         verdict.append(f"EggHand/CVM {k.upper()} {r:.3f} (target <= {target:.2f}: {status})")
     beats = [k.upper() for k in KEYS if metrics["EggHand"][k] < metrics["LastPose"][k]]
+    change = {key: 100 * (figs[f"{key}_over_clean_ade"] - 1) for key in VARIANTS}
+    worse_single = max(change["noisy_vision"], change["dummy_language"])
+    for key, target in (("noisy_vision", 15.0), ("dummy_language", 5.0), ("noisy_vision_dummy_language", worse_single)):
+        status = "met" if change[key] >= target else "NOT met"
+        verdict.append(f"{VARIANTS[key]}: {change[key]:+.1f}% ADE (target >= +{target:.1f}%: {status})")
+    if args.head_init:
+        r = figs["random_head_over_pretrained_ade"]
+        status = "met" if r >= 1.10 else "NOT met"
+        verdict.append(f"random head / pretrained head ADE {r:.3f} at the same steps (target >= 1.10: {status})")
     verdict.append(f"EggHand beats LastPose (holding the last pose) on: {', '.join(beats) or 'nothing'}")
     for key in VARIANTS:
         ade_x, mpjpe_x = figs[f"{key}_over_clean_ade"], figs[f"{key}_over_clean_mpjpe"]
         worse = min(ade_x, mpjpe_x) >= 1.0 and max(ade_x, mpjpe_x) >= MEASURABLE
         verdict.append(f"{VARIANTS[key]}: {'measurably worse than' if worse else 'NOT measurably worse than'} the "
                        f"full model (x{ade_x:.3f} ADE, x{mpjpe_x:.3f} MPJPE; measurable = x{MEASURABLE} or more)")
+    if len(runs) > 1:
+        verdict.append(f"figures are means over {len(runs)} trainings (seeds {seeds}); *_sd: their standard "
+                       "deviation")
     notes = machine_notes() + [
         f"data: {prep}, split {args.split} ({len(idx)} windows), Static fitted on {args.train_split}",
-        f"model: EggHand {model.config.preset_name} {source}",
+        *(f"model: EggHand {model.config.preset_name} {src}" for src in sources),
         "metrics: EggHand convention (R-MPJPE), metres; ratios to CVM on the same windows",
+        *per_seed,
         *verdict,
     ]
     print_figures(figs, notes)

@@ -110,6 +110,16 @@ def test_bench_script_prints_finite_figures(script: str, work: Path) -> None:
         assert figures["train_peak_rss_mb"] >= figures["train_rss_before_mb"] > 0
 
 
+def test_accuracy_over_seeds_prints_means_spreads_and_the_head_comparison(work: Path) -> None:
+    figures = run_bench("accuracy.py", "--work", str(work / "seeds"), "--seeds", "2", "--head-init")
+    assert figures["trainings"] == 2
+    # two seeds train two models: their figures differ, so the spread is positive; the baselines have none
+    assert figures["egghand_ade_sd"] > 0 and "lastpose_ade_sd" not in figures
+    assert figures["egghand_ade"] > 0 and figures["noisy_vision_over_clean_ade"] > 0
+    # the tiny config's head is random already: "from a random head" is the same training, to the last digit
+    assert figures["random_head_over_pretrained_ade"] == 1.0 and figures["random_head_over_pretrained_ade_sd"] == 0
+
+
 def test_predictability_oracles_split_rotation_from_articulation() -> None:
     sys.path.insert(0, str(BENCH))
     try:
