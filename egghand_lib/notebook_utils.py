@@ -27,6 +27,9 @@ from egghand_lib.geometry import camera_center, camera_forward, invert_rigid, tr
 from egghand_lib.io import OutputFolderError, file_sha256
 from egghand_lib.metrics import forecast_metrics
 from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI_NAME
+from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_EGOVIDEO_MINI
+from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
 from egghand_lib.skeleton import BONES, WRIST_INDICES
 from egghand_lib.training import TrainConfig, train
 
@@ -313,6 +316,8 @@ def train_or_load(config: Any, prep_dir: str | os.PathLike, out_dir: str | os.Pa
 
 # The models a notebook can show (its MODEL parameter): a name below, or a run / saved-model folder.
 DEMO_MODELS: dict[str, str] = {
+    SHIPPED_MINI_NAME: "the shipped EggHand-mini: cpu-small fine-tuned 2,000 steps on the EgoSynth bench train "
+                       "split, loaded in a second (data_cards/egghand_mini.md)",
     "train-tiny": "the tiny configuration trained here for a few steps (seconds; shows the machinery, not a result)",
     "train-cpu-small": "the cpu-small configuration trained here (600 steps: about 10 minutes on 2 cores)",
 }
@@ -322,13 +327,15 @@ def demo_model(model: str | os.PathLike, prep_dir: str | os.PathLike, out_root: 
                train_steps: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, Path | None, str]:
     """The model a notebook shows, chosen by its MODEL parameter, in one place.
 
-    model: a name of ``DEMO_MODELS`` ("train-<config>": that training config, trained into
-    ``out_root``/models/<data>-<config>-<steps> unless that run finished already, so notebooks sharing data
-    and settings share the run) or a finished run / saved-model folder (loaded).
+    model: a name of ``DEMO_MODELS`` ("egghand-mini": the shipped trained model; "train-<config>": that
+    training config, trained into ``out_root``/models/<data>-<config>-<steps> unless that run finished
+    already, so notebooks sharing data and settings share the run) or a finished run / saved-model folder.
     train_steps: optimizer steps of a "train-" model (None: the config's own).
     Returns (model in eval mode, its run folder or None, a one-line description).
     """
     name = str(model)
+    if name == SHIPPED_MINI_NAME:
+        return EggHandPolicy.from_pretrained(name).eval(), None, f"{name}: {DEMO_MODELS[name]}"
     if name in DEMO_MODELS:
         config = name.removeprefix("train-")
         data_tag = Path(prep_dir).resolve().parent.name
@@ -420,26 +427,52 @@ def prompt_forecasts(model: torch.nn.Module, window: Mapping[str, Any], prompts:
     return {p: run({**window, "task": p}) for p in prompts}
 
 
+def renamed_target_prompts(window: Mapping[str, Any], objects: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """{prompt: object name}: the window's prompt with its target renamed as each other object of the scene
+    that the prompt does not name already (``objects``: ``grounding.scene_objects``); the sentence, and so the
+    task, stays the same, only which object it names changes."""
+    own = str(window["task"])
+    target = next((n for n, o in objects.items() if o["role"] == "target"), None)
+    if target is None or target not in own:
+        raise ValueError(f"the prompt {own!r} does not name the scene's target object {target!r}")
+    return {own.replace(target, name): name for name in objects if name != target and name not in own}
+
+
+def pull_toward(forecast: np.ndarray, reference: np.ndarray, point: np.ndarray) -> float:
+    """How much closer (m) the final wrists of ``forecast`` end to ``point`` than those of ``reference``
+    ((10, 42, 3) each; the mean over the two wrists; > 0: pulled toward it)."""
+    w = list(WRIST_INDICES)
+    before = np.linalg.norm(np.asarray(reference)[-1, w] - point, axis=-1)
+    after = np.linalg.norm(np.asarray(forecast)[-1, w] - point, axis=-1)
+    return float((before - after).mean())
+
+
 def steering_markdown(forecasts: Mapping[str, np.ndarray], window: Mapping[str, Any],
-                      baselines: Mapping[str, np.ndarray] | None = None) -> str:
+                      baselines: Mapping[str, np.ndarray] | None = None,
+                      named: Mapping[str, np.ndarray] | None = None) -> str:
     """Markdown table for language steering: per prompt, the final-wrist shift from the forecast under the
     window's own prompt (first entry if the own prompt is absent) and ADE / MPJPE against the ground truth;
-    then a row per baseline forecast in ``baselines`` (no prompt, no shift), for scale."""
+    then a row per baseline forecast in ``baselines`` (no prompt, no shift), for scale. ``named``: {prompt:
+    (3,) position of the object it names}: adds how much closer that prompt's final wrists end to it
+    (``pull_toward``)."""
     own = window.get("task")
     ref = forecasts[own] if own in forecasts else next(iter(forecasts.values()))
     gt = np.asarray(window["future_joints"])[None]
     valid = np.asarray(window["future_valid"])[None]
-    lines = ["| prompt | final-wrist shift vs own prompt (mm) | ADE (m) | MPJPE (m) |", "|---|---|---|---|"]
+    named = dict(named or {})
+    lines = ["| prompt | final-wrist shift vs own prompt (mm) | toward the object it names (mm) | ADE (m) "
+             "| MPJPE (m) |", "|---|---|---|---|---|"]
     for prompt, pred in forecasts.items():
         pred = np.asarray(pred)
         w = list(WRIST_INDICES)
         shift = float(np.linalg.norm(pred[-1, w] - ref[-1, w], axis=-1).mean())
+        pull = f"{1000 * pull_toward(pred, ref, named[prompt]):+.1f}" if prompt in named and prompt != own else "-"
         m = forecast_metrics(pred[None], gt, valid)
         label = f"**{prompt}** (own)" if prompt == own else prompt
-        lines.append(f"| {label} | {1000 * shift:.1f} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+        lines.append(f"| {label} | {1000 * shift:.1f} | {pull} | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
     for name, pred in (baselines or {}).items():
         m = forecast_metrics(np.asarray(pred)[None], gt, valid)
-        lines.append(f"| {name} (baseline, no prompt) | - | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
+        lines.append(f"| {name} (baseline, no prompt) | - | - | {m['ade']:.3f} | {m['mpjpe']:.3f} |")
     return "\n".join(lines)
 
 
@@ -529,6 +562,8 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
                 e["ADE vs clean"] = f"{100 * r['ade_vs_clean']:+.1f}%"
         if table == "4 egomotion" and "windows" in r:
             e = {"windows": str(r["windows"])}
+        if table == "4 encoder" and r.get("top_ade") is not None:
+            e = {"top-10% ADE": f"{r['top_ade']:.3f}"}
         if r.get("status", "ok") != "ok":
             e["status"] = f"{r['status']}: {r.get('reason', '')}"
         extra[r["variant"]] = e
@@ -539,13 +574,17 @@ def ablation_plan(which: Sequence[str], train_config: Any, max_windows: int | No
                   egovideo_path: str | None = None, internvl_path: str | None = None) -> dict[str, Any]:
     """What ``run_ablations`` will do for ``which``: {"trainings", "steps", "passes", "text"}.
 
-    trainings: retrained variants (Table 2: 4; Table 4 encoder swap: 2, only with both encoders' weights;
-    Table 5: 1, or 2 with the GR00T weights), each ``train_config.max_steps`` optimizer steps; passes:
+    trainings: retrained variants, as ``run_ablations`` trains them: Table 2: 4; Table 4's encoder swap: the
+    offline pair (EgoVideo-mini if shipped, the scratch CNN) + EgoVideo and InternVL with both encoders' weights;
+    Table 5: the random head and the motion MLP, + GR00T-N1.5-3B's head with its weights, else the shipped
+    gr00t-mini head for a cpu-small ``train_config``. Each ``train_config.max_steps`` optimizer steps. passes:
     forecasts over the evaluated windows (Table 3: clean + 3 corruptions, Table 4: 1, one per trained variant).
     """
     cfg = TrainConfig.named(train_config) if isinstance(train_config, str) else train_config
-    trainings = 4 * ("loss" in which) + (1 + bool(gr00t_path)) * ("head_init" in which)
-    trainings += 2 * ("encoder" in which and bool(egovideo_path) and bool(internvl_path))
+    shipped_mini = (SHIPPED_EGOVIDEO_MINI / "config.json").is_file()
+    pretrained_head = bool(gr00t_path) or (SHIPPED_GR00T_MINI_HEAD.is_dir() and cfg.model_preset == "cpu-small")
+    trainings = 4 * ("loss" in which) + (2 + pretrained_head) * ("head_init" in which)
+    trainings += (1 + shipped_mini + 2 * bool(egovideo_path and internvl_path)) * ("encoder" in which)
     passes = 4 * ("modality" in which) + ("egomotion" in which) + trainings
     steps = cfg.max_steps
     text = (f"{trainings} retrained variants of {steps} steps each ({cfg.model_preset}), {passes} forecast passes "

@@ -61,6 +61,29 @@ def _take_labels(raw_dir: Path, take_uid: str) -> dict[str, np.ndarray]:
         return {k: np.asarray(z[k]) for k in need}
 
 
+def scene_objects(raw_dir: str | Path, take_uid: str, frame_index: int, canonical_T: np.ndarray
+                  ) -> dict[str, dict]:
+    """The objects of an EgoSynth take's scene at one frame, from its ground truth:
+    {name ("red box"): {"position": (3,) centre in the frame of ``canonical_T`` (4, 4; world -> canonical,
+    a window's), "role": "target" | "destination" | "look-alike" | "other", "rgb": (3,) in [0, 1]}}."""
+    path = Path(raw_dir) / GROUND_TRUTH_DIR / f"{take_uid}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no EgoSynth ground truth for take {take_uid}")
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("object_names", "object_centers", "object_rgb", "lookalike_indices") if k not in z.files]
+        if missing:
+            raise ValueError(f"{path}: ground truth lacks {missing} (made by an older EgoSynth generator?)")
+        t = int(np.searchsorted(z["frame_numbers"], int(frame_index)))
+        if t >= len(z["frame_numbers"]) or int(z["frame_numbers"][t]) != int(frame_index):
+            raise ValueError(f"{path}: frame {int(frame_index)} is not in the ground truth")
+        centres = transform_points(np.asarray(canonical_T, np.float64), z["object_centers"][t].astype(np.float64))
+        roles = {**{int(k): "look-alike" for k in z["lookalike_indices"]},
+                 int(z["target_index"]): "target", int(z["destination_index"]): "destination"}
+        return {str(name): {"position": centres[k].astype(np.float32), "role": roles.get(k, "other"),
+                            "rgb": z["object_rgb"][k].astype(np.float32)}
+                for k, name in enumerate(z["object_names"])}
+
+
 class GroundedWindows(torch.utils.data.Dataset):
     """Windows of ``prep_dir``'s ``split`` (every ``stride``-th) with their grounding labels (module docstring).
 

@@ -344,13 +344,15 @@ def trajectory_figure(joints: Any, valid: Any | None = None, extrinsics: Any | N
 
 
 def prompt_comparison_figure(window: Mapping[str, Any], forecasts: Mapping[str, Any], title: str | None = None,
-                             up: Sequence[float] = (0.0, 0.0, 1.0)):
+                             up: Sequence[float] = (0.0, 0.0, 1.0),
+                             objects: Mapping[str, Mapping[str, Any]] | None = None):
     """Static plotly figure: one window forecast under several prompts (language steering).
 
     forecasts: {prompt: (10, 42, 3) canonical forecast}. Draws the last observed skeleton, the ground
     truth final skeleton and wrist paths, and per prompt its wrist paths and final skeleton in its own
     colour. Traces: "observed (t)", "ground truth wrists", "ground truth (final)", then for each prompt
-    "<prompt> wrists" and "<prompt> (final)".
+    "<prompt> wrists" and "<prompt> (final)", then one "<name>" marker per object of ``objects``
+    ({name: {"position": (3,) canonical, "rgb": (3,) in [0, 1]}}, e.g. ``grounding.scene_objects``).
     """
     import plotly.graph_objects as go  # heavy optional back-end, imported on use
 
@@ -368,6 +370,14 @@ def prompt_comparison_figure(window: Mapping[str, Any], forecasts: Mapping[str, 
         traces.append(_scatter3d(_wrist_path(p, v), f"{label} wrists", color, width=3, mode="lines", dash="dash"))
         traces.append(_scatter3d(skeleton_segments(p[-1], v[-1]), f"{label} (final)", color))
         drawn.append(p.reshape(-1, 3))
+    for name, obj in (objects or {}).items():
+        xyz = np.asarray(obj["position"], float).reshape(1, 3)
+        rgb = "rgb({},{},{})".format(*(int(255 * c) for c in np.asarray(obj.get("rgb", (0.5, 0.5, 0.5)))))
+        traces.append(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers+text", name=name,
+                                   text=[name], textposition="top center", hoverinfo="name",
+                                   marker=dict(color=rgb, size=9, symbol="diamond",
+                                               line=dict(color="black", width=1))))
+        drawn.append(xyz)
     fig = go.Figure(data=traces)
     fig.update_layout(title=title, scene=_scene_layout(drawn, up, "canonical"), height=550,
                       margin=dict(l=0, r=0, t=40 if title else 10, b=0), legend=dict(x=0, y=1))

@@ -99,8 +99,14 @@ def test_paper_setup_status_and_steering_table(tmp_path):
     moved = own.copy()
     moved[:, [0, 21]] += [0.0, 0.1, 0.0]  # both wrists 10 cm to the side
     md = nu.steering_markdown({w["task"]: own, "other": moved}, w).splitlines()
-    assert md[2].startswith("| **task 0** (own) | 0.0 | 0.000 |")
-    assert md[3].startswith("| other | 100.0 | 0.100 |")
+    assert md[2].startswith("| **task 0** (own) | 0.0 | - | 0.000 |")
+    assert md[3].startswith("| other | 100.0 | - | 0.100 |")
+    # An object far along the move: both wrists end 10 cm closer to it; far the other way, 10 cm further.
+    point = own[-1, [0, 21]].mean(0) + [0.0, 100.0, 0.0]
+    assert nu.pull_toward(moved, own, point) == pytest.approx(0.1, abs=1e-3)
+    assert nu.pull_toward(moved, own, point - [0.0, 200.0, 0.0]) == pytest.approx(-0.1, abs=1e-3)
+    md = nu.steering_markdown({w["task"]: own, "other": moved}, w, named={"other": point}).splitlines()
+    assert md[3].startswith("| other | 100.0 | +100.0 | 0.100 |")
 
 
 def test_training_history_reads_the_log(tmp_path):
@@ -175,6 +181,9 @@ def test_demo_model_trains_once_loads_folders_and_names_its_choices(tmp_path):
     assert not np.allclose(samples[1], forecast)
     with pytest.raises(ValueError, match="train-tiny"):
         nu.demo_model("egghand-giant", prep, out)
+    shipped, run4, text = nu.demo_model("egghand-mini", prep, out)  # the shipped model: loaded, nothing trained
+    assert run4 is None and text.startswith("egghand-mini:") and not shipped.training
+    assert shipped.config.hidden_size == 128 and not (out / "models" / "egosynth-x-egghand-mini-None").exists()
     assert nu.data_folder("runs", "bench", 3).as_posix() == "runs/data/egosynth-bench-seed3"
 
 
@@ -207,8 +216,11 @@ def test_paper_tables_beside_this_runs():
     md2 = nu.paper_vs_ours_markdown("2 loss", {"rows": []}).splitlines()
     assert [r.split(" | ")[0] for r in md2[2:]] == [f"| paper row {k} (label lost)" for k in (1, 2, 3)]
     plan = nu.ablation_plan(("modality", "egomotion", "loss", "head_init", "encoder"), "tiny", 32)
-    assert (plan["trainings"], plan["passes"], plan["steps"]) == (5, 10, 30)
-    assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 2
+    # 4 loss variants, the offline encoder pair, the random head and the motion MLP (gr00t-mini is cpu-small only)
+    assert (plan["trainings"], plan["passes"], plan["steps"]) == (8, 13, 30)
+    assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 3
+    assert nu.ablation_plan(("head_init",), "cpu-small", None)["trainings"] == 3
+    assert nu.ablation_plan(("encoder",), "tiny", None, egovideo_path="/e", internvl_path="/i")["trainings"] == 4
 
 
 def test_wrist_speed_conventions_and_window_baselines():
@@ -239,7 +251,7 @@ def test_wrist_speed_conventions_and_window_baselines():
     valid[10:, 5, 21] = False
     assert set(nu.metric_conventions(pred, gt, valid)) == {"egghand, all windows", "egoh4, all windows"}
     md = nu.steering_markdown({ds[7]["task"]: held["LastPose"]}, ds[7], baselines={"CVM": held["CVM"]})
-    assert md.splitlines()[-1].startswith("| CVM (baseline, no prompt) | - |")
+    assert md.splitlines()[-1].startswith("| CVM (baseline, no prompt) | - | - |")
 
 
 def test_paper_and_our_relative_changes():

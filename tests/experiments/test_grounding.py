@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from egghand_lib.data.prepare import prepare_dataset
-from egghand_lib.pretraining.grounding import GROUND_TRUTH_DIR, GroundedWindows
+from egghand_lib.notebook_utils import renamed_target_prompts
+from egghand_lib.pretraining.grounding import GROUND_TRUTH_DIR, GroundedWindows, scene_objects
 
 
 def _hue_near(frame: np.ndarray, uv: np.ndarray, rgb: np.ndarray) -> bool:
@@ -48,3 +50,22 @@ def test_pointer_labels_land_on_the_named_object_and_the_lamp(tiny_egosynth, tmp
     # the target's canonical position is among the scene's objects' (the pointer's dense labels)
     close = [np.min(np.linalg.norm(ds.object_position[r] - ds.target[r], axis=-1)) for r in range(len(ds))]
     assert np.median(close) < 1e-4
+
+
+def test_scene_objects_name_every_object_where_the_labels_put_them(tiny_egosynth, tmp_path):
+    prepare_dataset(tiny_egosynth.raw, tmp_path / "prep", splits=("train",), progress=False)
+    ds = GroundedWindows(tmp_path / "prep", "train", tiny_egosynth.raw, stride=7)
+    a = ds.windows.arrays()
+    for row in range(len(ds)):
+        i = int(ds.index[row])
+        objects = scene_objects(tiny_egosynth.raw, a["take_uid"][i], a["frame_index"][i], a["canonical_T"][i])
+        roles = [o["role"] for o in objects.values()]
+        assert roles.count("target") == 1 and "look-alike" in roles
+        target = next(n for n, o in objects.items() if o["role"] == "target")
+        assert target in a["task"][i]  # the prompt names its target ...
+        assert np.allclose(objects[target]["position"], ds.target[row], atol=1e-5)  # ... where the labels put it
+        renamed = renamed_target_prompts({"task": a["task"][i]}, objects)
+        assert renamed and all(p == a["task"][i].replace(target, name) != a["task"][i]
+                               for p, name in renamed.items())
+    with pytest.raises(ValueError, match="frame 99999"):
+        scene_objects(tiny_egosynth.raw, a["take_uid"][0], 99999, a["canonical_T"][0])

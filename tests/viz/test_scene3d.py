@@ -112,5 +112,9 @@ def test_trajectory_and_prompt_comparison_figures(tmp_path):
     cmp = viz.prompt_comparison_figure(w, {"pour": w["future_joints"] + 0.02, "wipe": w["future_joints"] - 0.02})
     assert [t.name for t in cmp.data][3:] == ["pour wrists", "pour (final)", "wipe wrists", "wipe (final)"]
     assert cmp.data[3].line.color != cmp.data[5].line.color
+    box = {"position": np.array([0.1, 0.2, 0.3]), "rgb": np.array([1.0, 0.0, 0.0])}
+    cmp = viz.prompt_comparison_figure(w, {"pour": w["future_joints"]}, objects={"red box": box})
+    assert cmp.data[-1].name == "red box" and cmp.data[-1].marker.color == "rgb(255,0,0)"
+    assert (cmp.data[-1].x[0], cmp.data[-1].y[0], cmp.data[-1].z[0]) == (0.1, 0.2, 0.3)
     viz.save_figure(fig, tmp_path / "traj.html")
     assert "right wrist" in (tmp_path / "traj.html").read_text()
