@@ -137,7 +137,8 @@ def main() -> int:
     def trained(seed: int, head: str | None) -> tuple[object, str, float | None]:
         """A finished cpu-small (tiny) training of ``seed`` with decoder_init ``head`` (None: the config's)."""
         over = {"eval_split": None, "max_steps": args.max_steps or (8 if args.tiny else None),
-                "train_split": args.train_split, "seed": seed}
+                "train_split": args.train_split, "seed": seed,
+                "feature_cache_dir": str(args.work / "features")}  # the frozen encoder runs once for all trainings
         cfg = TrainConfig.named("tiny" if args.tiny else "cpu-small",
                                 **{k: v for k, v in over.items() if v is not None or k == "eval_split"})
         if head is not None:

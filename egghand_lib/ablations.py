@@ -178,6 +178,8 @@ def _train_variant(prep_dir, run_dir: Path, base_config, progress: bool, train_o
         raise ValueError("prep_dir: retrained ablation variants need the prepared folder")
     cfg = base_config.replace(model_overrides={**base_config.model_overrides, **model_overrides},
                               **(train_overrides or {}))
+    if cfg.feature_cache_dir is None:  # variants with the same frozen encoder encode the data once
+        cfg = cfg.replace(feature_cache_dir=str(Path(run_dir).parent.parent / "features"))
     result = train(cfg, run_dir, prep_dir=prep_dir, progress=progress)
     return result.model
 

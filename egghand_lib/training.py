@@ -51,7 +51,12 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from egghand_lib.batch import batch_to, collate_windows
-from egghand_lib.data.feature_cache import attach_feature_cache, build_feature_cache, dataset_fingerprint
+from egghand_lib.data.feature_cache import (
+    attach_feature_cache,
+    build_feature_cache,
+    dataset_fingerprint,
+    encoder_identity,
+)
 from egghand_lib.data.sources import open_windows
 from egghand_lib.data.windows import check_edges
 from egghand_lib.io import (
@@ -107,10 +112,14 @@ class TrainConfig:
     # "auto": the model's frozen encoder computes them once into out_dir/features/{split} before the first
     # step, and the saved model carries that encoder again (it forecasts from frames and prompts).
     feature_cache: str | None = None
+    # Where feature_cache="auto" keeps its caches: None = out_dir/features; a folder shared by several runs lets
+    # runs on the same prepared data with the same frozen encoder encode it once (ablation variants, seeds):
+    # <folder>/<encoder>-<key>/{split}, the key naming the encoder's weights and the data.
+    feature_cache_dir: str | None = None
 
     # Fields that do not change the trained weights: they may differ between a run and its resume.
     _BOOKKEEPING = ("name", "log_every", "eval_every", "eval_max_windows", "save_every", "keep_checkpoints",
-                    "num_workers", "eval_split")
+                    "num_workers", "eval_split", "feature_cache_dir")
 
     @classmethod
     def named(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -485,13 +494,21 @@ def build_model(config: TrainConfig, stats=None) -> nn.Module:
 def _auto_feature_cache(config: TrainConfig, out_dir: Path, datasets: dict[str, Any],
                         progress: bool) -> tuple[nn.Module, Path]:
     """``feature_cache="auto"``: the model's frozen encoder, and a cache of its features for each split's windows
-    in ``out_dir/features/{split}`` (built once, resumable; a cache of other data or weights is refused)."""
+    in ``out_dir/features/{split}``, or ``config.feature_cache_dir/<encoder>-<key>/{split}`` (built once,
+    resumable; a cache of other data or weights is refused)."""
     mcfg = model_config(config)
     encoder = build_encoder(mcfg.encoder, **mcfg.encoder_kwargs)
     if not getattr(encoder, "frozen", False):
         raise ValueError(f"feature_cache='auto': the model's encoder {mcfg.encoder!r} is trained, not frozen; only a "
                          "frozen encoder's features can be cached")
     root = out_dir / AUTO_FEATURES_DIR
+    if config.feature_cache_dir:
+        # the key: the encoder's identity (its weights) and the data's (the train split's fingerprint without
+        # its split and size), so runs on other data or with other weights never share a folder
+        data = {k: v for k, v in dataset_fingerprint(datasets[config.train_split]).items()
+                if k not in ("split", "num_windows")}
+        ident = json.dumps([encoder_identity(encoder), data], sort_keys=True).encode()
+        root = Path(config.feature_cache_dir) / f"{mcfg.encoder}-{hashlib.sha256(ident).hexdigest()[:10]}"
     for split, ds in datasets.items():
         if ds is not None:
             build_feature_cache(encoder, ds, root / split, progress=progress)

@@ -86,3 +86,28 @@ def test_a_cache_of_other_data_is_refused(tmp_path, prep):
     cfg = TrainConfig.named("tiny", eval_split=None, max_steps=2, feature_cache=str(tmp_path / "cache"))
     with pytest.raises(FC.StaleCacheError):
         train(cfg, tmp_path / "run", prep_dir=prep, progress=False)
+
+
+def test_runs_sharing_a_feature_cache_dir_encode_their_data_once(tmp_path, prep):
+    from tests.fixtures.episodes import make_episodes, write_prepared
+
+    over = {"encoder": "egovideo-mini", "encoder_kwargs": {}, "video_dim": None, "text_dim": None}
+    cfg = TrainConfig.named("tiny", eval_split=None, max_steps=2, feature_cache="auto",
+                            feature_cache_dir=str(tmp_path / "shared"), model_overrides=over)
+    train(cfg, tmp_path / "a", prep_dir=prep, progress=False)
+    (folder,) = (tmp_path / "shared").iterdir()
+    assert folder.name.startswith("egovideo-mini-") and (folder / "train").is_dir()
+    assert not (tmp_path / "a" / "features").exists()
+    stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("shard_*")}
+    assert stamps
+    # another seed: the same data and encoder, so the cache is read, not rebuilt
+    train(cfg.replace(seed=1), tmp_path / "b", prep_dir=prep, progress=False)
+    assert list((tmp_path / "shared").iterdir()) == [folder]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("shard_*")} == stamps  # no shard encoded again
+    assert cfg.digest() == cfg.replace(feature_cache_dir=None).digest()  # where caches live changes no weight
+    # other data: a cache folder of its own
+    episodes = make_episodes(3, num_frames=30, size=8)
+    other = write_prepared(tmp_path / "other", episodes)
+    write_stats(other, compute_stats(episodes))
+    train(cfg, tmp_path / "c", prep_dir=other, progress=False)
+    assert len(list((tmp_path / "shared").iterdir())) == 2
