@@ -29,6 +29,7 @@ from egghand_lib.evaluation import evaluate, md_table, summary_line
 from egghand_lib.io import atomic_path, atomic_write_json, atomic_write_text, claim_output_folder, write_settings
 from egghand_lib.models.egghand import EggHandPolicy
 from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI, SHIPPED_MINI_NAME
+from egghand_lib.models.encoders.egovideo_mini import EgoVideoMiniConfig
 from egghand_lib.training import TrainConfig, train
 
 DEMO_SETTINGS_NAME = "demo.json"
@@ -45,6 +46,9 @@ def demo_settings(quick: bool = False, seed: int = 0, train_overrides: dict[str,
         "train_config": "tiny" if quick else "cpu-small",
         "train_overrides": dict(train_overrides or {}),
         "splits": ["train", "val", "test"],
+        # frames prepared at the size the model's encoder reads (EgoVideo-mini: 96 px, as EggHand-mini was
+        # trained; the tiny model's CNN resizes whatever it gets), so no forecast resizes 224 px frames again
+        "frame_size": 224 if quick else EgoVideoMiniConfig.image_size,
         "eval_split": "test",
         "ablations": ["modality", "egomotion"],
     }
@@ -81,7 +85,7 @@ def run_demo(out_dir: str | Path = "egghand_demo", *, quick: bool = False, seed:
     if prepared.is_prepared(prep) and set(prepared.read_manifest(prep)["splits"]) >= set(settings["splits"]):
         print("  done already (manifest.json present)")
     else:
-        prepare_dataset(raw, prep, splits=tuple(settings["splits"]), progress=progress)
+        prepare_dataset(raw, prep, splits=tuple(settings["splits"]), size=settings["frame_size"], progress=progress)
     timings["prepare"] = time.perf_counter() - t
 
     cfg = TrainConfig.named(settings["train_config"], seed=seed, **settings["train_overrides"])
