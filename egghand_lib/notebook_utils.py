@@ -319,7 +319,7 @@ DEMO_MODELS: dict[str, str] = {
     SHIPPED_MINI_NAME: "the shipped EggHand-mini: cpu-small fine-tuned 2,000 steps on the EgoSynth bench train "
                        "split, loaded in a second (data_cards/egghand_mini.md)",
     "train-tiny": "the tiny configuration trained here for a few steps (seconds; shows the machinery, not a result)",
-    "train-cpu-small": "the cpu-small configuration trained here (600 steps: about 10 minutes on 2 cores)",
+    "train-cpu-small": "the cpu-small configuration trained here (600 steps: 10-20 minutes on 2 cores, by machine)",
 }
 
 
