@@ -24,7 +24,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from egghand_lib.evaluation import (
 from egghand_lib.io import atomic_write_json, atomic_write_text
 from egghand_lib.metrics import ForecastErrors
 from egghand_lib.models.egghand import EggHandPolicy
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI_NAME, SHIPPED_MINI_RANDOM_HEAD_NAME
 from egghand_lib.models.encoders import build_encoder
 from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_EGOVIDEO_MINI
 from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
@@ -191,7 +192,8 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                   max_windows: int | None = None, top_fraction: float = 0.1, egovideo_path: str | None = None,
                   internvl_path: str | None = None, gr00t_path: str | None = None, progress: bool = True,
                   dataset=None, train_dataset=None, frame_encoder: nn.Module | None = None,
-                  baselines: Sequence[str] = BASELINES) -> dict[str, Any]:
+                  baselines: Sequence[str] = BASELINES,
+                  head_models: Mapping[str, nn.Module | str | Path] | None = None) -> dict[str, Any]:
     """Run the ablations in ``which`` (names from ABLATIONS) and write ablations.{md,csv,json} to ``out_dir``.
 
     ``model``: the trained model (module, run folder or saved model folder) for the evaluation-time
@@ -207,7 +209,9 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     corrupted frames and prompts: give the frozen encoder that built the cache as ``frame_encoder``, or
     ``egovideo_path`` (EgoVideo, EggHand's encoder); without either, its modality and egomotion rows are
     "not run". ``baselines``: the baselines of the egomotion table (default Static and CVM; "LastPose" may
-    be added).
+    be added). ``head_models``: {variant: trained model} for Table 5 instead of retraining its variants, e.g.
+    the shipped EggHand-mini and its random-head twin (``shipped_head_models``), the same fine-tune from the
+    two heads; they are evaluated as given.
     """
     unknown = sorted(set(which) - set(ABLATIONS))
     if unknown:
@@ -314,7 +318,13 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
             rows.append(_row("4 encoder", variant, metrics(p), top_ade=metrics(p, top)["ade"],
                              top_mpjpe=metrics(p, top)["mpjpe"]))
 
-    if "head_init" in which:
+    if "head_init" in which and head_models:
+        res["head_models"] = {variant: m if isinstance(m, str) else type(m).__name__ for variant, m in
+                              head_models.items()}
+        for variant, m in head_models.items():
+            m_net = m if isinstance(m, nn.Module) else EggHandPolicy.from_pretrained(m)
+            rows.append(_row("5 head init", variant, metrics(forecast(m_net.eval(), desc=variant))))
+    elif "head_init" in which:
         if gr00t_path:
             variants = [("GR00T-pretrained head", "head_gr00t",
                          {"decoder_init": "gr00t", "gr00t_path": gr00t_path, "motion_mlp": 0})]
@@ -344,6 +354,13 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
     return res
 
 
+def shipped_head_models() -> dict[str, str]:
+    """Table 5 without training: {variant: shipped model name} for ``run_ablations(head_models=...)``, the shipped
+    EggHand-mini (fine-tuned from the pretrained GR00T-mini head) and its twin (the same fine-tune from a random
+    head: data_cards/egghand_mini_random_head.md)."""
+    return {"pretrained head (gr00t-mini)": SHIPPED_MINI_NAME, "random head": SHIPPED_MINI_RANDOM_HEAD_NAME}
+
+
 _NOT_SHIPPED = ("the offline foundation weights are not in this installation "
                 "(egghand_lib/resources/weights); `egghand pretrain recipe --work DIR --install` makes them")
 
@@ -364,7 +381,8 @@ def ablations_markdown(res: dict[str, Any]) -> str:
         tables.setdefault(r["table"], []).append(r)
     titles = {"2 loss": "Table 2: loss terms (retrained)", "3 modality": "Table 3: modality corruption at evaluation",
               "4 egomotion": "Table 4: top egomotion windows vs all", "4 encoder": "Table 4: encoder swap (retrained)",
-              "5 head init": "Table 5: action-head initialisation (retrained)"}
+              "5 head init": "Table 5: action-head initialisation (" + (
+                  "trained models, as given" if res.get("head_models") else "retrained") + ")"}
     for table, rows in tables.items():
         parts.append(f"\n## {titles.get(table, table)}\n\n")
         header = ["variant", "ADE", "FDE", "MPJPE", "MPJPE-F"]

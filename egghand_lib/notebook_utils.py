@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from egghand_lib.ablations import run_ablations, write_ablations
+from egghand_lib.ablations import run_ablations, shipped_head_models, write_ablations
 from egghand_lib.batch import collate_windows
 from egghand_lib.data import egoexo4d, egosynth, prepared
 from egghand_lib.data.prepare import prepare_dataset
@@ -571,25 +571,41 @@ def ablation_table(results: Mapping[str, Any], table: str) -> tuple[dict[str, di
 
 
 def ablation_plan(which: Sequence[str], train_config: Any, max_windows: int | None, gr00t_path: str | None = None,
-                  egovideo_path: str | None = None, internvl_path: str | None = None) -> dict[str, Any]:
+                  egovideo_path: str | None = None, internvl_path: str | None = None,
+                  head_models: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What ``run_ablations`` will do for ``which``: {"trainings", "steps", "passes", "text"}.
 
     trainings: retrained variants, as ``run_ablations`` trains them: Table 2: 4; Table 4's encoder swap: the
     offline pair (EgoVideo-mini if shipped, the scratch CNN) + EgoVideo and InternVL with both encoders' weights;
     Table 5: the random head and the motion MLP, + GR00T-N1.5-3B's head with its weights, else the shipped
-    gr00t-mini head for a cpu-small ``train_config``. Each ``train_config.max_steps`` optimizer steps. passes:
-    forecasts over the evaluated windows (Table 3: clean + 3 corruptions, Table 4: 1, one per trained variant).
+    gr00t-mini head for a cpu-small ``train_config``; none with ``head_models`` (trained models, one pass each).
+    Each ``train_config.max_steps`` optimizer steps. passes: forecasts over the evaluated windows (Table 3:
+    clean + 3 corruptions, Table 4: 1, one per trained variant or given head model).
     """
     cfg = TrainConfig.named(train_config) if isinstance(train_config, str) else train_config
     shipped_mini = (SHIPPED_EGOVIDEO_MINI / "config.json").is_file()
     pretrained_head = bool(gr00t_path) or (SHIPPED_GR00T_MINI_HEAD.is_dir() and cfg.model_preset == "cpu-small")
-    trainings = 4 * ("loss" in which) + (2 + pretrained_head) * ("head_init" in which)
+    head_trainings = 0 if head_models else 2 + pretrained_head
+    trainings = 4 * ("loss" in which) + head_trainings * ("head_init" in which)
     trainings += (1 + shipped_mini + 2 * bool(egovideo_path and internvl_path)) * ("encoder" in which)
     passes = 4 * ("modality" in which) + ("egomotion" in which) + trainings
+    passes += len(head_models or {}) * ("head_init" in which)
     steps = cfg.max_steps
     text = (f"{trainings} retrained variants of {steps} steps each ({cfg.model_preset}), {passes} forecast passes "
             f"over {max_windows or 'all'} test windows")
     return {"trainings": trainings, "steps": steps, "passes": passes, "text": text}
+
+
+TABLE5_CHOICES = ("shipped", "retrain")
+
+
+def table5_head_models(choice: str) -> dict[str, str] | None:
+    """Table 5's models for a notebook's choice: "shipped": the shipped EggHand-mini and its random-head twin (the
+    same 2,000-step fine-tune from the pretrained and from a random head; no training); "retrain": None, so
+    ``run_ablations`` retrains the head variants with the ablation config."""
+    if choice not in TABLE5_CHOICES:
+        raise ValueError(f"TABLE5: {choice!r}; expected one of {TABLE5_CHOICES}")
+    return shipped_head_models() if choice == "shipped" else None
 
 
 def run_ablations_with_progress(prep_dir: str | os.PathLike, out_dir: str | os.PathLike, which: Sequence[str],
@@ -680,11 +696,18 @@ def our_ablation_rows(results: Mapping[str, Any], table: str) -> tuple[dict[str,
     return rows, missing
 
 
-def baseline_scale_note(results: Mapping[str, Any], baselines: Sequence[str] = ("LastPose",)) -> str:
-    """One markdown line giving the baselines' errors on the ablation's windows (its egomotion table's "all" rows),
-    for scale beside the model's variants; empty when that table did not run."""
+def baseline_rows(results: Mapping[str, Any], baselines: Sequence[str] = ("LastPose",)) -> dict[str, dict[str, float]]:
+    """The baselines' ADE and MPJPE on the ablation's windows (its egomotion table's "all" rows), {name: metrics},
+    to draw beside the model's variants; empty when that table did not run."""
     rows, _ = our_ablation_rows(results, "4 egomotion")
-    parts = [f"{b} ADE {rows[b]['ade']:.3f}, MPJPE {rows[b]['mpjpe']:.3f}" for b in baselines if b in rows]
+    return {b: {"ade": rows[b]["ade"], "mpjpe": rows[b]["mpjpe"]} for b in baselines if b in rows}
+
+
+def baseline_scale_note(results: Mapping[str, Any], baselines: Sequence[str] = ("LastPose",)) -> str:
+    """One markdown line giving the baselines' errors on the ablation's windows (``baseline_rows``), for scale
+    beside the model's variants; empty when that table did not run."""
+    rows = baseline_rows(results, baselines)
+    parts = [f"{b} ADE {r['ade']:.3f}, MPJPE {r['mpjpe']:.3f}" for b, r in rows.items()]
     return f"For scale, on the same windows and without a model: {'; '.join(parts)}." if parts else ""
 
 

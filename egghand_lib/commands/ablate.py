@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations
+from egghand_lib.ablations import ABLATIONS, DEFAULT_ABLATIONS, ablations_markdown, run_ablations, shipped_head_models
 from egghand_lib.data.prepared import manifest_digest
 from egghand_lib.data.windows import EDGES
 from egghand_lib.io import claim_command_folder
@@ -29,6 +29,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "corrupted frames of a model trained on cached EgoVideo features)")
     parser.add_argument("--internvl", help="InternVL3.5-1B-HF directory (encoder ablation)")
     parser.add_argument("--gr00t", help="GR00T-N1.5-3B directory (head-init ablation)")
+    parser.add_argument("--shipped-heads", action="store_true",
+                        help="head-init ablation without training: the shipped EggHand-mini vs its random-head twin")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it holds other results or files")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -43,7 +45,9 @@ def settings_of(args: argparse.Namespace) -> dict:
             "split": args.split, "train_split": args.train_split, "protocol": args.protocol, "edges": args.edges,
             "config": args.config,
             "seed": args.seed, "max_windows": args.max_windows, "egovideo": _abs(args.egovideo),
-            "internvl": _abs(args.internvl), "gr00t": _abs(args.gr00t)}
+            "internvl": _abs(args.internvl), "gr00t": _abs(args.gr00t),
+            # only when set, so a folder of an earlier run without the option still resumes
+            **({"shipped_heads": True} if args.shipped_heads else {})}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                         protocol=args.protocol, edges=args.edges, train_config=args.config, seed=args.seed,
                         batch_size=args.batch_size,
                         max_windows=args.max_windows, egovideo_path=args.egovideo, internvl_path=args.internvl,
-                        gr00t_path=args.gr00t, progress=not args.no_progress)
+                        gr00t_path=args.gr00t, progress=not args.no_progress,
+                        head_models=shipped_head_models() if args.shipped_heads else None)
     print(ablations_markdown(res))
     print(f"[ablate] results in {args.out}")
     return 0

@@ -1,8 +1,9 @@
-"""``egghand pretrain {encoder,head,recipe}``: the offline foundation stack (EgoVideo-mini, the GR00T-mini head).
+"""``egghand pretrain {encoder,head,recipe,twin}``: the offline foundation stack (EgoVideo-mini, the GR00T-mini head).
 
     egghand pretrain encoder --prep PREP --raw EGOSYNTH --out RUN [--val-prep VPREP --val-raw VEGOSYNTH] [--steps N]
     egghand pretrain head --prep PREP --encoder RUN/model --out RUN [--steps N]
     egghand pretrain recipe --work DIR [--install]       # everything, the way the shipped weights were made
+    egghand pretrain twin --work DIR [--install]         # EggHand-mini's random-head twin alone (shipped encoder)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 from egghand_lib.models.encoders.egovideo_mini import EgoVideoMiniConfig
 from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_encoder
 from egghand_lib.pretraining.head import head_pretrain_config, pretrain_head
-from egghand_lib.pretraining.recipe import RecipeConfig, install_weights, make_foundation_stack
+from egghand_lib.pretraining.recipe import RecipeConfig, install_weights, make_foundation_stack, make_random_head_twin
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +42,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     rec.add_argument("--encoder-steps", type=int, default=RecipeConfig.encoder_steps)
     rec.add_argument("--head-steps", type=int, default=RecipeConfig.head_steps)
     rec.add_argument("--mini-steps", type=int, default=RecipeConfig.mini_steps)
-    for p in (enc, head, rec):
+    twin = sub.add_parser("twin", help="EggHand-mini's fine-tune from a random head (Table 5), shipped encoder")
+    twin.add_argument("--work", required=True, help="work folder (resumable)")
+    twin.add_argument("--install", action="store_true", help="copy the result into the package's shipped weights")
+    twin.add_argument("--steps", type=int, default=RecipeConfig.mini_steps)
+    for p in (enc, head, rec, twin):
         p.add_argument("--no-progress", action="store_true")
 
 
@@ -61,12 +66,21 @@ def run(args: argparse.Namespace) -> int:
                                            "encoder_kwargs": {"checkpoint": args.encoder}})
         _, folder = pretrain_head(cfg, args.prep, args.out, progress=progress)
         print(f"[pretrain] GR00T-layout head: {folder}")
+    elif args.what == "twin":
+        out = make_random_head_twin(args.work, args.steps, progress=progress)
+        print(f"[pretrain] random-head twin: {out['egghand_mini_random_head']}")
+        if args.install:
+            _install(out)
     else:
         cfg = RecipeConfig(encoder_steps=args.encoder_steps, head_steps=args.head_steps, mini_steps=args.mini_steps)
         out = make_foundation_stack(args.work, cfg, progress=progress)
         for name, folder in out.items():
             print(f"[pretrain] {name}: {folder}")
         if args.install:
-            for name, files in install_weights(out).items():
-                print(f"[pretrain] installed {name}: " + ", ".join(f"{f} sha256 {h[:16]}" for f, h in files.items()))
+            _install(out)
     return 0
+
+
+def _install(out: dict) -> None:
+    for name, files in install_weights(out).items():
+        print(f"[pretrain] installed {name}: " + ", ".join(f"{f} sha256 {h[:16]}" for f, h in files.items()))

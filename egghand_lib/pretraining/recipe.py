@@ -10,10 +10,13 @@
    frozen encoder's cached features (``pretraining.head``);
 4. EggHand-mini: the cpu-small model with that encoder (frozen) and that head (loaded as GR00T weights are)
    fine-tuned on the bench preset's train split (seed 0), exactly as ``egghand train --config cpu-small``
-   does with the shipped weights.
+   does with the shipped weights;
+5. its random-head twin: the same fine-tune (encoder, data, seed, steps) from a random head, so that Table 5
+   (pretrained vs random head) can be shown without training. ``egghand pretrain twin`` makes this stage
+   alone, with the shipped encoder (``make_random_head_twin``).
 
-``install=True`` copies the three results into egghand_lib/resources/weights/ (the package's shipped
-weights) and writes their digests into the model cards' "Files" tables (data_cards/*.md).
+``install=True`` copies the results into egghand_lib/resources/weights/ (the package's shipped weights) and
+writes their digests into the model cards' "Files" tables (data_cards/*.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from egghand_lib.data.egosynth import generate_egosynth
 from egghand_lib.data.prepare import prepare_dataset
 from egghand_lib.io import atomic_write_json, atomic_write_text, file_sha256
-from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI
+from egghand_lib.models.egghand.modeling_egghand import SHIPPED_MINI, SHIPPED_MINI_RANDOM_HEAD
 from egghand_lib.models.encoders.egovideo_mini import SHIPPED_DIR as SHIPPED_ENCODER
 from egghand_lib.models.gr00t_weights import SHIPPED_GR00T_MINI_HEAD
 from egghand_lib.pretraining.encoder import EncoderPretrainConfig, pretrain_encoder
@@ -43,7 +46,8 @@ PRETRAIN_SIZE = 96
 BENCH_SEED = 0
 CARDS = Path(__file__).resolve().parents[2] / "data_cards"
 # The model card of each shipped folder; its "Files" table (between these markers) lists every file's digest.
-CARD_NAMES = {"encoder": "egovideo_mini.md", "head": "gr00t_mini_head.md", "egghand_mini": "egghand_mini.md"}
+CARD_NAMES = {"encoder": "egovideo_mini.md", "head": "gr00t_mini_head.md", "egghand_mini": "egghand_mini.md",
+              "egghand_mini_random_head": "egghand_mini_random_head.md"}
 FILES_BEGIN, FILES_END = "<!-- files:begin -->", "<!-- files:end -->"
 
 
@@ -52,6 +56,7 @@ class RecipeConfig:
     encoder_steps: int = 3000
     head_steps: int = 1500
     mini_steps: int = 2000
+    random_head_twin: bool = True  # stage 5: EggHand-mini's fine-tune from a random head
     pretrain_takes: tuple[int, int] | None = None  # (train, val) takes; default (PRETRAIN_TAKES, PRETRAIN_VAL_TAKES)
     bench_preset: str = "bench"
     synth_overrides: dict | None = None  # e.g. smaller takes for a test run
@@ -83,38 +88,82 @@ def make_foundation_stack(work_dir: str | Path, config: RecipeConfig | None = No
                                                  "encoder_kwargs": {"checkpoint": str(encoder_dir)}})
     _, head_dir = pretrain_head(head_cfg, prep, work / "head", progress=progress)
 
+    bench_prep = prepare_bench_data(work, cfg.bench_preset, synth, progress)
+    out = {"encoder": encoder_dir, "head": head_dir, "bench_prepared": bench_prep,
+           "egghand_mini": fine_tune_mini(bench_prep, work / "egghand_mini", cfg.mini_steps, encoder_dir, head_dir,
+                                          progress)}
+    if cfg.random_head_twin:
+        out["egghand_mini_random_head"] = fine_tune_mini(bench_prep, work / "egghand_mini_random_head",
+                                                         cfg.mini_steps, encoder_dir, None, progress)
+    if install:
+        install_weights(out)
+    return out
+
+
+def prepare_bench_data(work_dir: str | Path, preset: str = "bench", synth_overrides: dict | None = None,
+                       progress: bool = True) -> Path:
+    """The benchmark's takes (seed ``BENCH_SEED``) in ``work_dir``/bench_egosynth, prepared at the encoder's size
+    into ``work_dir``/bench_prepared (both resumable); returns the prepared folder."""
+    work = Path(work_dir)
     bench_raw, bench_prep = work / "bench_egosynth", work / "bench_prepared"
-    generate_egosynth(bench_raw, preset=cfg.bench_preset, seed=BENCH_SEED, progress=progress, **synth)
+    generate_egosynth(bench_raw, preset=preset, seed=BENCH_SEED, progress=progress, **(synth_overrides or {}))
     # The frames are rendered at 128 px and the encoder reads PRETRAIN_SIZE px: a larger prepared copy only costs.
     prepare_dataset(bench_raw, bench_prep, splits=("train", "val", "test"), size=PRETRAIN_SIZE, progress=progress)
-    mini_cfg = TrainConfig.named("cpu-small", max_steps=cfg.mini_steps, feature_cache="auto")
-    mini_cfg = mini_cfg.replace(model_overrides={**mini_cfg.model_overrides, "encoder": "egovideo-mini",
-                                                 "encoder_kwargs": {"checkpoint": str(encoder_dir)},
-                                                 "decoder_init": "gr00t", "gr00t_path": str(head_dir),
-                                                 "motion_mlp": 0})  # the GR00T head forecasts, no bypass
-    mini_run = train(mini_cfg, work / "egghand_mini", prep_dir=bench_prep, progress=progress)
-    out = {"encoder": encoder_dir, "head": head_dir, "egghand_mini": mini_run.out_dir / "model",
-           "bench_prepared": bench_prep}
+    return bench_prep
+
+
+def fine_tune_mini(prep_dir: str | Path, run_dir: str | Path, steps: int, encoder_dir: str | Path | None = None,
+                   head_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """The cpu-small EggHand fine-tuned ``steps`` steps on ``prep_dir``'s train split into ``run_dir`` (resumable);
+    returns its model folder.
+
+    encoder_dir: a frozen EgoVideo-mini folder (None: the shipped one); head_dir: a GR00T-layout head folder,
+    loaded as GR00T-N1.5-3B's is (None: a random head). No bypass MLP: the GR00T head forecasts.
+    """
+    # the two fine-tunes of the recipe read the same frozen encoder on the same data: one feature cache
+    cfg = TrainConfig.named("cpu-small", max_steps=steps, feature_cache="auto",
+                            feature_cache_dir=str(Path(run_dir).parent / "features"))
+    model = {**cfg.model_overrides, "encoder": "egovideo-mini", "motion_mlp": 0,
+             "encoder_kwargs": {} if encoder_dir is None else {"checkpoint": str(encoder_dir)},
+             "decoder_init": "random" if head_dir is None else "gr00t",
+             "gr00t_path": None if head_dir is None else str(head_dir)}
+    return train(cfg.replace(model_overrides=model), run_dir, prep_dir=prep_dir, progress=progress).out_dir / "model"
+
+
+def make_random_head_twin(work_dir: str | Path, steps: int = RecipeConfig.mini_steps, *, install: bool = False,
+                          progress: bool = True) -> dict[str, Path]:
+    """Stage 5 alone, with the shipped encoder: EggHand-mini's twin fine-tuned from a random head on the same data
+    (``work_dir``/bench_prepared), seed and steps (``egghand pretrain twin``). Returns its folders."""
+    bench_prep = prepare_bench_data(work_dir, progress=progress)
+    out = {"bench_prepared": bench_prep,
+           "egghand_mini_random_head": fine_tune_mini(bench_prep, Path(work_dir) / "egghand_mini_random_head", steps,
+                                                      None, None, progress)}
     if install:
         install_weights(out)
     return out
 
 
 def install_weights(folders: dict[str, Path]) -> dict[str, dict[str, str]]:
-    """Copy the recipe's results into the package (replacing the shipped weights) and return the digests.
+    """Copy the recipe's results (those of ``folders``' keys) into the package, replacing the shipped weights, and
+    return the digests.
 
-    EggHand-mini's config is rewritten to name the shipped encoder and head instead of the work folder's.
+    The models' configs are rewritten to name the shipped encoder and head instead of the work folder's.
     """
     digests = {}
-    for key, dest in (("encoder", SHIPPED_ENCODER), ("head", SHIPPED_GR00T_MINI_HEAD), ("egghand_mini", SHIPPED_MINI)):
+    shipped = (("encoder", SHIPPED_ENCODER), ("head", SHIPPED_GR00T_MINI_HEAD), ("egghand_mini", SHIPPED_MINI),
+               ("egghand_mini_random_head", SHIPPED_MINI_RANDOM_HEAD))
+    for key, dest in shipped:
+        if key not in folders:
+            continue
         src = Path(folders[key])
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(src, dest)
-        if key == "egghand_mini":  # name the shipped encoder and head, not the work folder's copies
+        if key.startswith("egghand_mini"):  # name the shipped encoder and head, not the work folder's copies
             cfg_path = dest / "config.json"
             cfg = json.loads(cfg_path.read_text())
-            cfg.update(encoder="egovideo-mini", encoder_kwargs={}, decoder_init="gr00t-mini", gr00t_path=None)
+            head = "gr00t-mini" if key == "egghand_mini" else "random"
+            cfg.update(encoder="egovideo-mini", encoder_kwargs={}, decoder_init=head, gr00t_path=None)
             atomic_write_json(cfg_path, cfg)
         digests[key] = {p.name: file_sha256(p) for p in sorted(dest.iterdir()) if p.is_file()}
         card = CARDS / CARD_NAMES[key]

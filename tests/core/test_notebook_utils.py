@@ -220,6 +220,14 @@ def test_paper_tables_beside_this_runs():
     assert (plan["trainings"], plan["passes"], plan["steps"]) == (8, 13, 30)
     assert nu.ablation_plan(("head_init",), "tiny", None, gr00t_path="/g")["trainings"] == 3
     assert nu.ablation_plan(("head_init",), "cpu-small", None)["trainings"] == 3
+    # The shipped pair for Table 5: two forecast passes, no training
+    shipped = nu.table5_head_models("shipped")
+    assert list(shipped.values()) == ["egghand-mini", "egghand-mini-random-head"]
+    assert nu.table5_head_models("retrain") is None
+    with pytest.raises(ValueError, match="TABLE5: 'both'"):
+        nu.table5_head_models("both")
+    pair = nu.ablation_plan(("loss", "head_init"), "tiny", 32, head_models=shipped)
+    assert (pair["trainings"], pair["passes"]) == (4, 4 + 2)
     assert nu.ablation_plan(("encoder",), "tiny", None, egovideo_path="/e", internvl_path="/i")["trainings"] == 4
 
 

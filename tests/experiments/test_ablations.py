@@ -189,3 +189,19 @@ def test_shipped_head_row_runs_only_for_its_own_sizes(tmp_path, data):
     mini = rows["pretrained head (gr00t-mini)"]
     assert mini["status"] == "not run" and "cpu-small sizes" in mini["reason"] and "'tiny'" in mini["reason"]
     assert rows["random head"]["status"] == "ok"
+
+
+def test_head_models_are_evaluated_as_given_not_retrained(tmp_path, data):
+    """Table 5 from trained models (the shipped pair's path): one row per model, its own forecast, nothing trained."""
+    train, test = data
+    a, b = tiny_model(train), tiny_model(train)
+    with torch.no_grad():  # a second model that forecasts differently
+        for p in b.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    res = run_ablations(None, tmp_path / "abl", which=("head_init",), dataset=test, train_dataset=train,
+                        batch_size=64, max_windows=8, progress=False, head_models={"pretrained": a, "random": b})
+    rows = {r["variant"]: r for r in res["rows"]}
+    assert list(rows) == ["pretrained", "random"] and all(r["table"] == "5 head init" for r in rows.values())
+    assert rows["pretrained"]["ade"] != rows["random"]["ade"]
+    assert not (tmp_path / "abl" / "runs").exists()  # no variant was trained
+    assert "action-head initialisation (trained models, as given)" in (tmp_path / "abl" / "ablations.md").read_text()

@@ -41,10 +41,14 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
     # EggHand-mini is the cpu-small model: no bypass MLP, the frozen encoder, the pretrained head.
     mini = EggHandPolicy.from_pretrained(out["egghand_mini"])
     assert mini.config.motion_mlp == 0 and mini.encoder_frozen and mini.config.encoder == "egovideo-mini"
+    # Its twin is the same fine-tune from a random head: same config but the head's initialisation.
+    twin = EggHandPolicy.from_pretrained(out["egghand_mini_random_head"])
+    differ = {k for k, v in twin.config.to_dict().items() if mini.config.to_dict()[k] != v}
+    assert differ == {"decoder_init", "gr00t_path"} and twin.config.decoder_init == "random"
     # Installing rewrites the model's config to name the installed encoder and head.
     pkg = tmp_path / "pkg"
     dests = {"SHIPPED_ENCODER": pkg / "egovideo_mini", "SHIPPED_GR00T_MINI_HEAD": pkg / "head",
-             "SHIPPED_MINI": pkg / "egghand_mini"}
+             "SHIPPED_MINI": pkg / "egghand_mini", "SHIPPED_MINI_RANDOM_HEAD": pkg / "egghand_mini_random_head"}
     for name, path in dests.items():
         monkeypatch.setattr(recipe, name, path)
     monkeypatch.setattr(egovideo_mini, "SHIPPED_DIR", dests["SHIPPED_ENCODER"])
@@ -54,15 +58,18 @@ def test_recipe_makes_an_encoder_a_head_and_a_model_that_loads_them(tmp_path, mo
         (cards / name).write_text((recipe.CARDS / name).read_text())
     monkeypatch.setattr(recipe, "CARDS", cards)
     digests = recipe.install_weights(out)
-    assert set(digests) == {"encoder", "head", "egghand_mini"} and all(digests.values())
+    assert set(digests) == set(recipe.CARD_NAMES) and all(digests.values())
     for key, name in recipe.CARD_NAMES.items():
         listed = recipe.card_files(cards / name)
         assert {f: h for f, (_, h) in listed.items()} == digests[key]
         folder = {"encoder": dests["SHIPPED_ENCODER"], "head": dests["SHIPPED_GR00T_MINI_HEAD"],
-                  "egghand_mini": dests["SHIPPED_MINI"]}[key]
+                  "egghand_mini": dests["SHIPPED_MINI"],
+                  "egghand_mini_random_head": dests["SHIPPED_MINI_RANDOM_HEAD"]}[key]
         assert all(size == (folder / f).stat().st_size for f, (size, _) in listed.items())
     shipped = json.loads((dests["SHIPPED_MINI"] / "config.json").read_text())
     assert shipped["encoder_kwargs"] == {} and shipped["decoder_init"] == "gr00t-mini"
+    shipped_twin = json.loads((dests["SHIPPED_MINI_RANDOM_HEAD"] / "config.json").read_text())
+    assert shipped_twin["encoder_kwargs"] == {} and shipped_twin["decoder_init"] == "random"
     installed = EggHandPolicy.from_pretrained(dests["SHIPPED_MINI"])
     for a, b in zip(installed.state_dict().values(), mini.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -77,12 +77,15 @@ def test_missing_shipped_weights_say_how_to_make_them(tmp_path, monkeypatch):
     monkeypatch.setattr(mini, "SHIPPED_DIR", empty / "egovideo_mini")
     monkeypatch.setattr(modeling, "SHIPPED_GR00T_MINI_HEAD", empty / "gr00t_mini_head")
     monkeypatch.setattr(modeling, "SHIPPED_MINI", empty / "egghand_mini")
+    monkeypatch.setattr(modeling, "SHIPPED_MINI_RANDOM_HEAD", empty / "egghand_mini_random_head")
     with pytest.raises(FileNotFoundError, match="shipped EgoVideo-mini is not in this installation.*egghand pretrain"):
         build_encoder("egovideo-mini")
     with pytest.raises(FileNotFoundError, match="GR00T-mini head is not in this installation.*egghand pretrain"):
         EggHandPolicy(EggHandConfig.preset("tiny", decoder_init="gr00t-mini"))
     with pytest.raises(FileNotFoundError, match="shipped EggHand-mini is not in this installation.*egghand pretrain"):
         EggHandPolicy.from_pretrained("egghand-mini")
+    with pytest.raises(FileNotFoundError, match="random-head twin is not in this installation.*egghand pretrain twin"):
+        EggHandPolicy.from_pretrained("egghand-mini-random-head")
 
 
 def test_video_tokens_need_the_prompt_everywhere_they_are_computed(encoder):

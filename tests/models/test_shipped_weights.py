@@ -27,7 +27,7 @@ def tiny_at_96(tiny_egosynth, tmp_path_factory):
 
 
 SHIPPED = {"encoder": recipe.SHIPPED_ENCODER, "head": recipe.SHIPPED_GR00T_MINI_HEAD,
-           "egghand_mini": recipe.SHIPPED_MINI}
+           "egghand_mini": recipe.SHIPPED_MINI, "egghand_mini_random_head": recipe.SHIPPED_MINI_RANDOM_HEAD}
 
 
 @pytest.mark.parametrize("key", sorted(SHIPPED))
@@ -89,3 +89,18 @@ def test_shipped_egghand_mini_beats_last_pose_on_tiny_test_windows(tiny_at_96, t
     model_name = next(k for k in m if k != "LastPose")
     for k in ("ade", "mpjpe"):
         assert m[model_name]["egghand"]["all"][k] < m["LastPose"]["egghand"]["all"][k], k
+
+
+def test_shipped_random_head_twin_is_egghand_mini_but_for_the_head_init():
+    """Table 5's shipped pair: the same model, data and fine-tune, from a random instead of the pretrained head."""
+    mini = EggHandPolicy.from_pretrained("egghand-mini")
+    twin = EggHandPolicy.from_pretrained("egghand-mini-random-head")
+    a, b = mini.config.to_dict(), twin.config.to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"decoder_init"} and b["decoder_init"] == "random"
+    assert twin.encoder_frozen and twin.config.motion_mlp == 0
+    # Its head is its own (not a copy of EggHand-mini's) and its frozen encoder is the same shipped one
+    for name, tensor in twin.action_head.state_dict().items():
+        if tensor.dtype.is_floating_point and tensor.numel() > 1000:
+            assert not torch.equal(tensor, mini.action_head.state_dict()[name]), name
+    for x, y in zip(twin.encoder.state_dict().values(), mini.encoder.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -65,6 +65,10 @@ CONFIG_NAME = "config.json"
 # The trained cpu-small EggHand shipped inside the package (``egghand pretrain recipe --install`` writes it).
 SHIPPED_MINI = Path(__file__).resolve().parents[2] / "resources" / "weights" / "egghand_mini"
 SHIPPED_MINI_NAME = "egghand-mini"
+# Its twin: the same fine-tune from a random head instead of the pretrained one (Table 5 without training).
+SHIPPED_MINI_RANDOM_HEAD = SHIPPED_MINI.with_name("egghand_mini_random_head")
+SHIPPED_MINI_RANDOM_HEAD_NAME = "egghand-mini-random-head"
+SHIPPED_MODEL_NAMES = (SHIPPED_MINI_NAME, SHIPPED_MINI_RANDOM_HEAD_NAME)
 WEIGHTS_NAME = "model.safetensors"
 STATS_NAME = "stats.json"
 RUN_MODEL_DIR = "model"  # where a training run folder keeps its final model
@@ -628,14 +632,19 @@ class EggHandPolicy(nn.Module):
         ``directory``: a ``save_pretrained`` folder (config.json, model.safetensors, stats.json), a finished
         training run folder (its ``model/`` sub-folder) or a checkpoint of ``lerobot-train --policy.type=egghand``
         (its ``pretrained_model/`` folder: lerobot's config.json holds the EggHandConfig), or the name
-        ``"egghand-mini"``: the trained cpu-small model shipped inside the package (data_cards/egghand_mini.md).
+        ``"egghand-mini"``: the trained cpu-small model shipped inside the package (data_cards/egghand_mini.md),
+        or ``"egghand-mini-random-head"``: its twin fine-tuned from a random head
+        (data_cards/egghand_mini_random_head.md).
         ``overrides`` replace config fields (e.g. encoder_kwargs with local paths); the GR00T checkpoint is not
         read again (the decoder weights come from model.safetensors)."""
-        if str(directory) == SHIPPED_MINI_NAME:
-            if not (SHIPPED_MINI / CONFIG_NAME).is_file():
-                raise FileNotFoundError(f"{SHIPPED_MINI}: the shipped EggHand-mini is not in this installation; "
-                                        "remake it with `egghand pretrain recipe --work DIR --install`")
-            directory = SHIPPED_MINI
+        if str(directory) in SHIPPED_MODEL_NAMES:
+            twin = str(directory) == SHIPPED_MINI_RANDOM_HEAD_NAME
+            shipped, label = (SHIPPED_MINI_RANDOM_HEAD, "EggHand-mini random-head twin") if twin else (
+                SHIPPED_MINI, "EggHand-mini")
+            if not (shipped / CONFIG_NAME).is_file():
+                raise FileNotFoundError(f"{shipped}: the shipped {label} is not in this installation; remake it "
+                                        f"with `egghand pretrain {'twin' if twin else 'recipe'} --work DIR --install`")
+            directory = shipped
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: not a directory")
