@@ -319,8 +319,9 @@ def run_ablations(prep_dir: str | Path, out_dir: str | Path, model: nn.Module | 
                              top_mpjpe=metrics(p, top)["mpjpe"]))
 
     if "head_init" in which and head_models:
-        res["head_models"] = {variant: m if isinstance(m, str) else type(m).__name__ for variant, m in
-                              head_models.items()}
+        # what each row evaluated: a shipped name or folder as given, an in-memory model by its class
+        res["head_models"] = {variant: type(m).__name__ if isinstance(m, nn.Module) else str(m)
+                              for variant, m in head_models.items()}
         for variant, m in head_models.items():
             m_net = m if isinstance(m, nn.Module) else EggHandPolicy.from_pretrained(m)
             rows.append(_row("5 head init", variant, metrics(forecast(m_net.eval(), desc=variant))))
