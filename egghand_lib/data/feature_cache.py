@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Subset
@@ -306,8 +307,27 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
     smaller float type (InternVL gives ~1000 tokens x 1024 per window); reads always return float32.
     ``parts``: ("video", "text") (default), or one of them; ``("text",)`` also accepts an encoder whose
     text half alone is frozen (``text_cache_key()``). Returns the ``CachedFeatures`` of the finished cache.
+
+    Several processes may build the same cache at once (runs of several seeds sharing a feature folder): a
+    lock file beside it (``{cache_dir}.lock``) lets one build while the others wait, then read what it built.
     """
     cache_dir = Path(cache_dir)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_lock_path(cache_dir)):
+        return _build_locked(encoder, dataset, cache_dir, batch_size, shard_size, progress, num_workers, share_text,
+                             overwrite, fingerprint, on_shard, store_dtype, parts)
+
+
+def cache_lock_path(cache_dir: str | Path) -> Path:
+    """The lock file that serialises builds of ``cache_dir`` (beside it, so the cache folder holds only data)."""
+    cache_dir = Path(cache_dir)
+    return cache_dir.with_name(cache_dir.name + ".lock")
+
+
+def _build_locked(encoder: Any, dataset: Any, cache_dir: Path, batch_size: int, shard_size: int, progress: bool,
+                  num_workers: int, share_text: bool, overwrite: bool, fingerprint: dict | None,
+                  on_shard: Callable[[int], None] | None, store_dtype: torch.dtype | None,
+                  parts: Any) -> CachedFeatures:
     parts = _check_parts(parts)
     enc_id = encoder_identity(encoder, parts)
     fp = _canonical_json(fingerprint) if fingerprint is not None else dataset_fingerprint(dataset)

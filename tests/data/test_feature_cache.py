@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 
 import pytest
 import torch
+from filelock import FileLock
 from torch import nn
 
 from egghand_lib.batch import collate_windows
@@ -101,6 +103,26 @@ def test_build_and_read_equal_encoder_outputs(tmp_path, prep):
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["encoder"]["cache_key"]["weights_sha256"] == "seed-0" and manifest["complete"]
     assert manifest["dataset"]["split"] == "train" and manifest["dataset"]["num_windows"] == len(ds)
+
+
+def test_concurrent_builds_wait_for_the_one_that_builds(tmp_path, prep):
+    """Two runs sharing a feature folder: while one holds the cache's lock the other waits, then reads the
+    finished cache without encoding again (and without clearing the first one's partial files)."""
+    enc, ds = TinyFrozenEncoder(), ToyWindows(prep, n=9)
+    cache_dir = tmp_path / "features" / "train"
+    done: list = []
+    with FileLock(FC.cache_lock_path(cache_dir)):  # "the other process" is building
+        worker = threading.Thread(target=lambda: done.append(
+            FC.build_feature_cache(enc, ds, cache_dir, batch_size=4, shard_size=4, progress=False)))
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and not done and enc.calls == 0  # waiting, nothing encoded or written
+        assert not cache_dir.exists()
+        # the holder's build (the locked body itself: a second lock in this process would wait for the first)
+        FC._build_locked(TinyFrozenEncoder(), ds, cache_dir, 4, 4, False, 0, True, False, None, None, None, FC.PARTS)
+    worker.join(timeout=30)
+    assert done and len(done[0]) == len(ds)
+    assert enc.calls == 0  # the waiting build found the cache complete: it encoded nothing
 
 
 def test_variable_text_length_is_padded_and_masked(tmp_path, prep):
