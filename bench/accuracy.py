@@ -13,6 +13,7 @@ computed on the same windows in the same run.
     python bench/accuracy.py                   # EgoSynth bench, cpu-small
     python bench/accuracy.py --checkpoint runs/cpu-small
     python bench/accuracy.py --tiny            # tiny data, "tiny" model, a few steps (CI)
+    python bench/accuracy.py --seeds 3 --head-init --jobs 2   # Tables 3 and 5 over three trainings, two at a time
 """
 
 from __future__ import annotations
@@ -59,6 +60,40 @@ def load_model(path: Path):
     return model, f"checkpoint {ckpt} (config {cfg.name}, step {state['step']} of {total}: {status})"
 
 
+def _train_job(cfg, run_dir: Path, prep: Path, threads: int) -> float:
+    """One training in a --jobs worker process (``threads`` torch threads); returns its wall time (s)."""
+    import torch
+
+    from egghand_lib.training import train
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    train(cfg, run_dir, prep_dir=prep, progress=False)
+    return time.perf_counter() - t0
+
+
+def train_in_parallel(jobs: list[tuple[object, Path, Path]], workers: int) -> dict[Path, float]:
+    """Run the trainings ``jobs`` = [(TrainConfig, run folder, prepared folder)] in ``workers`` processes, the
+    cores split between them; a finished run is reused, an interrupted one resumes. -> {run folder: seconds}.
+
+    The runs share one feature folder: the first to need a cache builds it, the others wait for it (its lock).
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(workers, len(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    print(f"# training {len(jobs)} models, {workers} at a time, {threads} thread(s) each", flush=True)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_job, cfg, run_dir, prep, threads): run_dir for cfg, run_dir, prep in jobs}
+        seconds = {}
+        for future, run_dir in futures.items():
+            seconds[run_dir] = future.result()
+            print(f"# trained {run_dir} in {seconds[run_dir]:.0f} s", flush=True)
+    return seconds
+
+
 SEED_NOTE = ("egghand_ade", "egghand_mpjpe", "noisy_vision_over_clean_ade", "dummy_language_over_clean_ade",
              "noisy_vision_dummy_language_over_clean_ade", "random_head_over_pretrained_ade")
 
@@ -97,11 +132,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=1,
                     help="trainings of the model, seeds 42, 43, ...: figures are their mean (and *_sd)")
+    ap.add_argument("--first-seed", type=int, default=None,
+                    help="the first training seed (default: the config's, 42); --first-seed 43 --seeds 2: 43 and 44")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="trainings run at once, the cores shared between them (on 2 cores, --jobs 2 with one thread "
+                         "each gets more steps per second than one training on both)")
     ap.add_argument("--head-init", action="store_true",
                     help="also train each seed from a random head (paper Table 5): random_head_over_pretrained_*")
     args = ap.parse_args()
     if args.seeds < 1:
         ap.error("--seeds: must be >= 1")
+    if args.jobs < 1:
+        ap.error("--jobs: must be >= 1")
     setup_env(args.threads or (1 if args.tiny else None))
     from egghand_lib.ablations import make_corruption, task_vocabulary
     from egghand_lib.evaluation import (
@@ -134,8 +176,8 @@ def main() -> int:
     base_metrics = {name: forecast_metrics(p, gt, valid, convention="egghand") for name, p in base.items()}
     vocab = task_vocabulary(sorted(set(train_ds.arrays()["task"])))
 
-    def trained(seed: int, head: str | None) -> tuple[object, str, float | None]:
-        """A finished cpu-small (tiny) training of ``seed`` with decoder_init ``head`` (None: the config's)."""
+    def run_config(seed: int, head: str | None) -> tuple[TrainConfig, Path]:
+        """The cpu-small (tiny) training of ``seed`` with decoder_init ``head`` (None: the config's), and its folder."""
         over = {"eval_split": None, "max_steps": args.max_steps or (8 if args.tiny else None),
                 "train_split": args.train_split, "seed": seed,
                 "feature_cache_dir": str(args.work / "features")}  # the frozen encoder runs once for all trainings
@@ -144,12 +186,19 @@ def main() -> int:
         if head is not None:
             cfg = cfg.replace(model_overrides={**cfg.model_overrides, "decoder_init": head})
         name = "run_tiny" if args.tiny else "run_bench"
-        name += "" if seed == seeds[0] else f"_seed{seed}"
+        name += "" if seed == default_seed else f"_seed{seed}"  # a seed's run keeps its folder whatever --first-seed
         name += "" if head is None else f"_{head}_head"
+        return cfg, args.work / name
+
+    job_seconds: dict[Path, float] = {}  # trainings run by --jobs workers: their wall time
+
+    def trained(seed: int, head: str | None) -> tuple[object, str, float | None]:
+        """A finished training of ``seed`` with head ``head`` (a finished run, e.g. a --jobs worker's, is reused)."""
+        cfg, run_dir = run_config(seed, head)
         t0 = time.perf_counter()
-        res = train(cfg, args.work / name, prep_dir=prep, progress=not args.tiny)
+        res = train(cfg, run_dir, prep_dir=prep, progress=not args.tiny)
         return res.model, (f"trained here: config {cfg.name}, seed {seed}, {res.step} steps x batch "
-                           f"{cfg.batch_size} ({res.out_dir})"), time.perf_counter() - t0
+                           f"{cfg.batch_size} ({res.out_dir})"), job_seconds.get(run_dir, time.perf_counter() - t0)
 
     def measured(model) -> tuple[dict[str, dict[str, float]], float]:
         """{"EggHand" | corruption key: metrics} of one model on the windows, and its forecast time (s)."""
@@ -161,7 +210,12 @@ def main() -> int:
                                      transform=make_corruption(variant, vocab, args.seed))[0]
         return {k: forecast_metrics(p, gt, valid, convention="egghand") for k, p in out.items()}, forecast_s
 
-    seeds = [TrainConfig.named("tiny" if args.tiny else "cpu-small").seed + k for k in range(args.seeds)]
+    default_seed = TrainConfig.named("tiny" if args.tiny else "cpu-small").seed
+    seeds = [(default_seed if args.first_seed is None else args.first_seed) + k for k in range(args.seeds)]
+    if loaded is None and args.jobs > 1:
+        jobs = [(*run_config(seed, head), prep) for seed in seeds for head in ((None, "random") if args.head_init
+                                                                                else (None,))]
+        job_seconds.update(train_in_parallel(jobs, args.jobs))
     runs, sources = [], []
     for seed in seeds:
         train_s = None

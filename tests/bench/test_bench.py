@@ -118,6 +118,11 @@ def test_accuracy_over_seeds_prints_means_spreads_and_the_head_comparison(work: 
     assert figures["egghand_ade"] > 0 and figures["noisy_vision_over_clean_ade"] > 0
     # the tiny config's head is random already: "from a random head" is the same training, to the last digit
     assert figures["random_head_over_pretrained_ade"] == 1.0 and figures["random_head_over_pretrained_ade_sd"] == 0
+    # the same four trainings two at a time in worker processes (one thread each, as above): the same models
+    parallel = run_bench("accuracy.py", "--work", str(work / "seeds_jobs"), "--seeds", "2", "--head-init",
+                         "--jobs", "2")
+    for name in ("egghand_ade", "egghand_ade_sd", "noisy_vision_over_clean_ade", "random_head_ade"):
+        assert parallel[name] == figures[name], name
 
 
 def test_predictability_oracles_split_rotation_from_articulation() -> None:
