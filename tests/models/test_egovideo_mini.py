@@ -78,6 +78,8 @@ def test_missing_shipped_weights_say_how_to_make_them(tmp_path, monkeypatch):
     monkeypatch.setattr(modeling, "SHIPPED_GR00T_MINI_HEAD", empty / "gr00t_mini_head")
     monkeypatch.setattr(modeling, "SHIPPED_MINI", empty / "egghand_mini")
     monkeypatch.setattr(modeling, "SHIPPED_MINI_RANDOM_HEAD", empty / "egghand_mini_random_head")
+    for name, (folder, label, stage) in list(modeling.SHIPPED_MODELS.items()):
+        monkeypatch.setitem(modeling.SHIPPED_MODELS, name, (empty / folder.name, label, stage))
     with pytest.raises(FileNotFoundError, match="shipped EgoVideo-mini is not in this installation.*egghand pretrain"):
         build_encoder("egovideo-mini")
     with pytest.raises(FileNotFoundError, match="GR00T-mini head is not in this installation.*egghand pretrain"):

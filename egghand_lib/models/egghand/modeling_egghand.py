@@ -68,7 +68,12 @@ SHIPPED_MINI_NAME = "egghand-mini"
 # Its twin: the same fine-tune from a random head instead of the pretrained one (Table 5 without training).
 SHIPPED_MINI_RANDOM_HEAD = SHIPPED_MINI.with_name("egghand_mini_random_head")
 SHIPPED_MINI_RANDOM_HEAD_NAME = "egghand-mini-random-head"
-SHIPPED_MODEL_NAMES = (SHIPPED_MINI_NAME, SHIPPED_MINI_RANDOM_HEAD_NAME)
+# name -> (folder, what it is, the `egghand pretrain` stage that remakes it)
+SHIPPED_MODELS = {
+    SHIPPED_MINI_NAME: (SHIPPED_MINI, "EggHand-mini", "recipe"),
+    SHIPPED_MINI_RANDOM_HEAD_NAME: (SHIPPED_MINI_RANDOM_HEAD, "EggHand-mini random-head twin", "twin"),
+}
+SHIPPED_MODEL_NAMES = tuple(SHIPPED_MODELS)
 WEIGHTS_NAME = "model.safetensors"
 STATS_NAME = "stats.json"
 RUN_MODEL_DIR = "model"  # where a training run folder keeps its final model
@@ -637,13 +642,11 @@ class EggHandPolicy(nn.Module):
         (data_cards/egghand_mini_random_head.md).
         ``overrides`` replace config fields (e.g. encoder_kwargs with local paths); the GR00T checkpoint is not
         read again (the decoder weights come from model.safetensors)."""
-        if str(directory) in SHIPPED_MODEL_NAMES:
-            twin = str(directory) == SHIPPED_MINI_RANDOM_HEAD_NAME
-            shipped, label = (SHIPPED_MINI_RANDOM_HEAD, "EggHand-mini random-head twin") if twin else (
-                SHIPPED_MINI, "EggHand-mini")
+        if str(directory) in SHIPPED_MODELS:
+            shipped, label, stage = SHIPPED_MODELS[str(directory)]
             if not (shipped / CONFIG_NAME).is_file():
                 raise FileNotFoundError(f"{shipped}: the shipped {label} is not in this installation; remake it "
-                                        f"with `egghand pretrain {'twin' if twin else 'recipe'} --work DIR --install`")
+                                        f"with `egghand pretrain {stage} --work DIR --install`")
             directory = shipped
         directory = Path(directory)
         if not directory.is_dir():
