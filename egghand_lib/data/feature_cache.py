@@ -309,19 +309,18 @@ def build_feature_cache(encoder: Any, dataset: Any, cache_dir: str | Path, batch
     text half alone is frozen (``text_cache_key()``). Returns the ``CachedFeatures`` of the finished cache.
 
     Several processes may build the same cache at once (runs of several seeds sharing a feature folder): a
-    lock file beside it (``{cache_dir}.lock``) lets one build while the others wait, then read what it built.
+    lock file in it (``cache_lock_path``) lets one build while the others wait, then read what it built.
     """
     cache_dir = Path(cache_dir)
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(cache_lock_path(cache_dir)):
         return _build_locked(encoder, dataset, cache_dir, batch_size, shard_size, progress, num_workers, share_text,
                              overwrite, fingerprint, on_shard, store_dtype, parts)
 
 
 def cache_lock_path(cache_dir: str | Path) -> Path:
-    """The lock file that serialises builds of ``cache_dir`` (beside it, so the cache folder holds only data)."""
-    cache_dir = Path(cache_dir)
-    return cache_dir.with_name(cache_dir.name + ".lock")
+    """The lock file that serialises builds of ``cache_dir``: inside it, so nothing is written beside the folder."""
+    return Path(cache_dir) / ".build.lock"
 
 
 def _build_locked(encoder: Any, dataset: Any, cache_dir: Path, batch_size: int, shard_size: int, progress: bool,

@@ -111,18 +111,21 @@ def test_concurrent_builds_wait_for_the_one_that_builds(tmp_path, prep):
     enc, ds = TinyFrozenEncoder(), ToyWindows(prep, n=9)
     cache_dir = tmp_path / "features" / "train"
     done: list = []
+    cache_dir.mkdir(parents=True)
     with FileLock(FC.cache_lock_path(cache_dir)):  # "the other process" is building
         worker = threading.Thread(target=lambda: done.append(
             FC.build_feature_cache(enc, ds, cache_dir, batch_size=4, shard_size=4, progress=False)))
         worker.start()
         worker.join(timeout=1.0)
         assert worker.is_alive() and not done and enc.calls == 0  # waiting, nothing encoded or written
-        assert not cache_dir.exists()
+        assert not (cache_dir / FC.MANIFEST).exists()
         # the holder's build (the locked body itself: a second lock in this process would wait for the first)
         FC._build_locked(TinyFrozenEncoder(), ds, cache_dir, 4, 4, False, 0, True, False, None, None, None, FC.PARTS)
     worker.join(timeout=30)
     assert done and len(done[0]) == len(ds)
     assert enc.calls == 0  # the waiting build found the cache complete: it encoded nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "prep"]  # nothing written beside the cache
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["train"]
 
 
 def test_variable_text_length_is_padded_and_masked(tmp_path, prep):
